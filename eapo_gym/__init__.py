@@ -1,0 +1,32 @@
+"""eapo-gym: a Gymnasium environment for Expert-Assisted Policy Optimization (arXiv 2509.23730)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+from gymnasium.envs.registration import register
+
+__version__ = "0.1.0"
+
+ENV_ID = "EAPOMath-v0"
+
+if ENV_ID not in gym.registry:
+    register(id=ENV_ID, entry_point="eapo_gym.env:ExpertMathEnv")
+
+
+def set_training_step(env: gym.Env | gym.vector.VectorEnv, step: int) -> None:
+    """Set the acceptance schedule's training step on an env, a wrapped env or a vector env."""
+    if isinstance(env, gym.vector.VectorEnv):
+        env.call("set_training_step", step)
+    else:
+        env.unwrapped.set_training_step(step)
+
+
+def __getattr__(name: str):
+    if name == "ExpertMathEnv":
+        from eapo_gym.env import ExpertMathEnv
+
+        return ExpertMathEnv
+    raise AttributeError(f"module 'eapo_gym' has no attribute {name!r}")
+
+
+__all__ = ["ENV_ID", "ExpertMathEnv", "set_training_step"]

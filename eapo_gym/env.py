@@ -1,0 +1,289 @@
+"""ExpertMathEnv: a math problem per episode, with experts the policy may consult.
+
+One ``step`` is one policy turn (``action_mode="text"``) or one token
+(``action_mode="token"``). A turn is free reasoning followed by up to K
+``<expert>`` queries or an ``<answer>``; see ``eapo_gym.protocol``. Queries are
+admitted with probability ``rho(s)`` (``eapo_gym.acceptance``), dispatched to
+the experts in parallel, and their replies appended to the observation.
+
+Reward, paid when the episode ends::
+
+    R = reward_correct   if the answer is verifiably correct
+        reward_format    if an answer was given in the format but is wrong
+        0                otherwise (no answer, or turn budget exhausted)
+    R -= consult_cost * number_of_queries
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from eapo_gym.acceptance import AcceptanceSchedule, make_schedule
+from eapo_gym.experts import ExpertPanel, ExpertSpec, make_experts
+from eapo_gym.problems import Problem, ProblemSet, load_problems
+from eapo_gym.protocol import TurnProtocol
+from eapo_gym.spaces import UnicodeText
+from eapo_gym.tokenizer import TOKENIZER_DIR, load_tokenizer
+from eapo_gym.verify import is_correct
+
+DEFAULT_INSTRUCTIONS = (
+    "Solve the problem. To ask experts, write up to {max_queries} questions as "
+    "{query_open}question{query_close} and end your turn; replies arrive as "
+    "{reply_open}reply{reply_close}, and an expert may be unavailable. "
+    "Give the final answer as {answer_open}answer{answer_close}."
+)
+DEFAULT_PROMPT_TEMPLATE = "{instructions}\nProblem: {question}\n"
+
+
+class ExpertMathEnv(gym.Env):
+    """Gymnasium environment for expert-assisted math reasoning (EAPO, arXiv 2509.23730).
+
+    Keywords beyond the reward and budget knobs:
+        problems, split, difficulty: the problem source (see ``eapo_gym.problems.load_problems``).
+        experts: a name (``"reference"``, ``"symbolic"``), an ``Expert``, a callable, a list, or None.
+        acceptance: rho as a number, a schedule name, ``{"type": ..., **params}`` or a callable of the step.
+        max_queries: K, the most queries one turn may send (extra ones are ignored).
+        parallel_experts: send a turn's queries at once (True) or one after another (False).
+        expert_timeout: seconds a turn waits for its replies before an expert counts as failed.
+        protocol: the tag syntax (``TurnProtocol``); prompt_template / instructions: the prompt text.
+        tokenizer: token mode's tokenizer, an object or a local path (the package's by default).
+        max_turn_chars / max_turn_tokens: a longer turn is cut there; max_answer_chars: a longer
+            answer is not well-formed; max_prompt_chars: a longer problem statement is an error.
+    """
+
+    metadata = {"render_modes": ["ansi", "human"]}
+
+    def __init__(
+        self,
+        problems: str | Sequence[dict] | ProblemSet = "mixed",
+        split: str = "train",
+        difficulty: int | None = None,
+        experts: ExpertSpec | Sequence[ExpertSpec] | None = "reference",
+        acceptance: float | str | dict | AcceptanceSchedule = 1.0,
+        max_turns: int = 10,
+        reward_correct: float = 1.0,
+        reward_format: float = 0.1,
+        consult_cost: float = 0.0,
+        action_mode: str = "text",
+        render_mode: str | None = None,
+        *,
+        max_queries: int = 3,
+        parallel_experts: bool = True,
+        expert_timeout: float = 60.0,
+        protocol: TurnProtocol | None = None,
+        prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+        instructions: str = DEFAULT_INSTRUCTIONS,
+        tokenizer: Any = None,
+        max_turn_chars: int = 4096,
+        max_turn_tokens: int = 512,
+        max_answer_chars: int = 256,
+        max_reply_chars: int = 2000,
+        max_prompt_chars: int = 16384,
+    ) -> None:
+        if action_mode not in ("text", "token"):
+            raise ValueError(f"action_mode must be 'text' or 'token', got {action_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        if max_turns < 1:
+            raise ValueError("max_turns must be at least 1")
+        self.problems = load_problems(problems, split=split, difficulty=difficulty)
+        self.protocol = replace(protocol or TurnProtocol(), max_queries=max_queries)
+        self.panel = ExpertPanel(make_experts(experts), expert_timeout, parallel_experts, max_reply_chars)
+        self.acceptance = make_schedule(acceptance)
+        self.max_turns = max_turns
+        self.reward_correct = reward_correct
+        self.reward_format = reward_format
+        self.consult_cost = consult_cost
+        self.action_mode = action_mode
+        self.render_mode = render_mode
+        self.prompt_template = prompt_template
+        self.instructions = instructions.format(**vars(self.protocol)) if instructions else ""
+        self.max_turn_chars = max_turn_chars
+        self.max_turn_tokens = max_turn_tokens
+        self.max_answer_chars = max_answer_chars
+        self.max_prompt_chars = max_prompt_chars
+        self.training_step = 0
+        self._tokenizer_spec = tokenizer
+
+        max_feedback = self.protocol.max_queries * (max_reply_chars + 2 * len(self.protocol.reply_close)) + 2
+        self.max_observation_chars = max_prompt_chars + len(self.instructions) + len(prompt_template)
+        self.max_observation_chars += max_turns * (max_turn_chars + max_feedback)
+        if action_mode == "text":
+            self.action_space = UnicodeText(max_turn_chars)
+            self.observation_space = UnicodeText(self.max_observation_chars)
+        else:
+            self.action_space = spaces.Discrete(len(self.tokenizer))
+            self.observation_space = spaces.Sequence(spaces.Discrete(len(self.tokenizer)), stack=True)
+        self.problem: Problem | None = None
+
+    # ---- public helpers -------------------------------------------------------------------
+
+    @cached_property
+    def tokenizer(self):
+        """Token mode's tokenizer: the package's character tokenizer unless one was given."""
+        spec = self._tokenizer_spec
+        if spec is None or isinstance(spec, str | Path):
+            return load_tokenizer(spec or TOKENIZER_DIR)
+        return spec
+
+    @property
+    def acceptance_rate(self) -> float:
+        """rho at the current training step."""
+        return float(self.acceptance(self.training_step))
+
+    def set_training_step(self, step: int) -> None:
+        """Tell the env the global training step ``s`` that the acceptance schedule follows."""
+        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
+            raise ValueError(f"training step must be a non-negative integer, got {step!r}")
+        self.training_step = int(step)
+
+    @property
+    def transcript(self) -> str:
+        """The episode so far as text: prompt, policy turns and expert replies."""
+        return self._transcript
+
+    def prompt_for(self, problem: Problem) -> str:
+        """The first observation's text for ``problem`` (never contains the answer)."""
+        if len(problem.question) > self.max_prompt_chars:
+            raise ValueError(
+                f"problem {problem.id!r} has {len(problem.question)} characters; "
+                f"raise max_prompt_chars (now {self.max_prompt_chars}) to use it"
+            )
+        return self.prompt_template.format(instructions=self.instructions, question=problem.question)
+
+    # ---- Gymnasium API --------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        if "training_step" in options:
+            self.set_training_step(options["training_step"])
+        if "problem_id" in options:
+            self.problem = self.problems.get(options["problem_id"])
+        else:
+            self.problem = self.problems[int(self.np_random.integers(len(self.problems)))]
+        self.panel.new_episode()
+        self._transcript = self.prompt_for(self.problem)
+        self._stats = {"turns": 0, "consults": 0, "accepted": 0, "rejected": 0, "expert_errors": 0,
+                       "expert_chars": 0, "dropped_queries": 0}
+        self._done = False
+        if self.action_mode == "token":
+            self._ids = self.tokenizer.encode(self._transcript, add_special_tokens=False)
+            self._turn_ids: list[int] = []
+            self._turn_text = ""
+            self._stats["expert_tokens"] = 0
+        return self._observation(), self._info(feedback="")
+
+    def step(self, action):
+        if self.problem is None or self._done:
+            raise RuntimeError("the episode is over or has not started: call reset()")
+        if self.action_mode == "token":
+            return self._step_token(action)
+        if not isinstance(action, str):
+            raise TypeError(f"text-mode actions are strings, got {type(action).__name__}")
+        return self._play_turn(_clean_text(action)[: self.max_turn_chars])
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return self._transcript
+        if self.render_mode == "human":
+            print(self._transcript)
+        return None
+
+    def close(self) -> None:
+        self.panel.close()
+
+    # ---- one turn -------------------------------------------------------------------------
+
+    def _step_token(self, action):
+        token = int(action)
+        if not 0 <= token < len(self.tokenizer):
+            raise ValueError(f"token id {token} outside the vocabulary of {len(self.tokenizer)}")
+        self._ids.append(token)
+        if token != self.tokenizer.eos_token_id:
+            self._turn_ids.append(token)
+            self._turn_text += self.tokenizer.decode([token])
+            turn_over = len(self._turn_ids) >= self.max_turn_tokens or self.protocol.turn_is_complete(
+                self._turn_text
+            )
+            if not turn_over:
+                return self._observation(), 0.0, False, False, self._info(feedback="")
+        text = self.tokenizer.decode(self._turn_ids)
+        self._turn_ids, self._turn_text = [], ""
+        return self._play_turn(text)
+
+    def _play_turn(self, text: str):
+        """Apply one complete turn: answer, consult, or give up."""
+        self._stats["turns"] += 1
+        self._transcript += text
+        parsed = self.protocol.parse(text)
+        if parsed.kind != "consult":
+            return self._finish(parsed.answer, truncated=False, feedback="")
+        self._stats["dropped_queries"] += parsed.dropped_queries
+        feedback = self._consult(parsed.queries)
+        self._transcript += feedback
+        if self.action_mode == "token":
+            feedback_ids = self.tokenizer.encode(feedback, add_special_tokens=False)
+            self._ids.extend(feedback_ids)
+            self._stats["expert_tokens"] += len(feedback_ids)
+        if self._stats["turns"] >= self.max_turns:
+            return self._finish(None, truncated=True, feedback=feedback)
+        return self._observation(), 0.0, False, False, self._info(feedback=feedback)
+
+    def _consult(self, queries: tuple[str, ...]) -> str:
+        """Admit each query with probability rho, ask the experts, return the reply block."""
+        admitted = self.np_random.random(len(queries)) < self.acceptance_rate
+        asked = [q for q, ok in zip(queries, admitted, strict=True) if ok]
+        outcomes = iter(self.panel.ask(asked, self.problem, self._transcript, self.np_random) if asked else [])
+        replies = []
+        for ok in admitted:
+            if not ok:
+                replies.append(self.protocol.unavailable_notice)
+                continue
+            outcome = next(outcomes)
+            replies.append(outcome.reply if outcome.reply is not None else self.protocol.failure_notice)
+            self._stats["expert_errors"] += outcome.error is not None
+            self._stats["expert_chars"] += len(outcome.reply or "")
+        self._stats["consults"] += len(queries)
+        self._stats["accepted"] += int(admitted.sum())
+        self._stats["rejected"] += int((~admitted).sum())
+        return self.protocol.reply_block(replies)
+
+    def _finish(self, answer: str | None, truncated: bool, feedback: str):
+        """End the episode and pay the reward."""
+        well_formed = answer is not None and 0 < len(answer) <= self.max_answer_chars
+        correct = well_formed and is_correct(answer, self.problem.answer)
+        reward = self.reward_correct if correct else self.reward_format if well_formed else 0.0
+        reward -= self.consult_cost * self._stats["consults"]
+        self._done = True
+        info = self._info(feedback=feedback)
+        info.update(correct=bool(correct), well_formed=bool(well_formed), answer=answer)
+        return self._observation(), float(reward), not truncated, truncated, info
+
+    def _observation(self):
+        if self.action_mode == "token":
+            return np.asarray(self._ids, dtype=np.int64)
+        return self._transcript
+
+    def _info(self, feedback: str) -> dict[str, Any]:
+        return {
+            **self._stats,
+            "problem_id": self.problem.id,
+            "difficulty": self.problem.difficulty,
+            "acceptance_rate": self.acceptance_rate,
+            "training_step": self.training_step,
+            "feedback": feedback,
+        }
+
+
+def _clean_text(text: str) -> str:
+    """Replace lone surrogates and other unencodable characters so the transcript stays valid text."""
+    return text.encode("utf-8", "replace").decode("utf-8")

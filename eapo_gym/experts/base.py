@@ -1,0 +1,77 @@
+"""The expert interface: answer a batch of policy queries, sync or async."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from eapo_gym.problems import Problem
+
+
+@dataclass
+class ExpertQuery:
+    """One question from the policy, with what an expert may use to answer it.
+
+    ``context`` is the episode transcript before the question; ``memory`` is a
+    scratch dict private to this expert for the current episode (reset at
+    ``env.reset``); ``rng`` is seeded by the environment, so a stochastic expert
+    is reproducible from the episode seed.
+    """
+
+    text: str
+    problem: Problem
+    context: str = ""
+    memory: dict[str, Any] = field(default_factory=dict)
+    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+
+
+@runtime_checkable
+class Expert(Protocol):
+    """Anything with a ``name`` and ``consult(queries) -> replies`` (one reply per query)."""
+
+    name: str
+
+    def consult(self, queries: Sequence[ExpertQuery]) -> list[str]: ...
+
+
+class BaseExpert(ABC):
+    """Base class: implement ``consult``; ``aconsult`` runs it off the event loop."""
+
+    name: str = "expert"
+
+    @abstractmethod
+    def consult(self, queries: Sequence[ExpertQuery]) -> list[str]:
+        """Return one reply per query, in order."""
+
+    async def aconsult(self, queries: Sequence[ExpertQuery]) -> list[str]:
+        """Async path; servers override it with real concurrent I/O."""
+        return await asyncio.to_thread(self.consult, queries)
+
+
+class FunctionExpert(BaseExpert):
+    """Wraps a user callable ``fn(query: ExpertQuery) -> str`` as an expert.
+
+    Several queries are answered concurrently, one thread each, so a callable
+    that waits on I/O serves a turn's K queries in parallel. With
+    ``batched=True`` the callable takes the whole list of queries and returns a
+    list of replies instead.
+    """
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, batched: bool = False) -> None:
+        self.fn = fn
+        self.batched = batched
+        self.name = name or getattr(fn, "__name__", "function")
+
+    def consult(self, queries: Sequence[ExpertQuery]) -> list[str]:
+        if self.batched:
+            return list(self.fn(list(queries)))
+        if len(queries) <= 1:
+            return [self.fn(query) for query in queries]
+        with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="eapo-fn-expert") as pool:
+            return list(pool.map(self.fn, queries))
