@@ -261,16 +261,15 @@ def test_step_after_episode_end_is_an_error():
 
 
 def play_tokens(env: ExpertMathEnv, turns: list[str]):
-    """Drive a token-mode env with the token ids of whole turns; return the last step."""
+    """Drive a token-mode env with whole turns, ending each with EOS if no tag ended it."""
     tokenizer = env.tokenizer
-    for turn in turns:
-        ids = tokenizer.encode(turn, add_special_tokens=False)
-        for i, token in enumerate(ids):
+    for number, turn in enumerate(turns, start=1):
+        for token in tokenizer.encode(turn, add_special_tokens=False):
             result = env.step(token)
-            if result[2] or result[3]:
-                return result
-            if result[4]["turns"] > 0 and i < len(ids) - 1 and result[4]["feedback"]:
-                raise AssertionError("turn ended before its last token")
+        if result[4]["turns"] < number:
+            result = env.step(tokenizer.eos_token_id)
+        if result[2] or result[3]:
+            return result
     return result
 
 
@@ -288,19 +287,21 @@ def test_token_mode_reaches_the_same_rewards_as_text_mode(answer_kind):
     token_result = play_tokens(token_env, turns)
     assert token_result[1] == text_results[-1][1]
     assert token_result[4]["correct"] == text_results[-1][4]["correct"]
-    assert token_env.tokenizer.decode(token_result[0].tolist()) == text_env.transcript
+    transcript = token_env.tokenizer.decode(token_result[0].tolist(), skip_special_tokens=True)
+    assert transcript == text_env.transcript
 
 
 def test_token_mode_eos_ends_a_turn_and_queries_inject_expert_tokens():
     env = make(action_mode="token")
     ids, _ = env.reset(seed=0)
     tokenizer = env.tokenizer
-    for token in tokenizer.encode("<expert>hint</expert>", add_special_tokens=False):
+    turn = tokenizer.encode("<expert>hint</expert>", add_special_tokens=False)
+    for token in turn:
         obs, reward, terminated, truncated, info = env.step(token)
     assert info["turns"] == 0  # one query of K=3: the turn waits for more or for EOS
     obs, reward, terminated, truncated, info = env.step(tokenizer.eos_token_id)
     assert info["turns"] == 1 and info["expert_tokens"] > 0 and not terminated
-    assert len(obs) == len(ids) + 3 + 1 + info["expert_tokens"]
+    assert len(obs) == len(ids) + len(turn) + 1 + info["expert_tokens"]
     assert env.problem.solution_steps[0] in tokenizer.decode(obs.tolist())
     *_, terminated, _, info = env.step(tokenizer.eos_token_id)  # an empty turn gives up
     assert terminated and not info["correct"]
