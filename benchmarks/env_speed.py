@@ -67,7 +67,9 @@ def token_steps(episodes: int, **env_kwargs) -> dict:
 
 def vector(episodes: int, num_envs: int, **env_kwargs) -> dict:
     """SyncVectorEnv: every sub-env answers at once; autoreset steps are counted separately."""
-    envs = gym.make_vec("EAPOMath-v0", num_envs=num_envs, vectorization_mode="sync", experts=None, **env_kwargs)
+    envs = gym.make_vec(
+        "EAPOMath-v0", num_envs=num_envs, vectorization_mode="sync", experts=None, **env_kwargs
+    )
     envs.reset(seed=0)
     actions = ("<answer>42</answer>",) * num_envs
     rounds = max(1, episodes // num_envs)

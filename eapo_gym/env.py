@@ -91,7 +91,9 @@ class ExpertMathEnv(gym.Env):
         if action_mode not in ("text", "token"):
             raise ValueError(f"action_mode must be 'text' or 'token', got {action_mode!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}"
+            )
         if max_turns < 1:
             raise ValueError("max_turns must be at least 1")
         self.problems = load_problems(problems, split=split, difficulty=difficulty)
@@ -172,8 +174,15 @@ class ExpertMathEnv(gym.Env):
             self.problem = self.problems[int(self.np_random.integers(len(self.problems)))]
         self.panel.new_episode()
         self._transcript = self.prompt_for(self.problem)
-        self._stats = {"turns": 0, "consults": 0, "accepted": 0, "rejected": 0, "expert_errors": 0,
-                       "expert_chars": 0, "dropped_queries": 0}
+        self._stats = {
+            "turns": 0,
+            "consults": 0,
+            "accepted": 0,
+            "rejected": 0,
+            "expert_errors": 0,
+            "expert_chars": 0,
+            "dropped_queries": 0,
+        }
         self._done = False
         if self.action_mode == "token":
             self._ids = self.tokenizer.encode(self._transcript, add_special_tokens=False)
@@ -242,7 +251,9 @@ class ExpertMathEnv(gym.Env):
         """Admit each query with probability rho, ask the experts, return the reply block."""
         admitted = self.np_random.random(len(queries)) < self.acceptance_rate
         asked = [q for q, ok in zip(queries, admitted, strict=True) if ok]
-        outcomes = iter(self.panel.ask(asked, self.problem, self._transcript, self.np_random) if asked else [])
+        outcomes = iter(
+            self.panel.ask(asked, self.problem, self._transcript, self.np_random) if asked else []
+        )
         replies = []
         for ok in admitted:
             if not ok:

@@ -65,6 +65,18 @@ class TurnProtocol:
         return re.compile(re.escape(self.answer_open) + r"(.*?)" + re.escape(self.answer_close), re.DOTALL)
 
     @property
+    def tags(self) -> tuple[str, ...]:
+        """Every tag of the protocol, the reply delimiters included."""
+        return (
+            self.query_open,
+            self.query_close,
+            self.answer_open,
+            self.answer_close,
+            self.reply_open,
+            self.reply_close,
+        )
+
+    @property
     def stop_strings(self) -> tuple[str, ...]:
         """Closing tags at which a sampler may end a turn (the K-th query tag ends it too)."""
         return (self.answer_close, self.query_close)
@@ -90,3 +102,6 @@ class TurnProtocol:
     def reply_block(self, replies: list[str]) -> str:
         """The text appended after a consulting turn: one delimited reply per query."""
         return "\n" + "".join(f"{self.reply_open}{reply}{self.reply_close}\n" for reply in replies)
+
+
+DEFAULT_PROTOCOL = TurnProtocol()

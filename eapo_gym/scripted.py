@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from eapo_gym.protocol import TurnProtocol
+from eapo_gym.protocol import DEFAULT_PROTOCOL, TurnProtocol
 
 _NUMBER = re.compile(r"-?\d+(?:/\d+)?")
 
@@ -17,7 +17,7 @@ class ExpertFollower:
     statement, a no-help baseline.
     """
 
-    def __init__(self, protocol: TurnProtocol = TurnProtocol(), consult: bool = True, max_turns: int = 10):
+    def __init__(self, protocol: TurnProtocol = DEFAULT_PROTOCOL, consult: bool = True, max_turns: int = 10):
         self.protocol = protocol
         self.consult = consult
         self.max_turns = max_turns

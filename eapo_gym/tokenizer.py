@@ -12,21 +12,10 @@ import string
 from functools import lru_cache
 from pathlib import Path
 
-from eapo_gym.protocol import TurnProtocol
+from eapo_gym.protocol import DEFAULT_PROTOCOL
 
 TOKENIZER_DIR = Path(__file__).parent / "assets" / "tokenizer"
 SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>"}
-
-
-def protocol_tags(protocol: TurnProtocol = TurnProtocol()) -> list[str]:
-    return [
-        protocol.query_open,
-        protocol.query_close,
-        protocol.answer_open,
-        protocol.answer_close,
-        protocol.reply_open,
-        protocol.reply_close,
-    ]
 
 
 def build_char_tokenizer():
@@ -40,7 +29,7 @@ def build_char_tokenizer():
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     core.decoder = decoders.Fuse()
     core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
-    core.add_tokens([AddedToken(t, special=False, normalized=False) for t in protocol_tags()])
+    core.add_tokens([AddedToken(t, special=False, normalized=False) for t in DEFAULT_PROTOCOL.tags])
     return PreTrainedTokenizerFast(tokenizer_object=core, **SPECIAL_TOKENS)
 
 

@@ -40,7 +40,9 @@ def test_consult_then_correct_answer_scores_one():
     assert (reward, terminated, truncated) == (0.0, False, False)
     assert f"<reply>{problem.solution_steps[0]}</reply>" in obs
     assert info["consults"] == info["accepted"] == 1 and info["feedback"] in obs
-    obs, reward, terminated, truncated, info = env.step(f"So it is {problem.answer}. <answer>{problem.answer}</answer>")
+    obs, reward, terminated, truncated, info = env.step(
+        f"So it is {problem.answer}. <answer>{problem.answer}</answer>"
+    )
     assert reward == 1.0 and terminated and not truncated
     assert info["correct"] and info["well_formed"] and info["turns"] == 2
 
@@ -53,7 +55,9 @@ def test_wrong_but_well_formed_answer_scores_format_reward():
     assert reward == pytest.approx(0.1) and terminated and not info["correct"] and info["well_formed"]
 
 
-@pytest.mark.parametrize("garbage", ["", "I give up", "<answer></answer>", "<answer>" + "9" * 300 + "</answer>"])
+@pytest.mark.parametrize(
+    "garbage", ["", "I give up", "<answer></answer>", "<answer>" + "9" * 300 + "</answer>"]
+)
 def test_garbage_scores_zero_and_ends(garbage):
     env = make()
     env.reset(seed=2)
@@ -231,7 +235,9 @@ def test_expert_returning_non_strings_is_a_failure():
 
 
 def test_custom_tags():
-    protocol = TurnProtocol(query_open="[ASK]", query_close="[/ASK]", answer_open="[ANS]", answer_close="[/ANS]")
+    protocol = TurnProtocol(
+        query_open="[ASK]", query_close="[/ASK]", answer_open="[ANS]", answer_close="[/ANS]"
+    )
     env = make(protocol=protocol)
     obs, _ = env.reset(seed=0)
     assert "[ASK]" in obs
@@ -243,7 +249,12 @@ def test_custom_tags():
 
 @pytest.mark.parametrize(
     "hostile",
-    ["x" * 1_000_000, "\x00" * 100 + "<answer>\x00</answer>", "\ud800<answer>\udfff</answer>", "<expert>" * 5000],
+    [
+        "x" * 1_000_000,
+        "\x00" * 100 + "<answer>\x00</answer>",
+        "\ud800<answer>\udfff</answer>",
+        "<expert>" * 5000,
+    ],
 )
 def test_hostile_actions_do_not_crash(hostile):
     env = make()

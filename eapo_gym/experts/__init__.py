@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-
 from eapo_gym.experts.base import BaseExpert, Expert, ExpertQuery, FunctionExpert
 from eapo_gym.experts.dispatch import ExpertPanel
 from eapo_gym.experts.reference import ReferenceExpert

@@ -81,7 +81,8 @@ class ExpertPanel:
             batches.setdefault(j % len(self.experts), []).append(j)
         executor = self._pool()
         futures = {
-            e: executor.submit(self.experts[e].consult, [queries[j] for j in idx]) for e, idx in batches.items()
+            e: executor.submit(self.experts[e].consult, [queries[j] for j in idx])
+            for e, idx in batches.items()
         }
         wait(futures.values(), timeout=self.timeout)
         outcomes: list[ExpertOutcome] = [ExpertOutcome("none", None)] * len(queries)

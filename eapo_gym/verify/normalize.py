@@ -1,0 +1,189 @@
+"""String clean-up before parsing: unicode, spacing, delimiters, digit grouping, units and currency.
+
+Percent signs and degree marks are kept (as ``%`` and ``°``) because they change the value;
+the parser turns them into nodes. Units and currency are stripped from the end of an answer
+and the unit is returned so that two answers with different units are never equal.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNICODE = str.maketrans(
+    {
+        "\u2212": "-", "\u2013": "-", "\u2012": "-", "\ufe63": "-", "\uff0d": "-",
+        "\u00d7": r" \times ", "\u22c5": r" \cdot ", "\u00b7": r" \cdot ", "\u2217": "*", "\u00f7": "/",
+        "\u2264": r" \le ", "\u2265": r" \ge ", "\u2260": r" \ne ", "\u2248": r" \approx ",
+        "\u03c0": r" \pi ", "\u221e": r" \infty ", "\u221a": r"\sqrt", "\u222a": r" \cup ",
+        "\u2208": r" \in ", "\u00b1": r" \pm ", "\u2213": r" \mp ", "\u2205": r" \emptyset ",
+        "\u2026": "...", "\u2032": "'", "\u00ba": "\u00b0", "\u2103": "\u00b0",
+        "\u00b2": "^2", "\u00b3": "^3", "\u00b9": "^1", "\u2070": "^0", "\u2074": "^4", "\u2075": "^5",
+        "\u2076": "^6", "\u2077": "^7", "\u2078": "^8", "\u2079": "^9", "\u207b": "^-",
+        "\u00bd": "(1/2)", "\u2153": "(1/3)", "\u2154": "(2/3)", "\u00bc": "(1/4)", "\u00be": "(3/4)",
+        "\u2155": "(1/5)", "\u2159": "(1/6)", "\u215b": "(1/8)",
+        "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u2007": " ", "\u2008": " ", "\u200a": " ",
+        "\u2002": " ", "\u2003": " ", "\u2004": " ", "\u2005": " ", "\u2006": " ", "\u3000": " ",
+        "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "",
+        "\t": " ", "\n": " ", "\r": " ",
+    }
+)  # fmt: skip
+
+_OUTER = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
+_SUBS = (
+    (re.compile(r"\\(?:left|right)\s*[.]"), ""),
+    (re.compile(r"\\(?:left|right|[bB]igg?[lrm]?)(?![a-zA-Z])"), ""),
+    (re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z])"), ""),
+    (re.compile(r"\\(?:d|t|c)frac(?![a-zA-Z])"), r"\\frac"),
+    (re.compile(r"\\(?:d|t)binom(?![a-zA-Z])"), r"\\binom"),
+    (re.compile(r"\\(?:lvert|rvert|vert|mid)(?![a-zA-Z])"), "|"),
+    (re.compile(r"\\lbrace(?![a-zA-Z])"), r"\\{"),
+    (re.compile(r"\\rbrace(?![a-zA-Z])"), r"\\}"),
+    (re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])"), "°"),
+    (re.compile(r"\\text\s*\{\s*°\s*\}"), "°"),
+    (re.compile(r"\\%|\\text\s*\{\s*%\s*\}"), "%"),
+    (re.compile(r"\\\$|\$|€|£|¥|\bUSD\b|\bUS\b"), " "),
+    (re.compile(r"\{,\}"), ""),
+    (re.compile(r"\\(?:[,;:> ]|quad|qquad|hspace\{[^{}]*\})"), " "),
+    (re.compile(r"\\!|~"), " "),
+    (re.compile(r"\s+"), " "),
+)
+_LEADING = re.compile(r"^(?:\\approx|approximately|approx\.?|about|around|roughly|=)\s*", re.I)
+_DIGIT_GROUPS = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?!\d)")
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?[%°]?")
+_TEXT_UNIT = re.compile(
+    r"\s*\\(?:text|textrm|textnormal|textit|textbf|mbox|mathrm|rm|mathit)\s*\{\s*([A-Za-z][A-Za-z .\-/]*)\}"
+    r"\s*(\^\s*\{?\s*[23]\s*\}?)?\s*\.?\s*$"
+)
+_WORD_UNIT = re.compile(r"(?<=[\d\s}).°])\s*((?:square|sq\.?|cubic)\s+)?([A-Za-z]+(?:/[A-Za-z]+)?)(\^?[23])?\s*\.?$")
+
+_UNIT_GROUPS = {
+    "mm": "mm millimeter millimeters millimetre millimetres",
+    "cm": "cm centimeter centimeters centimetre centimetres",
+    "m": "m meter meters metre metres",
+    "km": "km kilometer kilometers kilometre kilometres",
+    "in": "in inch inches",
+    "ft": "ft foot feet",
+    "yd": "yd yard yards",
+    "mi": "mi mile miles",
+    "mg": "mg milligram milligrams",
+    "g": "g gram grams",
+    "kg": "kg kilogram kilograms",
+    "lb": "lb lbs pound pounds",
+    "oz": "oz ounce ounces",
+    "ml": "ml milliliter milliliters millilitre millilitres",
+    "l": "l liter liters litre litres",
+    "gal": "gal gallon gallons",
+    "s": "s sec secs second seconds",
+    "min": "min mins minute minutes",
+    "h": "h hr hrs hour hours",
+    "day": "day days",
+    "week": "week weeks",
+    "month": "month months",
+    "year": "year years yr yrs",
+    "mph": "mph",
+    "km/h": "km/h kmh kph",
+    "m/s": "m/s",
+    "cent": "cent cents",
+    "": "unit units dollar dollars euro euros",
+}
+_UNITS = {word: key for key, words in _UNIT_GROUPS.items() for word in words.split()}
+_SINGLE_LETTER_UNITS = {"m", "g", "s", "h", "l"}
+
+
+def to_plain(text: str) -> str:
+    """Map unicode maths to LaTeX/ASCII and collapse spacing commands and whitespace."""
+    text = text.translate(_UNICODE)
+    for pattern, repl in _SUBS:
+        text = pattern.sub(repl, text)
+    return text.strip()
+
+
+def strip_outer(text: str) -> str:
+    """Remove math delimiters and a ``\\boxed{}`` that wrap the whole string."""
+    for _ in range(4):
+        text = text.strip()
+        for left, right in _OUTER:
+            if len(text) >= len(left) + len(right) and text.startswith(left) and text.endswith(right):
+                text = text[len(left) : len(text) - len(right)].strip()
+        if text.startswith("\\boxed{") and text.endswith("}") and _closes_at_end(text, 6):
+            text = text[7:-1]
+        else:
+            break
+    return text.strip()
+
+
+def _closes_at_end(text: str, start: int) -> bool:
+    depth = 0
+    for k in range(start, len(text)):
+        ch = text[k]
+        if ch == "{" and text[k - 1] != "\\":
+            depth += 1
+        elif ch == "}" and text[k - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return k == len(text) - 1
+    return False
+
+
+def _strip_units(text: str) -> tuple[str, str | None]:
+    unit: str | None = None
+    for _ in range(3):
+        m = _TEXT_UNIT.search(text)
+        if m and m.start() > 0:
+            words = m.group(1).strip().lower()
+            if words in ("or", "and"):
+                break
+            if words.rstrip(".") in ("percent", "per cent"):
+                return text[: m.start()].rstrip() + "%", unit
+            if words.rstrip(".") in ("degree", "degrees", "deg"):
+                return text[: m.start()].rstrip() + "°", unit
+            unit = unit or _canonical_unit(words, m.group(2))
+            text = text[: m.start()].rstrip()
+            continue
+        m = _WORD_UNIT.search(text)
+        if m and m.start() > 0:
+            word = m.group(2).lower()
+            if word in ("percent",):
+                return text[: m.start()].rstrip() + "%", unit
+            if word in ("degree", "degrees", "deg"):
+                return text[: m.start()].rstrip() + "°", unit
+            if word in _UNITS and (len(word) > 1 or text[m.start() - 1 : m.start()] == " " or m.group(1)):
+                prev = text[: m.start()].rstrip()
+                if len(word) == 1 and not prev[-1:].isdigit():
+                    break
+                unit = unit or _canonical_unit(word, m.group(3) or m.group(1))
+                text = prev
+                continue
+        break
+    return text, unit
+
+
+def _canonical_unit(words: str, power: str | None) -> str | None:
+    words = re.sub(r"^(?:square|sq\.?|cubic)\s+", "", words.strip().lower())
+    key = _UNITS.get(words, _UNITS.get(words.rstrip("s"), words))
+    if not key:
+        return None
+    if power:
+        digits = "".join(ch for ch in power if ch.isdigit())
+        key += "^" + (digits or ("3" if "cubic" in power else "2"))
+    return key
+
+
+def normalize(text: str) -> tuple[str, str | None]:
+    """Return the cleaned answer and its unit (None when it has none)."""
+    text = strip_outer(to_plain(strip_outer(text)))
+    text = _LEADING.sub("", text).rstrip(" .,;")
+    text, unit = _strip_units(text)
+    text = text.rstrip(" .,;")
+    text = _DIGIT_GROUPS.sub(lambda m: m.group(0).replace(" ", ""), text)
+    if _THOUSANDS.fullmatch(text):
+        text = text.replace(",", "")
+    return text, unit
+
+
+_KEY_DROP = re.compile(r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mbox|operatorname)|[{}$\s*]")
+
+
+def text_key(text: str) -> str:
+    """Loose key for comparing non-mathematical answers (case, markup and spacing ignored)."""
+    return _KEY_DROP.sub("", to_plain(text)).lower().rstrip(".")
