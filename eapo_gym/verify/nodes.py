@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 
@@ -17,8 +17,8 @@ class Num(Node):
     """A number literal; ``places`` >= 0 marks a finite decimal written with that many places."""
 
     value: Fraction
-    places: int = -1
-    digits: int = 0
+    places: int = field(default=-1, compare=False)
+    digits: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

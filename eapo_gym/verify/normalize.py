@@ -56,6 +56,8 @@ _TEXT_UNIT = re.compile(
 )
 _WORD_UNIT = re.compile(r"(?<=[\d\s}).°])\s*((?:square|sq\.?|cubic)\s+)?([A-Za-z]+(?:/[A-Za-z]+)?)(\^?[23])?\s*\.?$")
 
+_NUMBER_WORDS = re.compile(r"([-+]?(?:\d[\d,]*(?:\.\d+)?|\\frac\{\d+\}\{\d+\})\s*[%°]?)\s+([A-Za-z][A-Za-z \-]*)")
+_NOT_UNIT_WORDS = frozenset("and or not pi sqrt sin cos tan log exp inf oo".split())
 _UNIT_GROUPS = {
     "mm": "mm millimeter millimeters millimetre millimetres",
     "cm": "cm centimeter centimeters centimetre centimetres",
@@ -87,7 +89,6 @@ _UNIT_GROUPS = {
     "": "unit units dollar dollars euro euros",
 }
 _UNITS = {word: key for key, words in _UNIT_GROUPS.items() for word in words.split()}
-_SINGLE_LETTER_UNITS = {"m", "g", "s", "h", "l"}
 
 
 def to_plain(text: str) -> str:
@@ -147,14 +148,17 @@ def _strip_units(text: str) -> tuple[str, str | None]:
                 return text[: m.start()].rstrip() + "%", unit
             if word in ("degree", "degrees", "deg"):
                 return text[: m.start()].rstrip() + "°", unit
-            if word in _UNITS and (len(word) > 1 or text[m.start() - 1 : m.start()] == " " or m.group(1)):
-                prev = text[: m.start()].rstrip()
-                if len(word) == 1 and not prev[-1:].isdigit():
-                    break
+            prev = text[: m.start()].rstrip()
+            if word in _UNITS and (len(word) > 1 or (m.group(0)[0] == " " and prev[-1:].isdigit())):
                 unit = unit or _canonical_unit(word, m.group(3) or m.group(1))
                 text = prev
                 continue
         break
+    m = _NUMBER_WORDS.fullmatch(text)
+    if m:
+        words = m.group(2).lower().split()
+        if all(len(w) >= 3 and w not in _NOT_UNIT_WORDS for w in words):
+            return m.group(1), unit or _canonical_unit(" ".join(words), None)
     return text, unit
 
 
@@ -169,12 +173,20 @@ def _canonical_unit(words: str, power: str | None) -> str | None:
     return key
 
 
+def _trim(text: str) -> str:
+    """Drop trailing spaces, commas, semicolons and a sentence-ending period (not an ellipsis)."""
+    text = text.rstrip(" ,;")
+    if text.endswith(".") and not text.endswith(".."):
+        text = text[:-1].rstrip(" ,;")
+    return text
+
+
 def normalize(text: str) -> tuple[str, str | None]:
     """Return the cleaned answer and its unit (None when it has none)."""
     text = strip_outer(to_plain(strip_outer(text)))
-    text = _LEADING.sub("", text).rstrip(" .,;")
+    text = _trim(_LEADING.sub("", text))
     text, unit = _strip_units(text)
-    text = text.rstrip(" .,;")
+    text = _trim(text)
     text = _DIGIT_GROUPS.sub(lambda m: m.group(0).replace(" ", ""), text)
     if _THOUSANDS.fullmatch(text):
         text = text.replace(",", "")

@@ -1,0 +1,1 @@
+"""Agents that train a Hugging Face causal LM against ExpertMathEnv."""

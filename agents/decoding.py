@@ -1,0 +1,159 @@
+"""Incremental decoders: prefill a left-padded batch, then one token per call.
+
+``StaticKVDecoder`` runs Llama-family models (Qwen2, Llama, Mistral) with a
+preallocated KV cache and a minimal forward built from the model's own modules;
+it is several times lighter per step than ``model.generate`` at small sizes.
+``HFCacheDecoder`` serves every other ``AutoModelForCausalLM`` through the
+model's forward and its own cache. ``make_decoder`` picks one.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+STATIC_CACHE_MODEL_TYPES = ("qwen2", "llama", "mistral")
+
+
+def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of a left-padded batch: 0 at each row's first real token."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class StaticKVDecoder:
+    """Prefill + single-token steps over a preallocated KV cache (Llama-family models)."""
+
+    def __init__(self, model: nn.Module, batch_size: int, max_length: int) -> None:
+        config = model.config
+        self.model = model
+        self.layers = model.model.layers
+        self.heads = config.num_attention_heads
+        self.kv_heads = config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        parameter = next(model.parameters())
+        shape = (len(self.layers), batch_size, self.kv_heads, max_length, self.head_dim)
+        self.keys = torch.zeros(shape, dtype=parameter.dtype, device=parameter.device)
+        self.values = torch.zeros_like(self.keys)
+        self.key_mask = torch.zeros(batch_size, max_length, dtype=torch.bool, device=parameter.device)
+        positions = torch.arange(max_length, device=parameter.device)[None]
+        cos, sin = model.model.rotary_emb(self.keys[0, :1, 0], positions)
+        self.cos, self.sin = cos[0], sin[0]
+        self.length = 0
+        self.next_position = torch.zeros(batch_size, dtype=torch.long, device=parameter.device)
+
+    @classmethod
+    def supports(cls, model: nn.Module) -> bool:
+        config = model.config
+        return (
+            config.model_type in STATIC_CACHE_MODEL_TYPES
+            and not getattr(config, "use_sliding_window", False)
+            and hasattr(getattr(model, "model", None), "rotary_emb")
+        )
+
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Run the prompt; return the last position's logits ``[B, V]``."""
+        length = input_ids.shape[1]
+        mask = attention_mask.bool()
+        positions = positions_from_mask(mask)
+        causal = torch.ones(length, length, dtype=torch.bool, device=mask.device).tril()
+        # Pad queries may attend to themselves, so no row is fully masked (their output is unused).
+        attend = (causal & mask[:, None, :]) | torch.eye(length, dtype=torch.bool, device=mask.device)
+        self.key_mask[:, :length] = mask
+        self.length = length
+        self.next_position = positions[:, -1] + 1
+        hidden = self._forward(input_ids, self.cos[positions], self.sin[positions], attend[:, None], 0)
+        return self._logits(hidden[:, -1])
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one token per row; return the next logits ``[B, V]``."""
+        at = self.length
+        self.key_mask[:, at] = True
+        positions = self.next_position[:, None]
+        attend = self.key_mask[:, None, None, : at + 1]
+        hidden = self._forward(tokens[:, None], self.cos[positions], self.sin[positions], attend, at)
+        self.length += 1
+        self.next_position = self.next_position + 1
+        return self._logits(hidden[:, -1])
+
+    def _forward(self, ids, cos, sin, attend, start: int) -> torch.Tensor:
+        batch, length = ids.shape
+        hidden = self.model.model.embed_tokens(ids)
+        cos, sin = cos[:, None], sin[:, None]
+        end = start + length
+        for index, layer in enumerate(self.layers):
+            attention = layer.self_attn
+            normed = layer.input_layernorm(hidden)
+            query = attention.q_proj(normed).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
+            key = attention.k_proj(normed).view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
+            value = attention.v_proj(normed).view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
+            query = query * cos + _rotate_half(query) * sin
+            key = key * cos + _rotate_half(key) * sin
+            self.keys[index, :, :, start:end] = key
+            self.values[index, :, :, start:end] = value
+            keys, values = self.keys[index, :, :, :end], self.values[index, :, :, :end]
+            if length == 1:
+                context = self._attend_one(query, keys, values, attend)
+            else:
+                context = F.scaled_dot_product_attention(
+                    query, keys, values, attn_mask=attend, enable_gqa=self.heads != self.kv_heads
+                )
+            hidden = hidden + attention.o_proj(context.transpose(1, 2).reshape(batch, length, -1))
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        return hidden
+
+    def _attend_one(self, query, keys, values, attend) -> torch.Tensor:
+        """softmax(q k^T / sqrt(d)) v for one query position; elementwise products beat batched matmuls and SDPA's CPU kernel here."""
+        batch = query.shape[0]
+        grouped = query.view(batch, self.kv_heads, self.heads // self.kv_heads, 1, self.head_dim)
+        scores = (grouped * keys[:, :, None]).sum(-1) * self.head_dim**-0.5
+        weights = scores.masked_fill(~attend, float("-inf")).softmax(-1)
+        return (weights[..., None] * values[:, :, None]).sum(-2).view(batch, self.heads, 1, self.head_dim)
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.model.lm_head(self.model.model.norm(hidden)).float()
+
+
+class HFCacheDecoder:
+    """The same interface over any causal LM's own forward and cache."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        parameters = inspect.signature(model.forward).parameters
+        self.cache_keyword = "cache" if "cache" in parameters else "past_key_values"
+        self.cache = None
+
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        self.mask = attention_mask.long()
+        positions = positions_from_mask(self.mask)
+        self.next_position = positions[:, -1] + 1
+        output = self.model(input_ids=input_ids, attention_mask=self.mask, position_ids=positions, use_cache=True)
+        self.cache = output.past_key_values
+        return output.logits[:, -1].float()
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(tokens), 1)], dim=1)
+        output = self.model(
+            input_ids=tokens[:, None],
+            attention_mask=self.mask,
+            position_ids=self.next_position[:, None],
+            use_cache=True,
+            **{self.cache_keyword: self.cache},
+        )
+        self.cache = output.past_key_values
+        self.next_position = self.next_position + 1
+        return output.logits[:, -1].float()
+
+
+def make_decoder(model: nn.Module, batch_size: int, max_length: int) -> StaticKVDecoder | HFCacheDecoder:
+    """The fastest decoder that supports ``model``."""
+    if StaticKVDecoder.supports(model):
+        return StaticKVDecoder(model, batch_size, max_length)
+    return HFCacheDecoder(model)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)

@@ -1,0 +1,121 @@
+"""Batched sampling of policy turns: KV-cached decoding, temperature, top-p, per-row stops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from agents.decoding import make_decoder
+from eapo_gym.protocol import TurnProtocol
+
+
+@dataclass
+class SamplingConfig:
+    """How turns are sampled. ``temperature=0`` is greedy."""
+
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+
+@dataclass
+class Samples:
+    """Generated ids per row (the stop token included) and their log-probabilities."""
+
+    tokens: list[list[int]]
+    logprobs: list[list[float]]
+    stopped: list[bool]
+
+
+class TurnStopper:
+    """Decides, per row, when a turn is over: EOS, ``</answer>`` after ``<answer>``, or the K-th ``</expert>``.
+
+    When each tag is one token (the package's tokenizer) the check is a tensor
+    operation; otherwise the generated text is decoded and checked with
+    ``TurnProtocol.turn_is_complete``.
+    """
+
+    def __init__(self, tokenizer, protocol: TurnProtocol) -> None:
+        self.tokenizer = tokenizer
+        self.protocol = protocol
+        self.eos = tokenizer.eos_token_id
+        tag_ids = [tokenizer.encode(tag, add_special_tokens=False) for tag in protocol.tags[:4]]
+        self.single_token_tags = all(len(ids) == 1 for ids in tag_ids)
+        if self.single_token_tags:
+            _, self.query_close, self.answer_open, self.answer_close = (ids[0] for ids in tag_ids)
+
+    def start(self, batch: int, device: torch.device) -> None:
+        self.queries = torch.zeros(batch, dtype=torch.long, device=device)
+        self.opened = torch.zeros(batch, dtype=torch.bool, device=device)
+        self.texts = [""] * batch
+
+    def update(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed the newest token of each row; return which rows just ended their turn."""
+        done = tokens == self.eos
+        if self.single_token_tags:
+            self.queries += tokens == self.query_close
+            self.opened |= tokens == self.answer_open
+            done |= (tokens == self.answer_close) & self.opened
+            return done | (self.queries >= self.protocol.max_queries) & (tokens == self.query_close)
+        pieces = self.tokenizer.batch_decode(tokens[:, None].tolist())
+        self.texts = [text + piece for text, piece in zip(self.texts, pieces, strict=True)]
+        complete = [self.protocol.turn_is_complete(text) for text in self.texts]
+        return done | torch.tensor(complete, device=tokens.device)
+
+
+@torch.no_grad()
+def sample_turns(
+    model,
+    prompts: list[list[int]],
+    stopper: TurnStopper,
+    config: SamplingConfig,
+    pad_id: int,
+    generator: torch.Generator | None = None,
+) -> Samples:
+    """Continue every prompt until its turn ends or ``max_new_tokens`` is reached."""
+    device = next(model.parameters()).device
+    batch, width = len(prompts), max(len(p) for p in prompts)
+    input_ids = torch.full((batch, width), pad_id, dtype=torch.long, device=device)
+    attention_mask = torch.zeros((batch, width), dtype=torch.long, device=device)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, width - len(prompt) :] = torch.tensor(prompt, device=device)
+        attention_mask[row, width - len(prompt) :] = 1
+    decoder = make_decoder(model, batch, width + config.max_new_tokens)
+    logits = decoder.prefill(input_ids, attention_mask)
+    stopper.start(batch, device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    tokens = torch.full((batch, config.max_new_tokens), pad_id, dtype=torch.long, device=device)
+    logprobs = torch.zeros((batch, config.max_new_tokens), device=device)
+    lengths = torch.full((batch,), config.max_new_tokens, dtype=torch.long, device=device)
+    for t in range(config.max_new_tokens):
+        token, logprob = _choose(logits, config, generator)
+        token = torch.where(finished, pad_id, token)
+        tokens[:, t], logprobs[:, t] = token, logprob
+        ended = stopper.update(token) & ~finished
+        lengths[ended] = t + 1
+        finished |= ended
+        if finished.all() or t + 1 == config.max_new_tokens:
+            break
+        logits = decoder.step(token)
+    lengths, tokens, logprobs = lengths.tolist(), tokens.tolist(), logprobs.tolist()
+    return Samples(
+        tokens=[row[:n] for row, n in zip(tokens, lengths, strict=True)],
+        logprobs=[row[:n] for row, n in zip(logprobs, lengths, strict=True)],
+        stopped=finished.tolist(),
+    )
+
+
+def _choose(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None):
+    """Sample (or argmax) one token per row; return it with its log-probability under pi / T."""
+    if config.temperature == 0:
+        token = logits.argmax(-1)
+        return token, logits.log_softmax(-1).gather(-1, token[:, None])[:, 0]
+    logprobs = (logits / config.temperature).log_softmax(-1)
+    probs = logprobs.exp()
+    if config.top_p < 1.0:
+        sorted_probs, order = probs.sort(-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs > config.top_p
+        probs = probs.scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
+    token = torch.multinomial(probs, 1, generator=generator)[:, 0]
+    return token, logprobs.gather(-1, token[:, None])[:, 0]
