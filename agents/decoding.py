@@ -105,12 +105,12 @@ class StaticKVDecoder:
         return hidden
 
     def _attend_one(self, query, keys, values, attend) -> torch.Tensor:
-        """softmax(q k^T / sqrt(d)) v for one query position; elementwise products beat batched matmuls and SDPA's CPU kernel here."""
+        """softmax(q k^T / sqrt(d)) v for a single query position (cheaper than SDPA on CPU)."""
         batch = query.shape[0]
-        grouped = query.view(batch, self.kv_heads, self.heads // self.kv_heads, 1, self.head_dim)
-        scores = (grouped * keys[:, :, None]).sum(-1) * self.head_dim**-0.5
+        grouped = query.view(batch, self.kv_heads, self.heads // self.kv_heads, self.head_dim)
+        scores = grouped @ keys.transpose(-1, -2) * self.head_dim**-0.5
         weights = scores.masked_fill(~attend, float("-inf")).softmax(-1)
-        return (weights[..., None] * values[:, :, None]).sum(-2).view(batch, self.heads, 1, self.head_dim)
+        return (weights @ values).view(batch, self.heads, 1, self.head_dim)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.model.lm_head(self.model.model.norm(hidden)).float()
@@ -129,7 +129,9 @@ class HFCacheDecoder:
         self.mask = attention_mask.long()
         positions = positions_from_mask(self.mask)
         self.next_position = positions[:, -1] + 1
-        output = self.model(input_ids=input_ids, attention_mask=self.mask, position_ids=positions, use_cache=True)
+        output = self.model(
+            input_ids=input_ids, attention_mask=self.mask, position_ids=positions, use_cache=True
+        )
         self.cache = output.past_key_values
         return output.logits[:, -1].float()
 

@@ -75,7 +75,7 @@ def play_episodes(
         for env, episode in zip(envs, episodes, strict=True):
             text = first_turn(env)
             episode.add_env_tokens(tokenizer.encode(text, add_special_tokens=False))
-            _apply_turn(env, episode, text, tokenizer)
+            apply_turn(env, episode, text, tokenizer)
     while active := [i for i, e in enumerate(episodes) if not e.done]:
         room = [i for i in active if len(episodes[i].context) + sampling.max_new_tokens <= max_context]
         for i in set(active) - set(room):
@@ -88,11 +88,11 @@ def play_episodes(
         for row, i in enumerate(room):
             episodes[i].add_policy_tokens(samples.tokens[row], samples.logprobs[row])
             text = tokenizer.decode(samples.tokens[row], skip_special_tokens=True)
-            _apply_turn(envs[i], episodes[i], text, tokenizer)
+            apply_turn(envs[i], episodes[i], text, tokenizer)
     return episodes
 
 
-def _apply_turn(env: ExpertMathEnv, episode: Episode, text: str, tokenizer) -> None:
+def apply_turn(env: ExpertMathEnv, episode: Episode, text: str, tokenizer) -> None:
     """Step the env with one turn's text; record its feedback tokens or the episode's end."""
     _, reward, terminated, truncated, info = env.step(text)
     episode.info = info

@@ -29,7 +29,7 @@ class Samples:
 
 
 class TurnStopper:
-    """Decides, per row, when a turn is over: EOS, ``</answer>`` after ``<answer>``, or the K-th ``</expert>``.
+    """Per row, whether a turn is over: EOS, ``</answer>`` after ``<answer>``, or the K-th ``</expert>``.
 
     When each tag is one token (the package's tokenizer) the check is a tensor
     operation; otherwise the generated text is decoded and checked with

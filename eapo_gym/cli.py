@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.add_argument("--json", dest="json_path", help="also write the results to this JSON file")
     demo_parser.set_defaults(handler=demo)
+    try:
+        from agents.cli import add_commands
+    except ImportError:  # the environment alone is installed
+        return parser
+    add_commands(commands)
     return parser
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from eapo_gym.experts.base import BaseExpert, ExpertQuery
 
 _NUMBER = re.compile(r"-?\d+")
+EXHAUSTED_REPLY = "No further steps: combine the steps above to finish."
 
 
 class ReferenceExpert(BaseExpert):
@@ -27,7 +28,6 @@ class ReferenceExpert(BaseExpert):
         self.noise = noise
         self.hints_first = hints_first
         self.name = name
-        self.exhausted_reply = "No further steps: combine the steps above to finish."
 
     def consult(self, queries: Sequence[ExpertQuery]) -> list[str]:
         return [self._next_step(query) for query in queries]
@@ -37,7 +37,7 @@ class ReferenceExpert(BaseExpert):
         items = (*hints, *steps) if self.hints_first else steps or hints
         revealed = query.memory.get("revealed", 0)
         if revealed >= len(items):
-            return self.exhausted_reply
+            return EXHAUSTED_REPLY
         query.memory["revealed"] = revealed + 1
         step = items[revealed]
         if self.noise and query.rng.random() < self.noise:

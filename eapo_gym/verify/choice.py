@@ -11,7 +11,7 @@ _GOLD_LETTER = re.compile(r"\(?([A-J])\)?[.:]?")
 _GOLD_LOWER = re.compile(r"\(([a-j])\)")
 _LEAD_LETTER = re.compile(r"\(?([A-J])\)?(?:$|[\s.:)\],])|\(([a-j])\)|([a-j])$")
 _PROSE_LETTER = re.compile(r"(?i:answer|option|choice)\s*(?:(?i:is)\s*)?:?\s*\**\s*\(?([A-J])\b")
-_MARKUP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*|[{}$*]")
+_MARKUP = re.compile(r"\\(?:text[a-z]*|math[a-z]*|mbox)\s*|[{}$*]")
 _YES_NO = {"yes": "yes", "no": "no", "true": "yes", "false": "no"}
 _LAST_YES_NO = re.compile(r"(?i)\b(yes|no|true|false)\b")
 
@@ -31,7 +31,7 @@ def response_choice(response: str) -> str | None:
         m = _LEAD_LETTER.match(_MARKUP.sub("", answer).strip())
         if m:
             return (m.group(1) or m.group(2) or m.group(3)).upper()
-        if source in ("boxed", "tag", "bare"):
+        if source in ("boxed", "tag"):
             return None
     last = None
     for last in _PROSE_LETTER.finditer(response):

@@ -17,7 +17,23 @@ from fractions import Fraction
 import mpmath
 
 from .limits import MAX_FACTORIAL, MAX_INT_BITS, MAX_MAG_BITS, MAX_TRIG_ARG, Budget, LimitExceeded
-from .nodes import Add, Const, Degree, Func, Interval, Matrix, Mul, Node, Num, Percent, Pow, Rel, Seq, Sym, Union
+from .nodes import (
+    Add,
+    Const,
+    Degree,
+    Func,
+    Interval,
+    Matrix,
+    Mul,
+    Node,
+    Num,
+    Percent,
+    Pow,
+    Rel,
+    Seq,
+    Sym,
+    Union,
+)
 
 
 class NotExact(Exception):
@@ -190,16 +206,18 @@ class Evaluator:
             total = Fraction(0)
             for arg in node.args:  # type: ignore[attr-defined]
                 total += self._exact(arg, point)
-                _bound(total)
+                _bound(total, self.budget)
             return total
         if kind is Mul:
             prod = Fraction(1)
             for arg in node.args:  # type: ignore[attr-defined]
                 prod *= self._exact(arg, point)
-                _bound(prod)
+                _bound(prod, self.budget)
             return prod
         if kind is Pow:
-            return _exact_pow(self._exact(node.base, point), self._exact(node.exp, point))  # type: ignore
+            value = _exact_pow(self._exact(node.base, point), self._exact(node.exp, point))  # type: ignore
+            _bound(value, self.budget)
+            return value
         if kind is Func:
             return _exact_func(node.name, [self._exact(a, point) for a in node.args])  # type: ignore
         if kind is Percent:
@@ -337,9 +355,12 @@ def _mp(ctx: mpmath.ctx_mp.MPContext, value: object) -> mpmath.mpc:
     return value  # type: ignore[return-value]
 
 
-def _bound(value: Fraction) -> None:
-    if _bits(value) > MAX_INT_BITS:
+def _bound(value: Fraction, budget: Budget) -> None:
+    bits = _bits(value)
+    if bits > MAX_INT_BITS:
         raise NotExact("too many digits")
+    if bits > 4096:
+        budget.check()
 
 
 def _exact_pow(base: Fraction, exp: Fraction) -> Fraction:

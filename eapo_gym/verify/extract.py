@@ -53,6 +53,8 @@ def _find(text: str) -> tuple[str, str] | None:
         return boxed, "boxed"
     stripped = unwrap_math(scope.strip())
     if stripped and not is_prose(stripped):
+        if len(stripped) > MAX_ANSWER_CHARS:
+            return None
         return stripped, "tag" if tag is not None else "bare"
     phrase = _answer_phrase(scope)
     if phrase:
@@ -124,8 +126,6 @@ def unwrap_math(text: str) -> str:
 
 def is_prose(text: str) -> bool:
     """True when ``text`` reads as sentences rather than a bare answer."""
-    if len(text) > MAX_ANSWER_CHARS:
-        return True
     plain = _TEXTISH.sub(" ", text)
     previous_word = False
     for m in _WORD.finditer(plain):

@@ -43,7 +43,7 @@ _SUBS = (
     (re.compile(r"\\%|\\text\s*\{\s*%\s*\}"), "%"),
     (re.compile(r"\\\$|\$|€|£|¥|\bUSD\b|\bUS\b"), " "),
     (re.compile(r"\{,\}"), ""),
-    (re.compile(r"\\(?:[,;:> ]|quad|qquad|hspace\{[^{}]*\})"), " "),
+    (re.compile(r"(?<!\\)\\(?:[,;:> ]|quad|qquad|hspace\{[^{}]*\})"), " "),
     (re.compile(r"\\!|~"), " "),
     (re.compile(r"\s+"), " "),
 )
@@ -132,7 +132,7 @@ def _strip_units(text: str) -> tuple[str, str | None]:
         m = _TEXT_UNIT.search(text)
         if m and m.start() > 0:
             words = m.group(1).strip().lower()
-            if words in ("or", "and"):
+            if words in ("or", "and") or (len(words) == 1 and words not in _UNITS):
                 break
             if words.rstrip(".") in ("percent", "per cent"):
                 return text[: m.start()].rstrip() + "%", unit
@@ -193,7 +193,7 @@ def normalize(text: str) -> tuple[str, str | None]:
     return text, unit
 
 
-_KEY_DROP = re.compile(r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mbox|operatorname)|[{}$\s*]")
+_KEY_DROP = re.compile(r"\\(?:text[a-z]*|math[a-z]*|mbox|operatorname)|[{}$\s*]")
 
 
 def text_key(text: str) -> str:

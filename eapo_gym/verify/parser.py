@@ -429,8 +429,10 @@ class _Parser:
         k = j
         while k < self.n and s[k] in _DIGITS:
             k += 1
-        if k == j or (k < self.n and s[k] in _LETTERS) or k - j > 5:
+        if k == j or (k < self.n and s[k] in _LETTERS):
             return None
+        if k - j > 3 or int(s[j:k]) > MAX_LITERAL_DIGITS:
+            raise LimitExceeded("exponent too large")
         self.i = k
         return int(s[i + 1 : k])
 
@@ -489,11 +491,8 @@ class _Parser:
         if len(word) == 1:
             return Sym(self._subscript(word))
         if len(word) <= 3 and word.lower() not in ("yes", "no", "not", "are", "is", "the", "to", "of"):
-            letters = [Const(_CONSTS[ch]) if ch in "ei" else Sym(ch) for ch in word[:-1]]
-            last = word[-1]
-            letters.append(Const(_CONSTS[last]) if last in "ei" and not self._at("_") else
-                           Sym(self._subscript(last)))  # fmt: skip
-            return Mul(tuple(letters))
+            self.i -= len(word) - 1
+            return Const(_CONSTS[word[0]]) if word[0] in "ei" else Sym(word[0])
         raise ParseError(f"unknown word {word!r}")
 
     # -- commands ---------------------------------------------------------------------

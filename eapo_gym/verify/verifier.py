@@ -13,6 +13,7 @@ from .normalize import normalize, strip_outer, text_key
 from .parser import ParseError, parse
 
 _SIMPLE = re.compile(r"(-?)(\d{1,300})(?:\.(\d{1,300}))?|(-?)(\d{1,300})/(\d{1,300})|(-?)\\frac\{(\d{1,300})\}\{(\d{1,300})\}")
+_TEXT_ANSWER = re.compile(r"[a-z0-9(][a-z0-9 ,.'()\-]*")
 _GROUPED = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
@@ -90,5 +91,5 @@ def _compare(gold: str, answer: str, budget: Budget) -> bool:
         a = parse(answer_norm, budget)
     except ParseError:
         key = text_key(gold_norm)
-        return bool(key) and key == text_key(answer_norm)
+        return _TEXT_ANSWER.fullmatch(key) is not None and key == text_key(answer_norm)
     return equivalent(g, a, budget)

@@ -1,0 +1,161 @@
+"""The agent protocol, the registry, and the machinery every built-in agent shares.
+
+A custom agent is any class with this shape, registered under a name::
+
+    @register_agent("my-algo")
+    class MyAgent:
+        trains = True                 # False: evaluation only (like "base")
+        eval_with_experts = False     # evaluate with experts answering every query
+        def __init__(self, model, tokenizer, config: TrainConfig): ...
+        def train_step(self, step: int) -> dict[str, float]: ...   # one policy update at step s >= 1
+        def state_dict(self) -> dict: ...                          # optimizer and any extra state
+        def load_state_dict(self, state: dict) -> None: ...
+
+``eapo-gym train --algo my-algo`` then trains, logs, checkpoints, resumes and
+evaluates it like the built-in ones (import the module that registers it, e.g.
+with ``--plugin my_module``). Subclassing ``BaseAgent`` gives rollouts, the
+optimizer and checkpoint state for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from agents.config import TrainConfig
+from agents.environments import acceptance_spec, make_env
+from agents.rollout import Episode, play_episodes
+from agents.sampling import SamplingConfig
+from agents.tokens import TokenBatch
+
+
+class Agent(Protocol):
+    trains: bool
+    eval_with_experts: bool
+
+    def train_step(self, step: int) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+AGENTS: dict[str, Callable[..., Agent]] = {}
+
+
+def register_agent(name: str) -> Callable[[type], type]:
+    """Class decorator: make an agent available as ``--algo name``."""
+
+    def register(cls: type) -> type:
+        AGENTS[name] = cls
+        cls.name = name
+        return cls
+
+    return register
+
+
+def make_agent(name: str, model, tokenizer, config: TrainConfig) -> Agent:
+    if name not in AGENTS:
+        raise ValueError(f"unknown algorithm {name!r}; registered: {sorted(AGENTS)}")
+    return AGENTS[name](model, tokenizer, config)
+
+
+class BaseAgent:
+    """Optimizer, training environments, grouped rollouts and micro-batched backward passes.
+
+    Randomness is derived from ``(seed, step)``, so a resumed run draws the same
+    problems and samples as an uninterrupted one.
+    """
+
+    trains = True
+    eval_with_experts = False
+    uses_experts = False  # training episodes get expert replies (EAPO)
+
+    def __init__(self, model, tokenizer, config: TrainConfig) -> None:
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.device = next(model.parameters()).device
+        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+        self.sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
+        self.generator = torch.Generator(device=self.device)
+
+    @cached_property
+    def envs(self) -> list:
+        """One training env per episode of a rollout batch."""
+        count = self.config.problems_per_step * self.config.group_size
+        acceptance = acceptance_spec(self.config) if self.uses_experts else 0.0
+        return [
+            make_env(self.config, "train", self.config.train_difficulties, acceptance) for _ in range(count)
+        ]
+
+    def rng(self, step: int) -> np.random.Generator:
+        return np.random.default_rng([self.config.seed, step])
+
+    def collect_groups(self, step: int, problems: int, group_size: int) -> list[list[Episode]]:
+        """``problems`` training problems, ``group_size`` episodes each, at training step ``step``."""
+        rng = self.rng(step)
+        source = self.envs[0].problems
+        problem_ids = [source[int(i)].id for i in rng.integers(len(source), size=problems)]
+        seeds = rng.integers(2**31, size=problems * group_size)
+        resets = [
+            {
+                "seed": int(seeds[i]),
+                "options": {"problem_id": problem_ids[i // group_size], "training_step": step},
+            }
+            for i in range(problems * group_size)
+        ]
+        self.generator.manual_seed(int(rng.integers(2**63)))
+        self.model.eval()
+        episodes = play_episodes(
+            self.model,
+            self.tokenizer,
+            self.envs[: len(resets)],
+            resets,
+            self.sampling,
+            self.config.max_context,
+            self.generator,
+        )
+        self.model.train()
+        return [episodes[g * group_size : (g + 1) * group_size] for g in range(problems)]
+
+    def micro_batches(
+        self, batch: TokenBatch, **per_row: torch.Tensor | None
+    ) -> Iterator[tuple[TokenBatch, dict[str, torch.Tensor | None]]]:
+        """Row slices of the batch, and of the aligned tensors, of at most ``micro_batch_size`` rows."""
+        size = self.config.micro_batch_size or len(batch.input_ids)
+        for start in range(0, len(batch.input_ids), size):
+            rows = slice(start, start + size)
+            yield batch.rows(rows), {k: None if v is None else v[rows] for k, v in per_row.items()}
+
+    def apply_gradients(self) -> float:
+        """Clip, step, zero; return the gradient norm before clipping."""
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def episode_metrics(episodes: list[Episode]) -> dict[str, float]:
+    """Rollout statistics shared by the RL agents' logs."""
+    count = len(episodes)
+    return {
+        "reward": sum(e.reward for e in episodes) / count,
+        "accuracy": sum(bool(e.info.get("correct")) for e in episodes) / count,
+        "consult_rate": sum(e.info.get("consults", 0) > 0 for e in episodes) / count,
+        "queries_per_episode": sum(e.info.get("consults", 0) for e in episodes) / count,
+        "expert_calls": float(sum(e.info.get("accepted", 0) for e in episodes)),
+        "expert_chars": float(sum(e.info.get("expert_chars", 0) for e in episodes)),
+        "acceptance_rate": episodes[0].info.get("acceptance_rate", 0.0),
+        "policy_tokens": float(sum(e.policy_token_count for e in episodes)),
+        "turns": sum(e.info.get("turns", 0) for e in episodes) / count,
+    }

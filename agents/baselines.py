@@ -1,0 +1,30 @@
+"""Evaluation-only baselines of the paper's table: the untrained policy, and the expert workflow."""
+
+from __future__ import annotations
+
+from agents.base import BaseAgent, register_agent
+from agents.traces import TEACHER_QUERY
+from eapo_gym.env import ExpertMathEnv
+
+
+@register_agent("base")
+class BaseModelAgent(BaseAgent):
+    """No training: the starting policy, evaluated alone."""
+
+    trains = False
+
+    def train_step(self, step: int) -> dict[str, float]:
+        return {}
+
+
+@register_agent("workflow")
+class ExpertWorkflowAgent(BaseModelAgent):
+    """The same policy with experts at inference: a hard-coded first turn sends K queries,
+    every query is answered (rho = 1), then the policy continues on its own."""
+
+    eval_with_experts = True
+
+    @staticmethod
+    def first_turn(env: ExpertMathEnv) -> str:
+        protocol = env.protocol
+        return f"{protocol.query_open}{TEACHER_QUERY}{protocol.query_close}" * protocol.max_queries

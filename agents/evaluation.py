@@ -1,0 +1,92 @@
+"""Held-out evaluation: avg@k, unbiased pass@k, variance across samples, per difficulty.
+
+By default the experts are off (every query is declined), as in the paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from math import comb
+
+import numpy as np
+import torch
+
+from agents.config import TrainConfig
+from agents.environments import make_env
+from agents.rollout import play_episodes
+from agents.sampling import SamplingConfig
+from eapo_gym.env import ExpertMathEnv
+
+
+def pass_at_k(samples: int, correct: int, k: int) -> float:
+    """Unbiased estimator 1 - C(n - c, k) / C(n, k) (Chen et al., 2021)."""
+    if samples - correct < k:
+        return 1.0
+    return 1.0 - comb(samples - correct, k) / comb(samples, k)
+
+
+def summarise(correct: np.ndarray, k: int) -> dict[str, float]:
+    """Metrics of a [problems, samples] 0/1 matrix.
+
+    avg_at_k: mean accuracy over all samples; avg_at_k_var: variance of the
+    per-sample-index accuracy (the paper's "var"); pass_at_k: mean unbiased pass@k.
+    """
+    samples = correct.shape[1]
+    return {
+        "avg_at_k": float(correct.mean()),
+        "avg_at_k_var": float(correct.mean(axis=0).var()),
+        "pass_at_k": float(np.mean([pass_at_k(samples, int(c), min(k, samples)) for c in correct.sum(1)])),
+    }
+
+
+@torch.no_grad()
+def evaluate(
+    model,
+    tokenizer,
+    config: TrainConfig,
+    k: int | None = None,
+    problems: int | None = None,
+    with_experts: bool = False,
+    first_turn: Callable[[ExpertMathEnv], str] | None = None,
+    batch_size: int = 128,
+) -> dict[str, float]:
+    """Sample k attempts at the first ``problems`` test problems of each evaluation difficulty."""
+    k = k or config.eval_k
+    problems = problems or config.eval_problems
+    model.eval()
+    sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(config.seed)
+    metrics: dict[str, float] = {}
+    everything = []
+    for difficulty in config.eval_difficulties:
+        acceptance = 1.0 if with_experts else 0.0
+        envs = [
+            make_env(config, "test", (difficulty,), acceptance) for _ in range(min(batch_size, problems * k))
+        ]
+        source = envs[0].problems
+        jobs = [(p, s) for p in range(min(problems, len(source))) for s in range(k)]
+        episodes = []
+        for start in range(0, len(jobs), len(envs)):
+            chunk = jobs[start : start + len(envs)]
+            resets = [{"seed": p * 1000 + s, "options": {"problem_id": source[p].id}} for p, s in chunk]
+            episodes += play_episodes(
+                model,
+                tokenizer,
+                envs[: len(chunk)],
+                resets,
+                sampling,
+                config.max_context,
+                generator,
+                first_turn,
+            )
+        correct = np.array([bool(e.info.get("correct")) for e in episodes], dtype=float).reshape(-1, k)
+        for name, value in summarise(correct, k).items():
+            metrics[f"eval/d{difficulty}/{name}"] = value
+        everything += episodes
+    correct = np.array([bool(e.info.get("correct")) for e in everything], dtype=float).reshape(-1, k)
+    metrics.update({f"eval/{name}": value for name, value in summarise(correct, k).items()})
+    count = len(everything)
+    metrics["eval/format_rate"] = sum(bool(e.info.get("well_formed")) for e in everything) / count
+    metrics["eval/response_tokens"] = sum(e.policy_token_count for e in everything) / count
+    metrics["eval/consult_rate"] = sum(e.info.get("consults", 0) > 0 for e in everything) / count
+    return metrics

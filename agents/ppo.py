@@ -1,0 +1,149 @@
+"""PPO with a learned critic and token-level GAE on the terminal reward.
+
+Rewards: r_t = 0 on every policy token except the episode's last, which gets R
+(minus ``kl_beta * (logp_t - ref_t)`` per token when a reference is used).
+Over the policy tokens only (expert replies are skipped, not stepped through)::
+
+    delta_t = r_t + gamma * V(s_t+1) - V(s_t)
+    A_t     = delta_t + gamma * lambda * A_t+1          (GAE), returns G_t = A_t + V(s_t)
+    L_pi    = -sum_t w_t * min(ratio_t A_t, clip(ratio_t, 1 - eps_low, 1 + eps_high) A_t)
+    L_V     = 1/2 sum_t w_t * max((V_t - G_t)^2, (V_old,t + clip(V_t - V_old,t, +-c) - G_t)^2)
+    L       = L_pi + value_coef * L_V
+
+The critic is a linear value head on the policy's last hidden state
+(``--critic head``) or a separate copy of the starting model with its own head
+(``--critic separate``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from agents.base import episode_metrics, register_agent
+from agents.grpo import GRPOAgent, clipped_surrogate
+from agents.tokens import TokenBatch, loss_weights, pack_episodes, policy_logprobs
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
+    """Advantages and returns over the masked positions of each row, right to left."""
+    advantages = torch.zeros_like(values)
+    running = torch.zeros_like(values[:, 0])
+    next_value = torch.zeros_like(values[:, 0])
+    for t in reversed(range(values.shape[1])):
+        on = mask[:, t] > 0
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        step_advantage = delta + gamma * lam * running
+        advantages[:, t] = torch.where(on, step_advantage, 0.0)
+        running = torch.where(on, step_advantage, running)
+        next_value = torch.where(on, values[:, t], next_value)
+    return advantages, (advantages + values) * mask
+
+
+def terminal_rewards(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Place each episode's reward on its last policy token."""
+    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    last = torch.where(mask > 0, positions, -1).max(dim=1).values
+    per_token = torch.zeros_like(mask)
+    rows = torch.arange(len(mask), device=mask.device)[last >= 0]
+    per_token[rows, last[last >= 0]] = rewards.to(mask)[last >= 0]
+    return per_token
+
+
+@register_agent("ppo")
+class PPOAgent(GRPOAgent):
+    """PPO: one episode per problem, a critic, GAE advantages; experts decline every query."""
+
+    def __init__(self, model, tokenizer, config) -> None:
+        super().__init__(model, tokenizer, config)
+        self.critic_trunk = copy.deepcopy(model) if config.critic == "separate" else None
+        hidden = model.config.hidden_size
+        parameter = next(model.parameters())
+        self.value_head = nn.Linear(hidden, 1).to(device=parameter.device, dtype=parameter.dtype)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+        extra = list(self.value_head.parameters())
+        if self.critic_trunk is not None:
+            extra += list(self.critic_trunk.parameters())
+        self.optimizer.add_param_group({"params": extra})
+
+    def forward(self, batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities of the targets and the critic's value of each state."""
+        if self.critic_trunk is None:
+            logp, hidden = policy_logprobs(self.model, batch, self.config.temperature, hidden=True)
+        else:
+            logp = policy_logprobs(self.model, batch, self.config.temperature)
+            _, hidden = policy_logprobs(self.critic_trunk, batch, hidden=True)
+        return logp, self.value_head(hidden).squeeze(-1).float()
+
+    def train_step(self, step: int) -> dict[str, float]:
+        config = self.config
+        groups = self.collect_groups(step, config.problems_per_step * config.group_size, 1)
+        episodes = [group[0] for group in groups]
+        metrics = episode_metrics(episodes)
+        batch = pack_episodes(episodes, self.tokenizer.pad_token_id, self.device)
+        if config.overlong == "filter":
+            cut = torch.tensor([bool(e.info.get("cut_off")) for e in episodes], device=self.device)
+            batch.loss_mask[cut] = 0.0
+        mask = batch.loss_mask
+        with torch.no_grad():
+            outputs = [self.forward(chunk) for chunk, _ in self.micro_batches(batch)]
+            old_logp = torch.cat([logp for logp, _ in outputs])
+            old_values = torch.cat([values for _, values in outputs])
+            rewards = terminal_rewards(torch.tensor([e.reward for e in episodes]), mask)
+            if self.reference is not None:
+                rewards -= config.kl_beta * (old_logp - self.logprobs_in_chunks(self.reference, batch)) * mask
+            advantages, returns = gae(rewards, old_values, mask, config.gamma, config.gae_lambda)
+            on = mask > 0
+            advantages = torch.where(
+                on, (advantages - advantages[on].mean()) / (advantages[on].std() + 1e-6), 0.0
+            )
+        weights = loss_weights(mask, config.loss_aggregation)
+        totals = {"loss": 0.0, "policy_loss": 0.0, "value_loss": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
+        share = 1.0 / config.epochs_per_batch
+        token_share = loss_weights(mask, "token")
+        for _ in range(config.epochs_per_batch):
+            chunks = self.micro_batches(
+                batch,
+                weights=weights,
+                share=token_share,
+                old=old_logp,
+                old_values=old_values,
+                advantages=advantages,
+                returns=returns,
+            )
+            for chunk, rows in chunks:
+                logp, values = self.forward(chunk)
+                surrogate, clipped = clipped_surrogate(
+                    logp, rows["old"], rows["advantages"], config.clip_low, config.clip_high
+                )
+                policy_loss = -(surrogate * rows["weights"]).sum()
+                clipped_values = rows["old_values"] + (values - rows["old_values"]).clamp(
+                    -config.value_clip, config.value_clip
+                )
+                value_error = torch.maximum(
+                    (values - rows["returns"]) ** 2, (clipped_values - rows["returns"]) ** 2
+                )
+                value_loss = 0.5 * (value_error * rows["weights"]).sum()
+                loss = policy_loss + config.value_coef * value_loss
+                loss.backward()
+                totals["loss"] += loss.item() * share
+                totals["policy_loss"] += policy_loss.item() * share
+                totals["value_loss"] += value_loss.item() * share
+                totals["clip_fraction"] += (clipped.float() * rows["share"]).sum().item() * share
+            totals["grad_norm"] += self.apply_gradients() * share
+        return {**metrics, **totals, "trained_episodes": float(len(episodes))}
+
+    def state_dict(self) -> dict:
+        state = {**super().state_dict(), "value_head": self.value_head.state_dict()}
+        if self.critic_trunk is not None:
+            state["critic_trunk"] = self.critic_trunk.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.value_head.load_state_dict(state["value_head"])
+        if self.critic_trunk is not None:
+            self.critic_trunk.load_state_dict(state["critic_trunk"])

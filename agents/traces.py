@@ -1,0 +1,81 @@
+"""Supervised traces played through the environment: reference solutions, consultations, expert solutions.
+
+Every trace is a real episode of ``ExpertMathEnv`` written by a teacher instead
+of the policy, so its prompt, tags and reply blocks are exactly what the policy
+meets in RL, and expert replies are masked out of the loss like in rollouts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agents.rollout import Episode, apply_turn
+from eapo_gym.env import ExpertMathEnv
+from eapo_gym.experts.reference import EXHAUSTED_REPLY
+from eapo_gym.verify import extract_answer, is_correct
+
+TEACHER_QUERY = "next step"
+
+
+def _policy_turn(env: ExpertMathEnv, episode: Episode, text: str, tokenizer, end_with_eos: bool) -> None:
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    episode.add_policy_tokens(ids + ([tokenizer.eos_token_id] if end_with_eos else []))
+    apply_turn(env, episode, text, tokenizer)
+
+
+def solution_text(steps: tuple[str, ...] | list[str], answer: str, env: ExpertMathEnv) -> str:
+    """Steps one per line, then the tagged answer."""
+    body = "".join(f"{step}\n" for step in steps)
+    return f"{body}{env.protocol.answer_open}{answer}{env.protocol.answer_close}"
+
+
+def teacher_episode(
+    env: ExpertMathEnv, tokenizer, reset: dict[str, Any], consult_turns: int = 0, queries_per_turn: int = 1
+) -> Episode:
+    """A reference-solution episode; with ``consult_turns > 0`` it first asks the experts.
+
+    Each consulting turn sends ``queries_per_turn`` queries (ended by EOS when
+    fewer than K); the teacher then writes the steps the replies did not cover
+    and answers. Steps revealed = queries accepted, as with the reference expert.
+    """
+    observation, info = env.reset(**reset)
+    episode = Episode(info["problem_id"], tokenizer.encode(observation, add_special_tokens=False))
+    query = f"{env.protocol.query_open}{TEACHER_QUERY}{env.protocol.query_close}"
+    for _ in range(consult_turns):
+        _policy_turn(
+            env, episode, query * queries_per_turn, tokenizer, queries_per_turn < env.protocol.max_queries
+        )
+        if episode.done:
+            return episode
+    steps = env.problem.solution_steps
+    remaining = steps[min(episode.info.get("accepted", 0), len(steps)) :]
+    _policy_turn(env, episode, solution_text(remaining, env.problem.answer, env), tokenizer, False)
+    return episode
+
+
+def expert_solution(env: ExpertMathEnv, rng: np.random.Generator, max_calls: int = 12) -> list[str] | None:
+    """Ask the env's experts for the current problem step by step; the steps if they reach the gold answer."""
+    replies: list[str] = []
+    context = env.transcript
+    for _ in range(max_calls):
+        outcome = env.panel.ask([TEACHER_QUERY], env.problem, context, rng)[0]
+        if outcome.reply is None or outcome.reply == EXHAUSTED_REPLY:
+            break
+        replies.append(outcome.reply)
+        context += "\n" + outcome.reply
+    answer = extract_answer("\n".join(replies)) if replies else None
+    return replies if answer is not None and is_correct(answer, env.problem.answer) else None
+
+
+def distill_episode(env: ExpertMathEnv, tokenizer, reset: dict[str, Any], rng: np.random.Generator):
+    """An episode whose single turn is the expert's own verified solution, or ``None`` if it failed."""
+    observation, info = env.reset(**reset)
+    steps = expert_solution(env, rng)
+    if steps is None:
+        return None
+    episode = Episode(info["problem_id"], tokenizer.encode(observation, add_special_tokens=False))
+    answer = extract_answer(steps[-1])
+    _policy_turn(env, episode, solution_text(steps, answer, env), tokenizer, False)
+    return episode

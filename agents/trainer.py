@@ -1,0 +1,141 @@
+"""The training loop every agent runs through: logging, evaluation, checkpoints, exact resume.
+
+``DIR/metrics.jsonl`` gets one row per update (plus the evaluations), TensorBoard
+events go to ``DIR/tensorboard``, and ``DIR/checkpoint`` holds the model
+(``save_pretrained``), the optimizer and agent state, the RNG states and the step.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from agents import make_agent
+from agents.config import TrainConfig
+from agents.evaluation import evaluate
+from agents.policy import load_policy, save_policy
+from agents.tiny import tiny_policy_path
+
+CHECKPOINT = "checkpoint"
+STATE_FILE = "trainer_state.pt"
+
+
+class MetricsLog:
+    """Appends rows to metrics.jsonl and, optionally, TensorBoard."""
+
+    def __init__(self, out: Path, tensorboard: bool, resume_step: int) -> None:
+        self.path = out / "metrics.jsonl"
+        rows = [json.loads(line) for line in self.path.read_text().splitlines()] if self.path.exists() else []
+        kept = [row for row in rows if row["step"] <= resume_step]
+        self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=resume_step + 1)
+
+    def write(self, step: int, metrics: dict[str, float]) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self.writer is not None:
+            for name, value in metrics.items():
+                self.writer.add_scalar(name, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def starting_model_path(config: TrainConfig) -> Path:
+    if config.model:
+        return Path(config.model)
+    if config.preset == "tiny":
+        return tiny_policy_path()
+    raise ValueError(f"unknown preset {config.preset!r}; use --preset tiny or --model PATH")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def save_checkpoint(out: Path, agent, step: int, config: TrainConfig) -> None:
+    directory = out / CHECKPOINT
+    save_policy(agent.model, agent.tokenizer, directory / "model")
+    state = {
+        "step": step,
+        "config": config.to_dict(),
+        "agent": agent.state_dict(),
+        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+    }
+    torch.save(state, directory / f"{STATE_FILE}.tmp")
+    (directory / f"{STATE_FILE}.tmp").replace(directory / STATE_FILE)
+
+
+def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train ``config.algo`` for ``config.steps`` updates; return the final evaluation."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    seed_everything(config.seed)
+    state_path = out / CHECKPOINT / STATE_FILE
+    resuming = config.resume and state_path.exists()
+    model_path = out / CHECKPOINT / "model" if resuming else starting_model_path(config)
+    model, tokenizer = load_policy(
+        model_path, config.device, config.dtype, config.lora_rank if not resuming else 0
+    )
+    agent = make_agent(config.algo, model, tokenizer, config)
+    start = 0
+    if resuming:
+        state = torch.load(state_path, weights_only=False)
+        agent.load_state_dict(state["agent"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        start = state["step"]
+    log = MetricsLog(out, config.tensorboard, start)
+    steps = config.steps if agent.trains else 0
+    started = time.perf_counter()
+    final = None
+    bar = tqdm(
+        range(start + 1, steps + 1),
+        desc=f"{config.algo} train",
+        disable=not progress,
+        initial=start,
+        total=steps,
+    )
+    for step in bar:
+        tick = time.perf_counter()
+        metrics = agent.train_step(step)
+        metrics["step_seconds"] = time.perf_counter() - tick
+        if metrics.get("policy_tokens"):
+            metrics["tokens_per_s"] = metrics["policy_tokens"] / metrics["step_seconds"]
+        if step % config.eval_every == 0 or step == steps:
+            final = evaluate_agent(agent, config)
+            metrics.update(final)
+        log.write(step, metrics)
+        if step % config.save_every == 0 or step == steps:
+            save_checkpoint(out, agent, step, config)
+    if final is None:
+        final = evaluate_agent(agent, config)
+        log.write(steps, final)
+        save_checkpoint(out, agent, steps, config)
+    log.close()
+    final = {**final, "train_seconds": time.perf_counter() - started}
+    (out / "eval.json").write_text(json.dumps(final, indent=2))
+    return final
+
+
+def evaluate_agent(agent, config: TrainConfig) -> dict[str, float]:
+    first_turn = getattr(agent, "first_turn", None)
+    return evaluate(
+        agent.model, agent.tokenizer, config, with_experts=agent.eval_with_experts, first_turn=first_turn
+    )
