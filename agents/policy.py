@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from eapo_gym.tokenizer import load_tokenizer
 
@@ -67,9 +67,7 @@ def load_policy(path: str | Path, device: str = "auto", dtype: str = "auto", lor
         str(path), dtype=pick_dtype(torch_device, dtype), local_files_only=True
     ).to(torch_device)
     has_tokenizer = (Path(path) / "tokenizer_config.json").exists()
-    tokenizer = (
-        AutoTokenizer.from_pretrained(str(path), local_files_only=True) if has_tokenizer else load_tokenizer()
-    )
+    tokenizer = load_tokenizer(Path(path)) if has_tokenizer else load_tokenizer()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if lora_rank > 0:

@@ -47,7 +47,7 @@ def cache_root() -> Path:
 
 
 def tiny_policy_path(
-    steps: int = WARM_START.steps, cache: Path | None = None, model: TinyModelConfig | None = None
+    warm_start: TrainConfig = WARM_START, cache: Path | None = None, model: TinyModelConfig | None = None
 ) -> Path:
     """The warm-started tiny policy's directory, trained on first use (minutes on 2 CPU cores)."""
     from agents.trainer import train
@@ -56,7 +56,7 @@ def tiny_policy_path(
     model = model or TinyModelConfig()
     settings = {
         "model": dataclasses.asdict(model),
-        "warm_start": {**WARM_START.to_dict(), "steps": steps},
+        "warm_start": {**warm_start.to_dict(), "out": "", "model": ""},
         "vocab": sorted(tokenizer.get_vocab().items()),
         "trace_format": TRACE_FORMAT,
     }
@@ -67,9 +67,7 @@ def tiny_policy_path(
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as work:
         save_policy(build_tiny_model(tokenizer, model), tokenizer, Path(work) / "init")
-        config = dataclasses.replace(
-            WARM_START, steps=steps, model=str(Path(work) / "init"), out=str(Path(work) / "run")
-        )
+        config = dataclasses.replace(warm_start, model=str(Path(work) / "init"), out=str(Path(work) / "run"))
         train(config)
         shutil.copy(
             Path(work) / "run" / "eval.json",

@@ -118,7 +118,9 @@ def run_labelled(judge, pairs: list[dict], repeats: int) -> dict:
                 by_cat[pair["category"]][0] += ok
                 by_cat[pair["category"]][1] += 1
                 if not ok:
-                    wrong.append({"gold": pair["gold"], "response": pair["response"][-160:], "label": pair["label"]})
+                    wrong.append(
+                        {"gold": pair["gold"], "response": pair["response"][-160:], "label": pair["label"]}
+                    )
     total = time.perf_counter() - start
     latencies.sort()
     n = len(latencies)
@@ -211,8 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"injection payload created a file: {injected}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "verify.md").write_text(header + table + "\n", encoding="utf-8")
-    payload = {"ours": ours, "math_verify": mv, "hostile_ours": hostile_ours, "hostile_math_verify": hostile_mv,
-               "injection_created_file": injected, "python": platform.python_version(), "cpus": os.cpu_count()}
+    payload = {
+        "ours": ours,
+        "math_verify": mv,
+        "hostile_ours": hostile_ours,
+        "hostile_math_verify": hostile_mv,
+        "injection_created_file": injected,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
     (RESULTS / "verify.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     return 0
 

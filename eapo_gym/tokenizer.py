@@ -8,6 +8,7 @@ character outside printable ASCII and newline maps to ``<unk>``.
 
 from __future__ import annotations
 
+import json
 import string
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from eapo_gym.protocol import DEFAULT_PROTOCOL
 
 TOKENIZER_DIR = Path(__file__).parent / "assets" / "tokenizer"
+GENERIC_FAST_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
 SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>"}
 
 
@@ -35,7 +37,17 @@ def build_char_tokenizer():
 
 @lru_cache(maxsize=8)
 def load_tokenizer(path: str | Path = TOKENIZER_DIR):
-    """Load a tokenizer from a local directory (the shipped one by default), offline."""
-    from transformers import AutoTokenizer
+    """Load a tokenizer from a local directory (the shipped one by default), offline.
 
+    A directory whose ``tokenizer_config.json`` names the generic fast class is
+    loaded as exactly that: ``AutoTokenizer`` in transformers 5 would otherwise
+    swap in the model type's class (e.g. Qwen2's byte-level pre-tokenizer) when
+    the directory also holds a model ``config.json``.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    config_file = Path(path) / "tokenizer_config.json"
+    declared = json.loads(config_file.read_text()).get("tokenizer_class") if config_file.exists() else None
+    if declared in GENERIC_FAST_CLASSES:
+        return PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 
-from .extract import find_answer
+from .extract import find_answer, last_match
 from .normalize import text_key
 
 _GOLD_LETTER = re.compile(r"\(?([A-J])\)?[.:]?")
 _GOLD_LOWER = re.compile(r"\(([a-j])\)")
 _LEAD_LETTER = re.compile(r"\(?([A-J])\)?(?:$|[\s.:)\],])|\(([a-j])\)|([a-j])$")
-_PROSE_LETTER = re.compile(r"(?i:answer|option|choice)\s*(?:(?i:is)\s*)?:?\s*\**\s*\(?([A-J])\b")
+_PROSE_LETTER = re.compile(
+    r"(?i:answer|option|choice)(?:\s{1,3}(?i:is))?\s{0,3}:?\s{0,3}\**\s{0,3}\(?([A-J])\b"
+)
 _MARKUP = re.compile(r"\\(?:text[a-z]*|math[a-z]*|mbox)\s*|[{}$*]")
+_ANSWER_PREFIX = re.compile(r"^(?i:(?:the\s{1,3})?(?:final\s{1,3})?answer\s{0,3}(?:is)?\s{0,3}:?\s{0,3})")
 _YES_NO = {"yes": "yes", "no": "no", "true": "yes", "false": "no"}
 _LAST_YES_NO = re.compile(r"(?i)\b(yes|no|true|false)\b")
 
@@ -28,14 +31,12 @@ def response_choice(response: str) -> str | None:
     found = find_answer(response)
     if found is not None:
         answer, source = found
-        m = _LEAD_LETTER.match(_MARKUP.sub("", answer).strip())
+        m = _LEAD_LETTER.match(_ANSWER_PREFIX.sub("", _MARKUP.sub("", answer).strip()))
         if m:
             return (m.group(1) or m.group(2) or m.group(3)).upper()
         if source in ("boxed", "tag"):
             return None
-    last = None
-    for last in _PROSE_LETTER.finditer(response):
-        pass
+    last = last_match(_PROSE_LETTER, response)
     return last.group(1) if last else None
 
 
@@ -53,7 +54,5 @@ def response_yes_no(response: str) -> str | None:
             return _YES_NO[first.group(0)]
         if found[1] in ("boxed", "tag"):
             return None
-    last = None
-    for last in _LAST_YES_NO.finditer(response[-2000:]):
-        pass
+    last = last_match(_LAST_YES_NO, response[-2000:])
     return _YES_NO[last.group(1).lower()] if last else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from fractions import Fraction
 from itertools import product
 
-from .evaluate import Evaluator, Undefined, Unsupported, children, free_symbols
+from .evaluate import Evaluator, Undefined, Unsupported
 from .limits import MAX_ITEMS, MAX_PM, Budget, LimitExceeded
 from .nodes import (
     Add,
@@ -33,10 +33,13 @@ from .nodes import (
     Sym,
     Text,
     Union,
+    children,
+    free_symbols,
 )
 from .parser import neg
 
 _OO = Const("oo")
+_FUNCTION_LETTERS = frozenset("fghpqrsuvwyFGHPQRSTUVWY")
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _MIN_APPROX_DIGITS = 4
 
@@ -127,6 +130,58 @@ def _is_set_of_reals(node: Node) -> bool:
     return isinstance(node, (Interval, Union))
 
 
+def _cut_approx(rel: Rel) -> Node:
+    """Drop the ``≈ decimal`` tail of a chain: ``x = 2/3 ≈ 0.667`` -> ``x = 2/3``."""
+    ops, sides = list(rel.ops), rel.sides
+    if ops[0] == "~" and _is_target(sides[0], sides[1:]):
+        ops[0] = "="  # "x ≈ v" is an assignment
+    if "~" not in ops:
+        return Rel(tuple(ops), sides)
+    k = ops.index("~")
+    return sides[0] if k == 0 else Rel(tuple(ops[:k]), sides[: k + 1])
+
+
+def _is_target(lhs: Node, rest: tuple[Node, ...]) -> bool:
+    """True for an assignment target: ``x``, ``(a, b)`` or ``f(x)`` not used on the right."""
+    if isinstance(lhs, Sym):
+        return True
+    if isinstance(lhs, Seq) and lhs.kind == "tuple" and all(isinstance(i, Sym) for i in lhs.items):
+        return True
+    if isinstance(lhs, Mul) and len(lhs.args) == 2:
+        head, arg = lhs.args
+        args_ok = isinstance(arg, Sym) or (
+            isinstance(arg, Seq) and all(isinstance(i, Sym) for i in arg.items)
+        )
+        return (
+            isinstance(head, Sym)
+            and head.name in _FUNCTION_LETTERS
+            and args_ok
+            and head.name not in free_symbols(rest)
+        )
+    return False
+
+
+def _value_assignment(op: str, lhs: Node, rhs: Node) -> tuple[str, Node] | None:
+    """``x = 4`` (either way round) as ``("x", 4)``: such a gold needs the same assignment back,
+    so restating the question (``2x + 3 = 11``) does not score."""
+    if op != "=":
+        return None
+    if isinstance(lhs, Sym) and not free_symbols([rhs]):
+        return lhs.name, rhs
+    if isinstance(rhs, Sym) and not free_symbols([lhs]):
+        return rhs.name, lhs
+    return None
+
+
+def _as_set(rel: Rel) -> Node | None:
+    if rel.ops == ("in",) and isinstance(rel.sides[0], Sym):
+        return rel.sides[1]
+    intervals = _rel_to_set(rel)
+    if intervals is None:
+        return None
+    return intervals[0] if len(intervals) == 1 else Union(tuple(intervals))
+
+
 def _two_sided(rel: Rel) -> tuple[str, Node, Node] | None:
     if len(rel.sides) == 2:
         op, lhs, rhs = rel.ops[0], rel.sides[0], rel.sides[1]
@@ -207,6 +262,10 @@ class _Judge:
 
     def eq(self, g: Node, p: Node) -> bool:
         self.budget.check()
+        if isinstance(g, Rel) and "~" in g.ops:
+            g = _cut_approx(g)
+        if isinstance(p, Rel) and "~" in p.ops:
+            p = _cut_approx(p)
         if isinstance(p, Rel) and not isinstance(g, Rel):
             unwrapped = self._unwrap(p, gold=False, other=g)
             return unwrapped is not None and self.eq(g, unwrapped)
@@ -232,7 +291,7 @@ class _Judge:
         if rel.ops == ("in",) and isinstance(sides[0], Sym):
             return sides[1]
         if all(op == "=" for op in rel.ops):
-            if isinstance(sides[0], Sym):
+            if _is_target(sides[0], sides[1:]):
                 return sides[-1]
             if not gold and not free_symbols(sides):
                 return sides[-1]
@@ -248,17 +307,18 @@ class _Judge:
         if gi is not None and pi is not None:
             return self._match(gi, pi, ordered=False, same=self._interval_eq)
         if "in" in g.ops or "in" in p.ops:
-            return (
-                g.ops == p.ops == ("in",)
-                and self.eq(g.sides[0], p.sides[0])
-                and self.eq(g.sides[1], p.sides[1])
-            )
+            gs, ps = _as_set(g), _as_set(p)
+            return gs is not None and ps is not None and self.eq(gs, ps)
         g2, p2 = _two_sided(g), _two_sided(p)
         if g2 is None or p2 is None:
             return g == p
         (op_g, lg, rg), (op_p, lp, rp) = g2, p2
         if op_g != op_p:
             return False
+        value_g = _value_assignment(op_g, lg, rg)
+        if value_g is not None:
+            value_p = _value_assignment(op_p, lp, rp)
+            return value_p is not None and value_p[0] == value_g[0] and self.eq(value_g[1], value_p[1])
         if not free_symbols([lg, rg, lp, rp]):
             direct = self.eq(lg, lp) and self.eq(rg, rp)
             return direct or (op_g in ("=", "!=") and self.eq(lg, rp) and self.eq(rg, lp))
@@ -297,6 +357,8 @@ class _Judge:
         if isinstance(g, Matrix) or isinstance(p, Matrix):
             return self._matrix_eq(g, p)
         if isinstance(g, Seq) and isinstance(p, Seq):
+            if len(g.items) == len(p.items) == 2 and {g.kind, p.kind} == {"tuple", "list"}:
+                return False  # (a, b) vs [a, b]: different interval ends
             ordered = g.kind in ("tuple", "list")
             return self._match(list(g.items), list(p.items), ordered=ordered, same=self.eq)
         if isinstance(g, Seq):
@@ -318,7 +380,9 @@ class _Judge:
         if gr is None or pr is None:
             return False
         if len(gr) == len(pr) and len(gr[0]) == len(pr[0]):
-            return all(self.eq(a, b) for ra, rb in zip(gr, pr, strict=True) for a, b in zip(ra, rb, strict=True))
+            return all(
+                self.eq(a, b) for ra, rb in zip(gr, pr, strict=True) for a, b in zip(ra, rb, strict=True)
+            )
         if min(len(gr), len(gr[0])) == 1 and min(len(pr), len(pr[0])) == 1:
             flat_g = [x for r in gr for x in r]
             flat_p = [x for r in pr for x in r]
@@ -373,5 +437,20 @@ class _Judge:
         if g_dec == p_dec:
             return False
         if g_dec:
-            return self.ev.rounds_to(pv, g)  # type: ignore[arg-type]
-        return p.digits >= _MIN_APPROX_DIGITS and self.ev.rounds_to(gv, p)  # type: ignore[union-attr,arg-type]
+            return not _terminating(pv) and self.ev.rounds_to(pv, g)  # type: ignore[arg-type]
+        return (
+            p.digits >= _MIN_APPROX_DIGITS  # type: ignore[union-attr]
+            and not _terminating(gv)
+            and self.ev.rounds_to(gv, p)  # type: ignore[arg-type]
+        )
+
+
+def _terminating(value: object) -> bool:
+    """True for a rational with a finite decimal expansion: it must then match exactly."""
+    if not isinstance(value, Fraction):
+        return False
+    den = value.denominator
+    for prime in (2, 5):
+        while den % prime == 0:
+            den //= prime
+    return den == 1

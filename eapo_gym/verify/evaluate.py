@@ -2,7 +2,7 @@
 
 Free variables are replaced by random rational points shared by both answers, so two
 expressions are compared by their values (Schwartz-Zippel style identity testing). Exact
-arithmetic is tried first; anything irrational falls back to 50-digit complex arithmetic in a
+arithmetic is tried first; anything irrational falls back to 60-digit complex arithmetic in a
 thread-local mpmath context. All magnitudes are capped before the work is done.
 """
 
@@ -11,29 +11,12 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections.abc import Iterable, Iterator
 from fractions import Fraction
 
 import mpmath
 
 from .limits import MAX_FACTORIAL, MAX_INT_BITS, MAX_MAG_BITS, MAX_TRIG_ARG, Budget, LimitExceeded
-from .nodes import (
-    Add,
-    Const,
-    Degree,
-    Func,
-    Interval,
-    Matrix,
-    Mul,
-    Node,
-    Num,
-    Percent,
-    Pow,
-    Rel,
-    Seq,
-    Sym,
-    Union,
-)
+from .nodes import Add, Const, Degree, Func, Mul, Node, Num, Percent, Pow, Sym
 
 
 class NotExact(Exception):
@@ -48,8 +31,9 @@ class Undefined(Exception):
     """The value is undefined (division by zero, log of zero, a pole)."""
 
 
-DPS = 50
+DPS = 60
 TOLERANCE_EXP = -30
+FLOOR_EXP = -48
 N_POINTS = 4
 _local = threading.local()
 
@@ -61,48 +45,6 @@ def _context() -> mpmath.ctx_mp.MPContext:
         ctx.dps = DPS
         _local.ctx = ctx
     return ctx
-
-
-def children(node: Node) -> Iterator[Node]:
-    """Direct sub-nodes of ``node``."""
-    if isinstance(node, (Add, Mul)):
-        yield from node.args
-    elif isinstance(node, Func):
-        yield from node.args
-    elif isinstance(node, Pow):
-        yield node.base
-        yield node.exp
-    elif isinstance(node, (Percent, Degree)):
-        yield node.arg
-    elif isinstance(node, Rel):
-        yield from node.sides
-    elif isinstance(node, Seq):
-        yield from node.items
-    elif isinstance(node, Interval):
-        yield node.lo
-        yield node.hi
-    elif isinstance(node, Union):
-        yield from node.parts
-    elif isinstance(node, Matrix):
-        for row in node.rows:
-            yield from row
-    elif hasattr(node, "arg"):
-        if getattr(node, "base", None) is not None:
-            yield node.base  # type: ignore[attr-defined]
-        yield node.arg  # type: ignore[attr-defined]
-
-
-def free_symbols(nodes: Iterable[Node]) -> set[str]:
-    """Names of all variables in ``nodes`` (iterative walk)."""
-    names: set[str] = set()
-    stack = list(nodes)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Sym):
-            names.add(node.name)
-        else:
-            stack.extend(children(node))
-    return names
 
 
 def _iroot(n: int, k: int) -> int | None:
@@ -138,6 +80,7 @@ class Evaluator:
         self.budget = budget
         self.ctx = _context()
         self.tol = self.ctx.mpf(10) ** TOLERANCE_EXP
+        self.floor = self.ctx.mpf(10) ** FLOOR_EXP
         self._steps = 0
         self._cache: dict[int, tuple] = {}
 
@@ -158,13 +101,16 @@ class Evaluator:
         return values
 
     def close(self, a: object, b: object) -> bool:
-        """Equality of two values: exact for Fractions, else to within the relative tolerance."""
+        """Equality of two values: exact for Fractions, else to within the tolerance.
+
+        The tolerance is relative (1e-30) plus an absolute floor (1e-48) for rounding noise
+        around zero at 60 digits, so genuinely tiny values such as ``e^{-100}`` stay distinct.
+        """
         if isinstance(a, Fraction) and isinstance(b, Fraction):
             return a == b
         ctx = self.ctx
         x, y = ctx.mpc(_mp(ctx, a)), ctx.mpc(_mp(ctx, b))
-        scale = max(abs(x), abs(y), 1)
-        return abs(x - y) <= self.tol * scale
+        return abs(x - y) <= self.tol * max(abs(x), abs(y)) + self.floor
 
     def ratio(self, a: object, b: object) -> mpmath.mpc:
         """``a / b`` as an mpmath number."""
@@ -326,7 +272,13 @@ class Evaluator:
             if name in ("root", "cbrt"):
                 k = self._try_exact(node.args[1], point) if name == "root" else Fraction(3)
                 k_val = _mp(ctx, k) if k is not None else args[1]
-                if k is not None and k.denominator == 1 and k.numerator % 2 and not ctx.im(x) and ctx.re(x) < 0:
+                if (
+                    k is not None
+                    and k.denominator == 1
+                    and k.numerator % 2
+                    and not ctx.im(x)
+                    and ctx.re(x) < 0
+                ):
                     return self._check(-ctx.root(-ctx.re(x), int(k)))
                 return self._check(ctx.power(x, 1 / k_val))
             if name == "abs":

@@ -3,12 +3,14 @@
 Order: the last non-empty ``<answer>`` tag, the last non-empty ``\\boxed{}``/``\\fbox{}``
 (nested braces allowed), a response that is itself a bare answer, an "answer is ..." phrase,
 and finally the last inline-math span or number in the prose. Every scan is linear in the
-length of the response, so hostile inputs cannot trigger quadratic work.
+length of the response (regexes use bounded repeats where they could backtrack), so hostile
+inputs cannot trigger super-linear work.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 
 from .limits import MAX_ANSWER_CHARS, MAX_RESPONSE_CHARS, clean_text
 
@@ -16,10 +18,12 @@ _OPEN, _CLOSE = "<answer>", "</answer>"
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _DELIM = re.compile(r"\\\$|\$\$|\$|\\\(|\\\)|\\\[|\\\]")
 _PAIRS = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
-_PHRASE = re.compile(r"(?i)\banswer\b\s*(?:is\b\s*:?|:|=)|\banswer\*\*\s*:?|\banswer:\*\*")
-_FILLER = re.compile(r"^(?:(?:therefore|thus|so|then|just|simply|exactly|equal to|given by|that|is|be|:)\s+)+", re.I)
+_PHRASE = re.compile(r"(?i)\banswer\b\s{0,3}(?:is\b\s{0,3}:?|:|=)|\banswer\*\*\s{0,3}:?|\banswer:\*\*")
+_FILLER = re.compile(
+    r"^(?:(?:therefore|thus|so|then|just|simply|exactly|equal to|given by|that|is|be|:)\s+)+", re.I
+)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
-_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?(?:\s*%)?")
+_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?: ?/ ?\d+)?(?: ?%)?")
 _WORD = re.compile(r"[A-Za-z]+")
 _TEXTISH = re.compile(r"\\[a-zA-Z]+(?:\s*\{[^{}]*\})?")
 _ANSWER_WORDS = frozenset(
@@ -157,10 +161,14 @@ def _math_spans(text: str) -> tuple[int, int, str] | None:
     return last
 
 
+def last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The last match of ``pattern`` in ``text`` (one linear scan)."""
+    tail = deque(pattern.finditer(text), maxlen=1)
+    return tail[0] if tail else None
+
+
 def _answer_phrase(text: str) -> str | None:
-    last = None
-    for m in _PHRASE.finditer(text):
-        last = m
+    last = last_match(_PHRASE, text)
     if last is None:
         return None
     rest = text[last.end() : last.end() + MAX_ANSWER_CHARS].lstrip(" *:\t")
@@ -180,9 +188,7 @@ def _answer_phrase(text: str) -> str | None:
 
 def _last_math_or_number(text: str) -> str | None:
     span = _math_spans(text)
-    number = None
-    for number in _NUMBER.finditer(text):
-        pass
+    number = last_match(_NUMBER, text)
     if span is not None and (number is None or number.start() < span[1]):
         return span[2]
     return number.group(0) if number else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -132,3 +133,45 @@ class Text(Node):
     """Words that are not mathematics."""
 
     text: str
+
+
+def children(node: Node) -> Iterator[Node]:
+    """Direct sub-nodes of ``node``."""
+    if isinstance(node, (Add, Mul)):
+        yield from node.args
+    elif isinstance(node, Func):
+        yield from node.args
+    elif isinstance(node, Pow):
+        yield node.base
+        yield node.exp
+    elif isinstance(node, (Percent, Degree)):
+        yield node.arg
+    elif isinstance(node, Rel):
+        yield from node.sides
+    elif isinstance(node, Seq):
+        yield from node.items
+    elif isinstance(node, Interval):
+        yield node.lo
+        yield node.hi
+    elif isinstance(node, Union):
+        yield from node.parts
+    elif isinstance(node, Matrix):
+        for row in node.rows:
+            yield from row
+    elif isinstance(node, PlusMinus):
+        if node.base is not None:
+            yield node.base
+        yield node.arg
+
+
+def free_symbols(nodes: Iterable[Node]) -> set[str]:
+    """Names of all variables in ``nodes`` (iterative walk)."""
+    names: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Sym):
+            names.add(node.name)
+        else:
+            stack.extend(children(node))
+    return names

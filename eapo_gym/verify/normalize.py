@@ -17,10 +17,12 @@ _UNICODE = str.maketrans(
         "\u03c0": r" \pi ", "\u221e": r" \infty ", "\u221a": r"\sqrt", "\u222a": r" \cup ",
         "\u2208": r" \in ", "\u00b1": r" \pm ", "\u2213": r" \mp ", "\u2205": r" \emptyset ",
         "\u2026": "...", "\u2032": "'", "\u00ba": "\u00b0", "\u2103": "\u00b0",
-        "\u00b2": "^2", "\u00b3": "^3", "\u00b9": "^1", "\u2070": "^0", "\u2074": "^4", "\u2075": "^5",
-        "\u2076": "^6", "\u2077": "^7", "\u2078": "^8", "\u2079": "^9", "\u207b": "^-",
-        "\u00bd": "(1/2)", "\u2153": "(1/3)", "\u2154": "(2/3)", "\u00bc": "(1/4)", "\u00be": "(3/4)",
-        "\u2155": "(1/5)", "\u2159": "(1/6)", "\u215b": "(1/8)",
+        "\u00bd": r" \frac{1}{2}", "\u2153": r" \frac{1}{3}", "\u2154": r" \frac{2}{3}",
+        "\u00bc": r" \frac{1}{4}", "\u00be": r" \frac{3}{4}", "\u2155": r" \frac{1}{5}",
+        "\u2159": r" \frac{1}{6}", "\u215b": r" \frac{1}{8}",
+        "\u03b1": r" \alpha ", "\u03b2": r" \beta ", "\u03b3": r" \gamma ", "\u03b4": r" \delta ",
+        "\u03b8": r" \theta ", "\u03bb": r" \lambda ", "\u03bc": r" \mu ", "\u03c3": r" \sigma ",
+        "\u03c6": r" \phi ", "\u03c9": r" \omega ",
         "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u2007": " ", "\u2008": " ", "\u200a": " ",
         "\u2002": " ", "\u2003": " ", "\u2004": " ", "\u2005": " ", "\u2006": " ", "\u3000": " ",
         "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "",
@@ -37,12 +39,19 @@ _SUBS = (
     (re.compile(r"\\(?:d|t)binom(?![a-zA-Z])"), r"\\binom"),
     (re.compile(r"\\(?:lvert|rvert|vert|mid)(?![a-zA-Z])"), "|"),
     (re.compile(r"\\lbrace(?![a-zA-Z])"), r"\\{"),
+    (re.compile(r"\\langle(?![a-zA-Z])"), "("),
+    (re.compile(r"\\rangle(?![a-zA-Z])"), ")"),
     (re.compile(r"\\rbrace(?![a-zA-Z])"), r"\\}"),
-    (re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])"), "°"),
+    (
+        re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])"),
+        "°",
+    ),
     (re.compile(r"\\text\s*\{\s*°\s*\}"), "°"),
     (re.compile(r"\\%|\\text\s*\{\s*%\s*\}"), "%"),
     (re.compile(r"\\\$|\$|€|£|¥|\bUSD\b|\bUS\b"), " "),
     (re.compile(r"\{,\}"), ""),
+    (re.compile(r"\{([^{}]*)\\choose(?![a-zA-Z])([^{}]*)\}"), r"\\binom{\1}{\2}"),
+    (re.compile(r"\{([^{}]*)\\over(?![a-zA-Z])([^{}]*)\}"), r"\\frac{\1}{\2}"),
     (re.compile(r"(?<!\\)\\(?:[,;:> ]|quad|qquad|hspace\{[^{}]*\})"), " "),
     (re.compile(r"\\!|~"), " "),
     (re.compile(r"\s+"), " "),
@@ -54,9 +63,13 @@ _TEXT_UNIT = re.compile(
     r"\s*\\(?:text|textrm|textnormal|textit|textbf|mbox|mathrm|rm|mathit)\s*\{\s*([A-Za-z][A-Za-z .\-/]*)\}"
     r"\s*(\^\s*\{?\s*[23]\s*\}?)?\s*\.?\s*$"
 )
-_WORD_UNIT = re.compile(r"(?<=[\d\s}).°])\s*((?:square|sq\.?|cubic)\s+)?([A-Za-z]+(?:/[A-Za-z]+)?)(\^?[23])?\s*\.?$")
+_WORD_UNIT = re.compile(
+    r"(?<=[\d\s}).°])\s*((?:square|sq\.?|cubic)\s+)?([A-Za-z]+(?:/[A-Za-z]+)?)(\^?[23])?\s*\.?$"
+)
 
-_NUMBER_WORDS = re.compile(r"([-+]?(?:\d[\d,]*(?:\.\d+)?|\\frac\{\d+\}\{\d+\})\s*[%°]?)\s+([A-Za-z][A-Za-z \-]*)")
+_NUMBER_WORDS = re.compile(
+    r"([-+]?(?:\d[\d,]*(?:\.\d+)?|\\frac\{\d+\}\{\d+\})\s*[%°]?)\s+([A-Za-z][A-Za-z \-]*)"
+)
 _NOT_UNIT_WORDS = frozenset("and or not pi sqrt sin cos tan log exp inf oo".split())
 _UNIT_GROUPS = {
     "mm": "mm millimeter millimeters millimetre millimetres",
@@ -91,8 +104,15 @@ _UNIT_GROUPS = {
 _UNITS = {word: key for key, words in _UNIT_GROUPS.items() for word in words.split()}
 
 
+_SUPERSCRIPTS = re.compile("[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u207b]+")
+_SUPERSCRIPT_MAP = str.maketrans(
+    "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207b", "0123456789-"
+)
+
+
 def to_plain(text: str) -> str:
     """Map unicode maths to LaTeX/ASCII and collapse spacing commands and whitespace."""
+    text = _SUPERSCRIPTS.sub(lambda m: "^{" + m.group(0).translate(_SUPERSCRIPT_MAP) + "}", text)
     text = text.translate(_UNICODE)
     for pattern, repl in _SUBS:
         text = pattern.sub(repl, text)

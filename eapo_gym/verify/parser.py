@@ -37,9 +37,7 @@ class ParseError(Exception):
 
 _LETTERS = frozenset(ascii_letters)
 _DIGITS = frozenset(digits)
-_ONE = Num(Fraction(1))
 _MINUS_ONE = Num(Fraction(-1))
-_HUNDREDTH = Fraction(1, 100)
 
 _FUNCS = {
     "sin": "sin", "cos": "cos", "tan": "tan", "cot": "cot", "sec": "sec", "csc": "csc",
@@ -62,7 +60,8 @@ _TEXT_CMDS = frozenset("text textrm textnormal textit textbf textsf mbox".split(
 _STYLE_CMDS = frozenset("mathrm mathbf mathit mathsf mathtt boldsymbol bm rm bf".split())
 _MATRIX_ENVS = frozenset("matrix pmatrix bmatrix Bmatrix smallmatrix array".split())
 _RELOPS = {"le": "<=", "leq": "<=", "leqslant": "<=", "ge": ">=", "geq": ">=", "geqslant": ">=",
-           "ne": "!=", "neq": "!=", "lt": "<", "gt": ">", "approx": "=", "in": "in"}  # fmt: skip
+           "ne": "!=", "neq": "!=", "lt": "<", "gt": ">", "approx": "~", "simeq": "~",
+           "in": "in"}  # fmt: skip
 _OPERAND_CMDS = (
     frozenset({"frac", "sqrt", "binom", "pi", "infty", "imath", "operatorname", "mathbb", "lfloor",
                "lceil", "begin", "{", "emptyset", "varnothing"})
@@ -423,14 +422,14 @@ class _Parser:
             return None
         j = i + 1
         signed = j < self.n and s[j] in "+-"
-        if signed and not dot:
-            return None
         j += signed
         k = j
         while k < self.n and s[k] in _DIGITS:
             k += 1
         if k == j or (k < self.n and s[k] in _LETTERS):
             return None
+        if signed and not dot and s[i] == "e" and k - j < 2:
+            return None  # "2e-1" reads as 2e - 1; "1e-05", "2E-1" and "1.5e-3" are scientific
         if k - j > 3 or int(s[j:k]) > MAX_LITERAL_DIGITS:
             raise LimitExceeded("exponent too large")
         self.i = k
@@ -559,6 +558,8 @@ class _Parser:
             return node
         if c == "\\":
             return self._command()
+        if c == "(":
+            return self._bracket()
         if c in _DIGITS:
             self.i += 1
             return Num(Fraction(int(c)), -1, 1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .equivalence import expand_pm
-from .evaluate import Evaluator, NotExact, Undefined, Unsupported, free_symbols
+from .evaluate import Evaluator, NotExact, Undefined, Unsupported
 from .limits import MAX_ANSWER_CHARS, Budget, clean_text
 from .nodes import (
     Add,
@@ -29,9 +29,11 @@ from .nodes import (
     Seq,
     Sym,
     Union,
+    children,
+    free_symbols,
 )
 from .normalize import normalize
-from .parser import ParseError, parse
+from .parser import parse
 
 _SAFE_BASE_BITS = 1024
 
@@ -61,8 +63,6 @@ def _check_bounds(node: Node, budget: Budget) -> None:
     while stack:
         cur = stack.pop()
         if isinstance(cur, (Seq, Rel, Union, Interval, Matrix)):
-            from .evaluate import children
-
             stack.extend(children(cur))
             continue
         try:
@@ -154,6 +154,3 @@ class _ToSympy:
 
 def _bits(value: Fraction) -> int:
     return max(value.numerator.bit_length(), value.denominator.bit_length())
-
-
-__all__ = ["safe_parse", "ParseError"]

@@ -9,10 +9,13 @@ from .choice import gold_choice, gold_yes_no, response_choice, response_yes_no
 from .equivalence import equivalent
 from .extract import find_answer
 from .limits import DEFAULT_CPU_BUDGET_S, MAX_ANSWER_CHARS, MAX_RESPONSE_CHARS, Budget, clean_text
+from .nodes import Text
 from .normalize import normalize, strip_outer, text_key
 from .parser import ParseError, parse
 
-_SIMPLE = re.compile(r"(-?)(\d{1,300})(?:\.(\d{1,300}))?|(-?)(\d{1,300})/(\d{1,300})|(-?)\\frac\{(\d{1,300})\}\{(\d{1,300})\}")
+_SIMPLE = re.compile(
+    r"(-?)(\d{1,300})(?:\.(\d{1,300}))?|(-?)(\d{1,300})/(\d{1,300})|(-?)\\frac\{(\d{1,300})\}\{(\d{1,300})\}"
+)
 _TEXT_ANSWER = re.compile(r"[a-z0-9(][a-z0-9 ,.'()\-]*")
 _GROUPED = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
@@ -90,6 +93,12 @@ def _compare(gold: str, answer: str, budget: Budget) -> bool:
         g = parse(gold_norm, budget)
         a = parse(answer_norm, budget)
     except ParseError:
-        key = text_key(gold_norm)
-        return _TEXT_ANSWER.fullmatch(key) is not None and key == text_key(answer_norm)
+        return _same_text(gold_norm, answer_norm)
+    if isinstance(g, Text) or isinstance(a, Text):
+        return _same_text(gold_norm, answer_norm)
     return equivalent(g, a, budget)
+
+
+def _same_text(gold: str, answer: str) -> bool:
+    key = text_key(gold)
+    return _TEXT_ANSWER.fullmatch(key) is not None and key == text_key(answer)

@@ -1,0 +1,315 @@
+"""Rollout throughput: our batched KV-cache sampler (``sample_turns``) versus ``model.generate``.
+
+    python -m benchmarks.rollout_speed [--batch 64] [--new-tokens 60] [--repeats 5] [--policy DIR]
+
+Both contenders continue the same left-padded batch of ~40-token prompts on the same
+randomly initialised tiny model (``build_tiny_model``, seed 0, fp32, CPU) for exactly
+``--new-tokens`` sampled tokens (temperature 1, top-p 1, no top-k):
+
+- ours: ``sample_turns`` with ``NeverStopper``, a ``TurnStopper`` that runs its per-token
+  stop check as usual but ignores the verdict, so no row ends early;
+- ``model.generate``: ``do_sample=True``, ``min_new_tokens=max_new_tokens`` (EOS is
+  suppressed), default dynamic KV cache.
+
+Timed runs alternate (ours, generate, ours, ...) after one warm-up each; the table shows
+medians. Peak memory is read in a fresh subprocess per contender (Linux ``VmHWM``, reset
+just before the rollout). A last row times a multi-turn rollout (``play_episodes`` on
+``ExpertMathEnv`` with the reference expert), env steps included; ``--policy`` gives it a
+trained policy directory, since a random-init model never writes protocol tags and so
+ends every episode after one turn.
+
+Writes ``benchmarks/results/rollout_speed.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+from agents.policy import build_tiny_model, load_policy
+from agents.rollout import play_episodes
+from agents.sampling import SamplingConfig, TurnStopper, sample_turns
+from eapo_gym.env import ExpertMathEnv
+from eapo_gym.problems import load_problems
+from eapo_gym.protocol import DEFAULT_PROTOCOL
+from eapo_gym.tokenizer import load_tokenizer
+
+RESULTS = Path(__file__).parent / "results"
+THREADS = 2
+PROMPT_TOKENS = 40
+CONTENDERS = ("ours", "generate")
+
+
+class NeverStopper(TurnStopper):
+    """A ``TurnStopper`` whose stop check runs at full cost but never ends a row."""
+
+    def update(self, tokens: torch.Tensor) -> torch.Tensor:
+        return super().update(tokens) & False
+
+
+def machine_info() -> dict[str, Any]:
+    """Library versions, threads and the current load average (``uptime``)."""
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        "load_average": os.getloadavg(),
+    }
+
+
+def reset_peak_rss() -> float:
+    """Reset this process's peak RSS (``VmHWM``) to its current RSS; return the RSS in MB."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return proc_status_mb("VmRSS")
+
+
+def proc_status_mb(field: str) -> float:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def measure_in_subprocess(module: str, args: list[str]) -> dict[str, float]:
+    """Run ``python -m module *args`` in a fresh interpreter; return the JSON it prints last."""
+    completed = subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, check=True
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def median_or_zero(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def make_prompts(tokenizer, batch: int, length: int) -> list[list[int]]:
+    """``batch`` prompts of exactly ``length`` tokens: arithmetic questions run together."""
+    problems = load_problems("arithmetic", difficulty=[3])
+    prompts, index = [], 0
+    for _ in range(batch):
+        ids: list[int] = []
+        while len(ids) < length:
+            ids += tokenizer.encode(problems[index].question + "\n", add_special_tokens=False)
+            index += 1
+        prompts.append(ids[-length:])
+    return prompts
+
+
+def make_contender(
+    name: str, model, tokenizer, prompts: list[list[int]], new_tokens: int
+) -> Callable[[], int]:
+    """A zero-argument rollout of ``prompts`` returning the number of generated tokens."""
+    if name == "ours":
+        stopper = NeverStopper(tokenizer, DEFAULT_PROTOCOL)
+        sampling = SamplingConfig(max_new_tokens=new_tokens, temperature=1.0, top_p=1.0)
+        generator = torch.Generator().manual_seed(0)
+
+        def ours() -> int:
+            samples = sample_turns(model, prompts, stopper, sampling, tokenizer.pad_token_id, generator)
+            return sum(len(row) for row in samples.tokens)
+
+        return ours
+    input_ids = torch.tensor(prompts)
+    attention_mask = torch.ones_like(input_ids)
+
+    def generate() -> int:
+        with torch.no_grad():
+            output = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                do_sample=True,
+                temperature=1.0,
+                top_p=1.0,
+                top_k=0,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        return (output.shape[1] - input_ids.shape[1]) * output.shape[0]
+
+    return generate
+
+
+def setup(batch: int, new_tokens: int) -> tuple[Any, Any, list[list[int]]]:
+    """Threads, seed, tokenizer, the random-init tiny model (eval mode) and the prompts."""
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    tokenizer = load_tokenizer()
+    model = build_tiny_model(tokenizer, seed=0).eval()
+    return model, tokenizer, make_prompts(tokenizer, batch, PROMPT_TOKENS)
+
+
+def time_contenders(batch: int, new_tokens: int, repeats: int) -> dict[str, dict[str, Any]]:
+    """Interleaved timed rollouts of every contender in this process; tokens/s per run."""
+    model, tokenizer, prompts = setup(batch, new_tokens)
+    runs = {name: make_contender(name, model, tokenizer, prompts, new_tokens) for name in CONTENDERS}
+    for run in runs.values():
+        run()  # warm-up
+    rates: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    tokens: dict[str, int] = {}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            tokens[name] = run()
+            rates[name].append(tokens[name] / (time.perf_counter() - start))
+    return {
+        name: {
+            "tokens_per_run": tokens[name],
+            "tokens_per_s": median_or_zero(rates[name]),
+            "tokens_per_s_runs": rates[name],
+        }
+        for name in CONTENDERS
+    }
+
+
+def peak_memory(name: str, batch: int, new_tokens: int) -> dict[str, float]:
+    """One rollout of ``name`` in this (fresh) process: peak RSS and its rise over the pre-rollout RSS."""
+    model, tokenizer, prompts = setup(batch, new_tokens)
+    run = make_contender(name, model, tokenizer, prompts, new_tokens)
+    before = reset_peak_rss()
+    run()
+    peak = proc_status_mb("VmHWM")
+    return {"peak_rss_mb": peak, "rollout_rss_mb": peak - before}
+
+
+def multi_turn(batch: int, new_tokens: int, repeats: int, policy: str | None) -> dict[str, Any]:
+    """``play_episodes`` on ``ExpertMathEnv`` (reference expert, short prompts); policy tokens/s."""
+    torch.set_num_threads(THREADS)
+    if policy:
+        model, tokenizer = load_policy(policy, device="cpu")
+    else:
+        tokenizer = load_tokenizer()
+        model = build_tiny_model(tokenizer, seed=0)
+    model.eval()
+    envs = [
+        ExpertMathEnv(
+            problems="arithmetic",
+            difficulty=3,
+            experts="reference",
+            prompt_template="{question}\n",
+            instructions="",
+            max_turn_tokens=new_tokens,
+        )
+        for _ in range(batch)
+    ]
+    sampling = SamplingConfig(max_new_tokens=new_tokens)
+    generator = torch.Generator().manual_seed(0)
+    rates, turns = [], []
+    for repeat in range(repeats + 1):  # the first round is a warm-up
+        resets = [{"seed": repeat * batch + i} for i in range(batch)]
+        start = time.perf_counter()
+        episodes = play_episodes(model, tokenizer, envs, resets, sampling, 384, generator)
+        seconds = time.perf_counter() - start
+        if repeat:
+            rates.append(sum(e.policy_token_count for e in episodes) / seconds)
+            turns.append(sum(e.info.get("turns", 0) for e in episodes) / batch)
+    return {
+        "policy": policy or "random-init tiny model",
+        "tokens_per_s": median_or_zero(rates),
+        "tokens_per_s_runs": rates,
+        "turns_per_episode": median_or_zero(turns),
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The result as a markdown table plus the ratio line."""
+    args = result["args"]
+    rows = result["rows"]
+    lines = [
+        f"Batch {args['batch']}, prompt {PROMPT_TOKENS} tokens, {args['new_tokens']} new tokens, "
+        f"median of {args['repeats']} interleaved runs, {THREADS} threads.",
+        "",
+        "| contender | tokens/s | peak RSS (MB) | rollout RSS rise (MB) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in CONTENDERS:
+        row = rows[name]
+        lines.append(
+            f"| {row['label']} | {row['tokens_per_s']:.0f} | {row['peak_rss_mb']:.0f} | "
+            f"{row['rollout_rss_mb']:.1f} |"
+        )
+    multi = rows["multi_turn"]
+    lines += [
+        f"| {multi['label']} | {multi['tokens_per_s']:.0f} | - | - |",
+        "",
+        f"ours / generate: **{result['ratio_ours_over_generate']:.2f}x** (target >= 1.5x). "
+        f"Multi-turn: {multi['turns_per_episode']:.2f} turns per episode, policy: {multi['policy']}.",
+        "",
+        f"Load before/after: `{result['machine']['uptime']}` / `{result['machine_after']['uptime']}`",
+    ]
+    return "\n".join(lines)
+
+
+def run_benchmark(
+    batch: int, new_tokens: int, repeats: int, policy: str | None = None, out_dir: Path = RESULTS
+) -> dict[str, Any]:
+    """Time and measure; write ``rollout_speed.json`` and ``.md`` under ``out_dir``; return the result."""
+    command = ["python", "-m", "benchmarks.rollout_speed", "--batch", str(batch)]
+    command += ["--new-tokens", str(new_tokens), "--repeats", str(repeats)]
+    command += ["--policy", policy] if policy else []
+    machine = machine_info()
+    rows: dict[str, dict[str, Any]] = time_contenders(batch, new_tokens, repeats)
+    for name in CONTENDERS:
+        memory_args = ["--memory-of", name, "--batch", str(batch), "--new-tokens", str(new_tokens)]
+        rows[name].update(measure_in_subprocess("benchmarks.rollout_speed", memory_args))
+    rows["ours"]["label"] = "ours: sample_turns (StaticKVDecoder)"
+    rows["generate"]["label"] = "model.generate (sampling, dynamic cache)"
+    rows["multi_turn"] = multi_turn(batch, new_tokens, repeats, policy)
+    rows["multi_turn"]["label"] = "ours: play_episodes on ExpertMathEnv (env steps included)"
+    result = {
+        "command": shlex.join(command),
+        "args": {
+            "batch": batch,
+            "new_tokens": new_tokens,
+            "repeats": repeats,
+            "prompt_tokens": PROMPT_TOKENS,
+        },
+        "machine": machine,
+        "machine_after": machine_info(),
+        "rows": rows,
+        "ratio_ours_over_generate": rows["ours"]["tokens_per_s"] / rows["generate"]["tokens_per_s"],
+        "target_ratio": 1.5,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "rollout_speed.json").write_text(json.dumps(result, indent=2))
+    (out_dir / "rollout_speed.md").write_text(
+        f"# Rollout speed\n\n`{result['command']}`\n\n{markdown(result)}\n"
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--new-tokens", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--policy", help="trained policy directory for the multi-turn row (default: random init)"
+    )
+    parser.add_argument("--memory-of", choices=CONTENDERS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_of:
+        print(json.dumps(peak_memory(args.memory_of, args.batch, args.new_tokens)))
+        return
+    print(markdown(run_benchmark(args.batch, args.new_tokens, args.repeats, args.policy)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The shared agent core: decoders, turn sampling, multi-turn rollouts and loss masks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from agents.decoding import HFCacheDecoder, StaticKVDecoder, make_decoder, positions_from_mask
+from agents.policy import build_tiny_model, load_policy
+from agents.rollout import play_episodes
+from agents.sampling import SamplingConfig, TurnStopper, sample_turns
+from agents.tokens import pack_episodes, policy_logprobs
+from eapo_gym.env import ExpertMathEnv
+from eapo_gym.protocol import TurnProtocol
+from eapo_gym.tokenizer import load_tokenizer
+
+TOKENIZER = load_tokenizer()
+
+
+def tiny_models():
+    qwen = build_tiny_model(TOKENIZER, seed=1)
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(TOKENIZER), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, intermediate_size=128,
+        )
+    )
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(TOKENIZER), n_embd=64, n_layer=2, n_head=4))
+    return {"qwen2": qwen.eval(), "llama-gqa": llama.eval(), "gpt2": gpt2.eval()}
+
+
+@pytest.mark.parametrize("name", ["qwen2", "llama-gqa", "gpt2"])
+def test_incremental_decoding_matches_a_full_forward_with_left_padding(name):
+    torch.manual_seed(0)
+    model = tiny_models()[name]
+    prompts = torch.randint(3, 90, (3, 6))
+    mask = torch.ones_like(prompts)
+    mask[0, :2] = 0
+    mask[2, :5] = 0
+    steps = torch.randint(3, 90, (3, 4))
+    decoder = make_decoder(model, 3, 10)
+    assert isinstance(decoder, HFCacheDecoder if name == "gpt2" else StaticKVDecoder)
+    with torch.no_grad():
+        incremental = [decoder.prefill(prompts, mask)] + [decoder.step(steps[:, t]) for t in range(4)]
+        full_ids = torch.cat([prompts, steps], 1)
+        full_mask = torch.cat([mask, torch.ones_like(steps)], 1)
+        reference = model(
+            input_ids=full_ids, attention_mask=full_mask, position_ids=positions_from_mask(full_mask)
+        ).logits.float()
+    for t, logits in enumerate(incremental):
+        torch.testing.assert_close(logits, reference[:, 5 + t], atol=2e-4, rtol=1e-4)
+
+
+def test_sampler_stops_each_row_at_its_own_end():
+    protocol = TurnProtocol(max_queries=2)
+    stopper = TurnStopper(TOKENIZER, protocol)
+    assert stopper.single_token_tags
+    ids = {tag: TOKENIZER.convert_tokens_to_ids(tag) for tag in protocol.tags}
+    stopper.start(4, torch.device("cpu"))
+    sequence = [
+        [ids["<answer>"], 10, 10, 10],
+        [ids["</answer>"], 10, 10, 10],
+        [ids["</expert>"], 10, ids["</expert>"], 10],
+        [10, TOKENIZER.eos_token_id, 10, 10],
+    ]
+    ended_at = [None] * 4
+    for t in range(4):
+        done = stopper.update(torch.tensor([row[t] for row in sequence]))
+        for row in range(4):
+            if done[row] and ended_at[row] is None:
+                ended_at[row] = t
+    # row 0 never closes its answer; row 1's stray </answer> does not end it; row 2 ends at the 2nd query.
+    assert ended_at == [None, None, 2, 1]
+
+
+def test_sampled_logprobs_match_a_training_forward_and_greedy_is_deterministic():
+    model = build_tiny_model(TOKENIZER, seed=3).eval()
+    stopper = TurnStopper(TOKENIZER, TurnProtocol())
+    prompts = [TOKENIZER.encode("12+34=?\n"), TOKENIZER.encode("5+6+7=?\n")]
+    generator = torch.Generator().manual_seed(0)
+    samples = sample_turns(model, prompts, stopper, SamplingConfig(12, 0.7, 0.9), TOKENIZER.pad_token_id, generator)
+    for prompt, tokens, logprobs in zip(prompts, samples.tokens, samples.logprobs, strict=True):
+        ids = torch.tensor([prompt + tokens])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float() / 0.7
+        expected = logits.log_softmax(-1).gather(-1, torch.tensor(tokens)[:, None])[:, 0]
+        torch.testing.assert_close(torch.tensor(logprobs), expected, atol=1e-4, rtol=1e-4)
+    greedy = SamplingConfig(8, 0.0)
+    first = sample_turns(model, prompts, stopper, greedy, TOKENIZER.pad_token_id)
+    assert first.tokens == sample_turns(model, prompts, stopper, greedy, TOKENIZER.pad_token_id).tokens
+
+
+def test_rollout_masks_exactly_the_injected_tokens_and_never_retokenizes(tiny_model_dir):
+    model, tokenizer = load_policy(tiny_model_dir)
+    envs = [
+        ExpertMathEnv(problems="arithmetic", difficulty=2, prompt_template="{question}\n", instructions="")
+        for _ in range(16)
+    ]
+    resets = [{"seed": i} for i in range(16)]
+    episodes = play_episodes(model, tokenizer, envs, resets, SamplingConfig(48), 384, torch.Generator().manual_seed(0))
+    consulted = [(e, env) for e, env in zip(episodes, envs, strict=True) if e.info["accepted"] > 0]
+    assert consulted, "the warm-started policy should consult at least once in 16 episodes"
+    for episode, env in zip(episodes, envs, strict=True):
+        assert len(episode.mask) == len(episode.completion_ids) == len(episode.sample_logprobs)
+        text = tokenizer.decode(episode.context, skip_special_tokens=True)
+        assert text == env.transcript  # ids concatenated turn by turn decode to the env's transcript
+        injected = tokenizer.decode([t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if not m])
+        generated = tokenizer.decode(
+            [t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if m], skip_special_tokens=True
+        )
+        assert "<reply>" not in generated and "</reply>" not in generated
+        assert injected.count("<reply>") == episode.info["consults"]
+    episode, env = consulted[0]
+    batch = pack_episodes([episode], tokenizer.pad_token_id, torch.device("cpu"))
+    targets = batch.targets[0][batch.loss_mask[0] > 0].tolist()
+    assert tokenizer.convert_tokens_to_ids("<reply>") not in targets
+    injected = [t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if not m]
+    assert f"<reply>{env.problem.solution_steps[0]}</reply>" in tokenizer.decode(injected)
+    with torch.no_grad():
+        logprobs = policy_logprobs(model, batch)[0][batch.loss_mask[0] > 0]
+    sampled = torch.tensor([lp for lp, m in zip(episode.sample_logprobs, episode.mask, strict=True) if m])
+    torch.testing.assert_close(logprobs, sampled, atol=1e-4, rtol=1e-4)
