@@ -36,11 +36,13 @@ def make_experts(config: TrainConfig) -> list:
 def make_env(
     config: TrainConfig, split: str, difficulties: Sequence[int], acceptance: float | dict[str, Any]
 ) -> ExpertMathEnv:
-    """A text-mode env for ``config``; ``acceptance`` 0 declines every query (experts off)."""
+    """A text-mode env for ``config``; ``acceptance`` 0 declines every query (experts off).
+
+    Empty ``difficulties`` means every level (and is required for sources without levels)."""
     return ExpertMathEnv(
         problems=config.problems,
         split=split,
-        difficulty=list(difficulties),
+        difficulty=list(difficulties) or None,
         experts=make_experts(config),
         acceptance=acceptance,
         max_turns=config.max_turns,

@@ -58,11 +58,10 @@ def evaluate(
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(config.seed)
     metrics: dict[str, float] = {}
     everything = []
-    for difficulty in config.eval_difficulties:
+    for difficulty in config.eval_difficulties or (None,):
+        levels = () if difficulty is None else (difficulty,)
         acceptance = 1.0 if with_experts else 0.0
-        envs = [
-            make_env(config, "test", (difficulty,), acceptance) for _ in range(min(batch_size, problems * k))
-        ]
+        envs = [make_env(config, "test", levels, acceptance) for _ in range(min(batch_size, problems * k))]
         source = envs[0].problems
         jobs = [(p, s) for p in range(min(problems, len(source))) for s in range(k)]
         episodes = []
@@ -80,8 +79,8 @@ def evaluate(
                 first_turn,
             )
         correct = np.array([bool(e.info.get("correct")) for e in episodes], dtype=float).reshape(-1, k)
-        for name, value in summarise(correct, k).items():
-            metrics[f"eval/d{difficulty}/{name}"] = value
+        if difficulty is not None:
+            metrics.update({f"eval/d{difficulty}/{name}": v for name, v in summarise(correct, k).items()})
         everything += episodes
     correct = np.array([bool(e.info.get("correct")) for e in everything], dtype=float).reshape(-1, k)
     metrics.update({f"eval/{name}": value for name, value in summarise(correct, k).items()})

@@ -87,16 +87,21 @@ def proc_status_mb(field: str) -> float:
     raise KeyError(field)
 
 
-def measure_in_subprocess(module: str, args: list[str]) -> dict[str, float]:
-    """Run ``python -m module *args`` in a fresh interpreter; return the JSON it prints last."""
-    completed = subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, check=True
-    )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
-def median_or_zero(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
+def measure_in_subprocesses(module: str, runs: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+    """Per entry, ``python -m module *args`` in a fresh interpreter, side by side; the JSON printed last."""
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, args in runs.items()
+    }
+    results = {}
+    for name, process in processes.items():
+        stdout, stderr = process.communicate()
+        if process.returncode:
+            raise RuntimeError(f"{module} {shlex.join(runs[name])} failed:\n{stderr[-2000:]}")
+        results[name] = json.loads(stdout.strip().splitlines()[-1])
+    return results
 
 
 def make_prompts(tokenizer, batch: int, length: int) -> list[list[int]]:
@@ -147,7 +152,7 @@ def make_contender(
     return generate
 
 
-def setup(batch: int, new_tokens: int) -> tuple[Any, Any, list[list[int]]]:
+def setup(batch: int) -> tuple[Any, Any, list[list[int]]]:
     """Threads, seed, tokenizer, the random-init tiny model (eval mode) and the prompts."""
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
@@ -158,7 +163,7 @@ def setup(batch: int, new_tokens: int) -> tuple[Any, Any, list[list[int]]]:
 
 def time_contenders(batch: int, new_tokens: int, repeats: int) -> dict[str, dict[str, Any]]:
     """Interleaved timed rollouts of every contender in this process; tokens/s per run."""
-    model, tokenizer, prompts = setup(batch, new_tokens)
+    model, tokenizer, prompts = setup(batch)
     runs = {name: make_contender(name, model, tokenizer, prompts, new_tokens) for name in CONTENDERS}
     for run in runs.values():
         run()  # warm-up
@@ -172,7 +177,7 @@ def time_contenders(batch: int, new_tokens: int, repeats: int) -> dict[str, dict
     return {
         name: {
             "tokens_per_run": tokens[name],
-            "tokens_per_s": median_or_zero(rates[name]),
+            "tokens_per_s": statistics.median(rates[name]),
             "tokens_per_s_runs": rates[name],
         }
         for name in CONTENDERS
@@ -181,7 +186,7 @@ def time_contenders(batch: int, new_tokens: int, repeats: int) -> dict[str, dict
 
 def peak_memory(name: str, batch: int, new_tokens: int) -> dict[str, float]:
     """One rollout of ``name`` in this (fresh) process: peak RSS and its rise over the pre-rollout RSS."""
-    model, tokenizer, prompts = setup(batch, new_tokens)
+    model, tokenizer, prompts = setup(batch)
     run = make_contender(name, model, tokenizer, prompts, new_tokens)
     before = reset_peak_rss()
     run()
@@ -222,9 +227,9 @@ def multi_turn(batch: int, new_tokens: int, repeats: int, policy: str | None) ->
             turns.append(sum(e.info.get("turns", 0) for e in episodes) / batch)
     return {
         "policy": policy or "random-init tiny model",
-        "tokens_per_s": median_or_zero(rates),
+        "tokens_per_s": statistics.median(rates),
         "tokens_per_s_runs": rates,
-        "turns_per_episode": median_or_zero(turns),
+        "turns_per_episode": statistics.median(turns),
     }
 
 
@@ -266,9 +271,10 @@ def run_benchmark(
     command += ["--policy", policy] if policy else []
     machine = machine_info()
     rows: dict[str, dict[str, Any]] = time_contenders(batch, new_tokens, repeats)
-    for name in CONTENDERS:
-        memory_args = ["--memory-of", name, "--batch", str(batch), "--new-tokens", str(new_tokens)]
-        rows[name].update(measure_in_subprocess("benchmarks.rollout_speed", memory_args))
+    memory_args = ["--batch", str(batch), "--new-tokens", str(new_tokens)]
+    runs = {name: ["--memory-of", name, *memory_args] for name in CONTENDERS}
+    for name, memory in measure_in_subprocesses("benchmarks.rollout_speed", runs).items():
+        rows[name].update(memory)
     rows["ours"]["label"] = "ours: sample_turns (StaticKVDecoder)"
     rows["generate"]["label"] = "model.generate (sampling, dynamic cache)"
     rows["multi_turn"] = multi_turn(batch, new_tokens, repeats, policy)

@@ -22,8 +22,12 @@ def tiny_models():
     qwen = build_tiny_model(TOKENIZER, seed=1)
     llama = LlamaForCausalLM(
         LlamaConfig(
-            vocab_size=len(TOKENIZER), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, intermediate_size=128,
+            vocab_size=len(TOKENIZER),
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=128,
         )
     )
     gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(TOKENIZER), n_embd=64, n_layer=2, n_head=4))
@@ -79,7 +83,9 @@ def test_sampled_logprobs_match_a_training_forward_and_greedy_is_deterministic()
     stopper = TurnStopper(TOKENIZER, TurnProtocol())
     prompts = [TOKENIZER.encode("12+34=?\n"), TOKENIZER.encode("5+6+7=?\n")]
     generator = torch.Generator().manual_seed(0)
-    samples = sample_turns(model, prompts, stopper, SamplingConfig(12, 0.7, 0.9), TOKENIZER.pad_token_id, generator)
+    samples = sample_turns(
+        model, prompts, stopper, SamplingConfig(12, 0.7, 0.9), TOKENIZER.pad_token_id, generator
+    )
     for prompt, tokens, logprobs in zip(prompts, samples.tokens, samples.logprobs, strict=True):
         ids = torch.tensor([prompt + tokens])
         with torch.no_grad():
@@ -98,16 +104,21 @@ def test_rollout_masks_exactly_the_injected_tokens_and_never_retokenizes(tiny_mo
         for _ in range(16)
     ]
     resets = [{"seed": i} for i in range(16)]
-    episodes = play_episodes(model, tokenizer, envs, resets, SamplingConfig(48), 384, torch.Generator().manual_seed(0))
+    episodes = play_episodes(
+        model, tokenizer, envs, resets, SamplingConfig(48), 384, torch.Generator().manual_seed(0)
+    )
     consulted = [(e, env) for e, env in zip(episodes, envs, strict=True) if e.info["accepted"] > 0]
     assert consulted, "the warm-started policy should consult at least once in 16 episodes"
     for episode, env in zip(episodes, envs, strict=True):
         assert len(episode.mask) == len(episode.completion_ids) == len(episode.sample_logprobs)
         text = tokenizer.decode(episode.context, skip_special_tokens=True)
         assert text == env.transcript  # ids concatenated turn by turn decode to the env's transcript
-        injected = tokenizer.decode([t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if not m])
+        injected = tokenizer.decode(
+            [t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if not m]
+        )
         generated = tokenizer.decode(
-            [t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if m], skip_special_tokens=True
+            [t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if m],
+            skip_special_tokens=True,
         )
         assert "<reply>" not in generated and "</reply>" not in generated
         assert injected.count("<reply>") == episode.info["consults"]

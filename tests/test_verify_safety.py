@@ -66,6 +66,17 @@ def test_hostile_inputs_are_false_and_fast(name: str) -> None:
     assert time.perf_counter() - start < 1.0
 
 
+@pytest.mark.parametrize(
+    "text", ["\\sqrt{10000!+1}", "\\lfloor \\sqrt{2^{5000}+1} \\rfloor", "(10000!+1)^{1/3}", "\\log(5000!)"]
+)
+def test_sympy_auto_evaluation_bombs_are_bounded(text: str) -> None:
+    """sympy factors huge radicands for seconds and cannot be interrupted: safe_parse must refuse them."""
+    start = time.perf_counter()
+    assert safe_parse(text) is None
+    assert isinstance(is_correct(f"\\boxed{{{text}}}", text), bool)
+    assert time.perf_counter() - start < 1.0
+
+
 def test_injection_payload_creates_no_file(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     payloads = [
@@ -182,3 +193,20 @@ def test_in_async_vector_env() -> None:
             assert max(info["cpu_s"]) < 1.0
     finally:
         envs.close()
+
+
+_FILLERS = [" ", "*", ":", "(", "{", "0", "\\", "1,", ", ", "ab "]
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["answer", "answer is", "option", "$", "\\(", "\\boxed{", "\\text{", "1", "<answer>", "x =", "{"],
+)
+def test_long_runs_after_a_prefix_stay_linear(prefix: str) -> None:
+    """Regex backtracking guard: a prefix followed by a long run of one filler (e.g. 'answer' + spaces)."""
+    for filler in _FILLERS:
+        for body in (prefix + filler * (199_000 // len(filler)), "\\boxed{" + prefix + filler * 900 + "}"):
+            for gold in ("B", "1"):
+                start = time.perf_counter()
+                assert isinstance(is_correct(body, gold), bool)
+                assert time.perf_counter() - start < 1.0

@@ -149,6 +149,8 @@ def _is_target(lhs: Node, rest: tuple[Node, ...]) -> bool:
         return True
     if isinstance(lhs, Mul) and len(lhs.args) == 2:
         head, arg = lhs.args
+        if isinstance(head, Pow) and isinstance(head.exp, Num) and head.exp.value == -1:
+            head = head.base  # f^{-1}(x)
         args_ok = isinstance(arg, Sym) or (
             isinstance(arg, Seq) and all(isinstance(i, Sym) for i in arg.items)
         )

@@ -33,8 +33,11 @@ _ANSWER_WORDS = frozenset(
 
 
 def extract_answer(response: str) -> str | None:
-    """Return the final answer in ``response``, or None when there is none."""
-    found = find_answer(response)
+    """Return the final answer in ``response``, or None when there is none (never raises)."""
+    try:
+        found = find_answer(response)
+    except Exception:
+        return None
     return found[0] if found else None
 
 

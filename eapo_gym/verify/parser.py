@@ -188,15 +188,42 @@ class _Parser:
 
     def _list(self, top: bool = False) -> Node:
         self._enter()
-        items = [self._relation()]
+        items = [self._item(top)]
         while self._sep(top):
             if self._ws() in ("", ")", "]", "}") or self._at("\\}"):
                 break
-            items.append(self._relation())
+            items.append(self._item(top))
             if len(items) > MAX_ITEMS:
                 raise LimitExceeded("too many items")
         self.depth -= 1
         return items[0] if len(items) == 1 else Seq("bare", tuple(items))
+
+    def _item(self, top: bool) -> Node:
+        """A relation; at top level ``a : b`` is the ratio ``a / b``."""
+        node = self._relation()
+        if top and self._ws() == ":" and not isinstance(node, Rel):
+            self.i += 1
+            return Mul((node, Pow(self._relation(), _MINUS_ONE)))
+        return node
+
+    def _set_builder(self) -> Node | None:
+        """``\\{x \\mid x > 2\\}`` or ``\\{x : x > 2\\}`` as the condition; None if not set-builder."""
+        save, saved_abs = self.i, self.abs_open
+        self.abs_open = 1  # a bar ends the head instead of opening |...|
+        try:
+            self._relation()
+            builder = self._ws() in ("|", ":")
+        except ParseError:
+            builder = False
+        finally:
+            self.abs_open = saved_abs
+        if not builder:
+            self.i = save
+            return None
+        self.i += 1
+        condition = self._list()
+        self._expect("\\}")
+        return condition
 
     def _relop(self) -> str | None:
         c = self._ws()
@@ -535,7 +562,7 @@ class _Parser:
                 return Interval(neg(Const("oo")), Const("oo"), True, True)
             raise ParseError("unsupported number set")
         if name == "{":
-            return self._group("\\}", "set", always=True)
+            return self._set_builder() or self._group("\\}", "set", always=True)
         if name in ("emptyset", "varnothing"):
             return Seq("set", ())
         if name in ("lfloor", "lceil"):
@@ -575,7 +602,10 @@ class _Parser:
             return Const(_CONSTS[raw]) if raw in "ei" else Sym(raw)
         if not raw or len(raw) > 200:
             raise ParseError("empty or long text")
-        return Text(" ".join(raw.lower().split()))
+        text = " ".join(raw.lower().split())
+        if text in ("all real numbers", "all reals", "all real x", "real numbers"):
+            return Interval(neg(Const("oo")), Const("oo"), True, True)
+        return Text(text)
 
     def _style(self) -> Node:
         if self._ws() != "{":

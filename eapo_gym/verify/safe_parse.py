@@ -3,16 +3,19 @@
 The text goes through the whitelist parser in :mod:`.parser`; the node tree is evaluated once
 at a random point under the same caps as the verifier (so a power tower or a huge factorial
 is rejected before sympy sees it) and then built with sympy constructors directly. sympy's
-``sympify``/``parse_expr`` are never called.
+``sympify``/``parse_expr`` are never called. sympy's own automatic evaluation cannot be
+interrupted (``sqrt`` of a 4096-bit integer factors it for seconds), so a function or a
+fractional power applied to a constant above 256 bits is rejected too.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from .equivalence import expand_pm
 from .evaluate import Evaluator, NotExact, Undefined, Unsupported
-from .limits import MAX_ANSWER_CHARS, Budget, clean_text
+from .limits import MAX_ANSWER_CHARS, Budget, LimitExceeded, clean_text
 from .nodes import (
     Add,
     Const,
@@ -35,14 +38,20 @@ from .nodes import (
 from .normalize import normalize
 from .parser import parse
 
-_SAFE_BASE_BITS = 1024
+if TYPE_CHECKING:
+    import sympy
+
+_MAX_SYMPY_ARG_BITS = 256
+_MAX_CONSTANT_BITS = 12_000
+_INTEGER_FUNCS = frozenset({"factorial", "binom", "gcd", "lcm", "abs"})
 
 
-def safe_parse(text: str, *, cpu_budget_s: float = 0.5):
+def safe_parse(text: str, *, cpu_budget_s: float = 0.5) -> sympy.Basic | None:
     """Parse ``text`` (e.g. ``3*x+5``, ``x^2-1``, ``\\frac{1}{2}``, ``2x+3=11``) into sympy, or None.
 
     Equations become ``sympy.Eq`` (unevaluated), inequalities the matching relational, lists
-    ``Tuple``/``FiniteSet``, intervals ``Interval`` and matrices ``ImmutableMatrix``.
+    ``Tuple``/``FiniteSet``, intervals ``Interval`` and matrices ``ImmutableMatrix``. Never
+    raises. The first call imports sympy (a few hundred milliseconds, once per process).
     """
     try:
         clean = clean_text(text, MAX_ANSWER_CHARS)
@@ -57,7 +66,11 @@ def safe_parse(text: str, *, cpu_budget_s: float = 0.5):
 
 
 def _check_bounds(node: Node, budget: Budget) -> None:
-    """Evaluate every scalar subtree once so oversized values raise LimitExceeded."""
+    """Evaluate every scalar subtree once so oversized values raise LimitExceeded.
+
+    A constant result must also stay below ``_MAX_CONSTANT_BITS`` (about 3,600 digits), so
+    callers can print it (Python refuses ``str()`` of integers above 4,300 digits).
+    """
     evaluator = Evaluator(free_symbols([node]), budget)
     stack = [node]
     while stack:
@@ -66,9 +79,17 @@ def _check_bounds(node: Node, budget: Budget) -> None:
             stack.extend(children(cur))
             continue
         try:
-            evaluator.vector(cur)
+            value = evaluator.vector(cur)[0]
         except (Unsupported, Undefined, NotExact):
-            pass
+            continue
+        if free_symbols([cur]):
+            continue
+        if isinstance(value, Fraction):
+            big = _bits(value) > _MAX_CONSTANT_BITS
+        else:
+            big = bool(value) and abs(evaluator.ctx.mag(value)) > _MAX_CONSTANT_BITS
+        if big:
+            raise LimitExceeded("constant too large")
 
 
 class _ToSympy:
@@ -77,6 +98,7 @@ class _ToSympy:
 
         self.sp = sympy
         self.budget = budget
+        self.constants = Evaluator(set(), budget)
         self._funcs = {
             "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "cot": sympy.cot, "sec": sympy.sec,
             "csc": sympy.csc, "asin": sympy.asin, "acos": sympy.acos, "atan": sympy.atan,
@@ -120,15 +142,32 @@ class _ToSympy:
             return sp.ImmutableMatrix([[self.build(c) for c in row] for row in node.rows])
         raise Unsupported(type(node).__name__)
 
+    def _guard(self, node: Node) -> None:
+        """Reject a large constant before sympy's uninterruptible automatic evaluation sees it."""
+        if free_symbols([node]):
+            return
+        try:
+            value = self.constants.vector(node)[0]
+        except (Unsupported, Undefined):
+            return
+        if isinstance(value, Fraction):
+            big = _bits(value) > _MAX_SYMPY_ARG_BITS
+        else:
+            big = bool(value) and self.constants.ctx.mag(value) > _MAX_SYMPY_ARG_BITS
+        if big:
+            raise LimitExceeded("constant too large for sympy")
+
     def _pow(self, node: Pow):
-        base, exp = self.build(node.base), self.build(node.exp)
-        big_base = isinstance(node.base, Num) and _bits(node.base.value) > _SAFE_BASE_BITS
-        if big_base and not (isinstance(node.exp, Num) and node.exp.value.denominator == 1):
-            return self.sp.Pow(base, exp, evaluate=False)
-        return self.sp.Pow(base, exp)
+        exp = node.exp
+        if not (isinstance(exp, Num) and exp.value.denominator == 1):
+            self._guard(node.base)
+        return self.sp.Pow(self.build(node.base), self.build(exp))
 
     def _func(self, node: Func):
         sp = self.sp
+        if node.name not in _INTEGER_FUNCS:
+            for arg in node.args:
+                self._guard(arg)
         args = [self.build(a) for a in node.args]
         if node.name == "root":
             return sp.root(args[0], args[1])

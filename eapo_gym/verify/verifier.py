@@ -16,7 +16,7 @@ from .parser import ParseError, parse
 _SIMPLE = re.compile(
     r"(-?)(\d{1,300})(?:\.(\d{1,300}))?|(-?)(\d{1,300})/(\d{1,300})|(-?)\\frac\{(\d{1,300})\}\{(\d{1,300})\}"
 )
-_TEXT_ANSWER = re.compile(r"[a-z0-9(][a-z0-9 ,.'()\-]*")
+_TEXT_ANSWER = re.compile(r"[a-z0-9(][a-z0-9 ,.:'()\-]*")
 _GROUPED = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 

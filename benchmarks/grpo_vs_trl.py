@@ -1,0 +1,348 @@
+"""One GRPO step, ours (``GRPOAgent.train_step``) versus TRL's ``GRPOTrainer``, on CPU.
+
+    python -m benchmarks.grpo_vs_trl [--setups 4x4,8x8] [--completion-tokens 64] [--steps 5] [--warmup 1]
+
+A step is: sample the completions, score them, one forward/backward of the clipped
+surrogate over all of them, one optimizer step. Both sides start from the same randomly
+initialised tiny model (``build_tiny_model``, seed 0, fp32), use "{question}\\n" prompts of
+arithmetic difficulty 3, P prompts x G completions per step (``--setups PxG``), exactly
+``--completion-tokens`` sampled tokens per completion, temperature 1, top-p 1, no top-k,
+DAPO token-level loss with clip 0.2 / 0.28, no KL term (no reference model), one
+gradient pass per batch, advantages scaled by the group std, lr 2e-4 (constant).
+
+How the lengths are forced: TRL gets ``generation_kwargs={"min_new_tokens": L}`` (EOS is
+masked out); ours runs with ``agents.rollout.TurnStopper`` patched to
+``benchmarks.rollout_speed.NeverStopper`` (the stop check runs but never ends a row), and
+``max_turns=1`` so every episode is one turn. Remaining differences are listed in
+``DIFFERENCES`` and in the output.
+
+Steps are interleaved in one process: a ``TrainerCallback`` times each TRL step from
+``on_step_begin`` to ``on_step_end`` and then times one ``train_step`` of ours. Medians
+exclude the ``--warmup`` first steps. Peak memory comes from a fresh subprocess per
+contender and setup running two steps (Linux ``VmHWM``, reset after construction).
+
+Writes ``benchmarks/results/grpo_vs_trl.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import torch
+import trl
+from datasets import Dataset
+from transformers import PrinterCallback, TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from agents.config import TrainConfig
+from agents.grpo import GRPOAgent
+from agents.policy import build_tiny_model
+from benchmarks.rollout_speed import (
+    THREADS,
+    NeverStopper,
+    machine_info,
+    measure_in_subprocesses,
+    proc_status_mb,
+    reset_peak_rss,
+)
+from eapo_gym.problems import load_problems
+from eapo_gym.tokenizer import load_tokenizer
+from eapo_gym.verify import is_correct
+
+RESULTS = Path(__file__).parent / "results"
+CONTENDERS = ("ours", "trl")
+LEARNING_RATE = 2e-4
+CLIP_LOW, CLIP_HIGH = 0.2, 0.28
+DATASET_PROMPTS = 64
+MEMORY_STEPS = 2
+DIFFERENCES = [
+    "Exact length: TRL masks EOS with min_new_tokens; ours patches TurnStopper to a never-stopping "
+    "subclass (its per-token stop check still runs).",
+    "Reward: TRL calls a reward function (is_correct on the completion against the dataset answer); "
+    "ours steps ExpertMathEnv (protocol parse, is_correct on an <answer> span, max_turns=1).",
+    "Prompts: TRL cycles a fixed in-memory dataset of 64 problems; ours draws problems of the same "
+    "generator (arithmetic, difficulty 3) per step from the env's train split.",
+    "The random-init model is never correct, so every reward and every advantage is 0 on both sides; "
+    "the forward/backward and optimizer step still run in full.",
+    "Optimizer: TRL uses the Trainer's default AdamW (optim in the JSON, weight decay 0); ours "
+    "torch.optim.AdamW (weight decay 0.01). TRL also computes per-token entropy and logs metrics every step.",
+]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """P prompts x G completions per step, L tokens each; ``warmup`` + ``steps`` steps."""
+
+    prompts: int
+    group: int
+    completion_tokens: int
+    steps: int
+    warmup: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.prompts}x{self.group}"
+
+    @property
+    def total_steps(self) -> int:
+        return self.warmup + self.steps
+
+
+def our_agent(setup: Setup) -> GRPOAgent:
+    """``GRPOAgent`` on a fresh tiny model with ``setup``'s batch, single-turn episodes."""
+    tokenizer = load_tokenizer()
+    config = TrainConfig(
+        problems="arithmetic",
+        train_difficulties=(3,),
+        problems_per_step=setup.prompts,
+        group_size=setup.group,
+        max_new_tokens=setup.completion_tokens,
+        max_turns=1,
+        kl_beta=0.0,
+        lr=LEARNING_RATE,
+        clip_low=CLIP_LOW,
+        clip_high=CLIP_HIGH,
+        device="cpu",
+        tensorboard=False,
+    )
+    return GRPOAgent(build_tiny_model(tokenizer, seed=0), tokenizer, config)
+
+
+def correct(completions: list[str], answer: list[str], **_: Any) -> list[float]:
+    """TRL reward function: 1 for a verified correct completion, else 0."""
+    return [float(is_correct(text, gold)) for text, gold in zip(completions, answer, strict=True)]
+
+
+def trl_trainer(setup: Setup, out_dir: str, callbacks: list[TrainerCallback]) -> GRPOTrainer:
+    """``GRPOTrainer`` on a fresh tiny model, matching ``our_agent``'s settings."""
+    tokenizer = load_tokenizer()
+    problems = load_problems("arithmetic", difficulty=[3])
+    dataset = Dataset.from_list(
+        [
+            {"prompt": problems[i].question + "\n", "answer": problems[i].answer}
+            for i in range(DATASET_PROMPTS)
+        ]
+    )
+    args = GRPOConfig(
+        output_dir=out_dir,
+        use_cpu=True,
+        bf16=False,
+        per_device_train_batch_size=setup.prompts * setup.group,
+        num_generations=setup.group,
+        max_completion_length=setup.completion_tokens,
+        generation_kwargs={"min_new_tokens": setup.completion_tokens},
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        beta=0.0,
+        num_iterations=1,
+        loss_type="dapo",
+        scale_rewards="group",
+        epsilon=CLIP_LOW,
+        epsilon_high=CLIP_HIGH,
+        learning_rate=LEARNING_RATE,
+        lr_scheduler_type="constant",
+        max_grad_norm=1.0,
+        max_steps=setup.total_steps,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = GRPOTrainer(
+        model=build_tiny_model(tokenizer, seed=0),
+        reward_funcs=correct,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # logs stay in trainer.state.log_history, off stdout
+    return trainer
+
+
+@contextmanager
+def exact_length() -> Iterator[None]:
+    """Within the block, our rollouts never stop a turn before ``max_new_tokens``."""
+    with mock.patch("agents.rollout.TurnStopper", NeverStopper):
+        yield
+
+
+class Interleaved(TrainerCallback):
+    """Times each TRL step, then runs and times one step of ours: TRL, ours, TRL, ours, ..."""
+
+    def __init__(self, agent: GRPOAgent) -> None:
+        self.agent = agent
+        self.seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        self.our_metrics: list[dict[str, float]] = []
+
+    def on_step_begin(self, args, state, control, **kwargs) -> None:
+        self.start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs) -> None:
+        self.seconds["trl"].append(time.perf_counter() - self.start)
+        start = time.perf_counter()
+        self.our_metrics.append(self.agent.train_step(state.global_step))
+        self.seconds["ours"].append(time.perf_counter() - start)
+
+
+def time_setup(setup: Setup) -> dict[str, Any]:
+    """Median step seconds of both contenders, interleaved in this process."""
+    torch.set_num_threads(THREADS)
+    callback = Interleaved(our_agent(setup))
+    with tempfile.TemporaryDirectory() as out_dir, exact_length():
+        trainer = trl_trainer(setup, out_dir, [callback])
+        trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "completions/mean_length" in entry]
+    measured = slice(setup.warmup, None)
+    ours = callback.our_metrics[measured]
+    return {
+        "ours": {
+            "step_s": statistics.median(callback.seconds["ours"][measured]),
+            "step_s_runs": callback.seconds["ours"],
+            "completion_tokens_per_step": statistics.median([m["policy_tokens"] for m in ours]),
+            "turns_per_episode": statistics.mean(m["turns"] for m in callback.our_metrics),
+            "single_turn": all(m["turns"] == 1.0 for m in callback.our_metrics),
+        },
+        "trl": {
+            "step_s": statistics.median(callback.seconds["trl"][measured]),
+            "step_s_runs": callback.seconds["trl"],
+            "completion_tokens_per_step": statistics.median(
+                [e["completions/mean_length"] * setup.prompts * setup.group for e in logs[measured]]
+            ),
+            "optim": str(trainer.args.optim),
+        },
+    }
+
+
+def peak_memory(name: str, setup: Setup) -> dict[str, float]:
+    """``MEMORY_STEPS`` steps of ``name`` in this (fresh) process: peak RSS and its rise during training."""
+    torch.set_num_threads(THREADS)
+    with tempfile.TemporaryDirectory() as out_dir, exact_length():
+        if name == "ours":
+            agent = our_agent(setup)
+            before = reset_peak_rss()
+            for step in range(1, MEMORY_STEPS + 1):
+                agent.train_step(step)
+        else:
+            trainer = trl_trainer(setup, out_dir, [])
+            before = reset_peak_rss()
+            trainer.train()
+    peak = proc_status_mb("VmHWM")
+    return {"peak_rss_mb": peak, "train_rss_mb": peak - before}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The result as a markdown table, the ratios and the setup differences."""
+    lines = [
+        f"{result['args']['completion_tokens']} tokens per completion, median of {result['args']['steps']} "
+        f"steps after {result['args']['warmup']} warm-up, interleaved, {THREADS} threads, CPU.",
+        "",
+        "| setup | contender | step (s) | completion tokens/step | peak RSS (MB) | training RSS rise (MB) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, setup in result["setups"].items():
+        for contender in CONTENDERS:
+            row = setup[contender]
+            lines.append(
+                f"| {name} | {contender} | {row['step_s']:.2f} | {row['completion_tokens_per_step']:.0f} | "
+                f"{row['peak_rss_mb']:.0f} | {row['train_rss_mb']:.1f} |"
+            )
+    lines.append("")
+    for name, setup in result["setups"].items():
+        lines.append(
+            f"- {name}: ours / TRL step time **{setup['ratio_ours_over_trl']:.2f}x** (target <= 0.5x); "
+            f"ours {setup['ours']['turns_per_episode']:.2f} turns per episode "
+            f"({'all' if setup['ours']['single_turn'] else 'not all'} single-turn)."
+        )
+    lines += ["", "Differences:", *(f"- {text}" for text in DIFFERENCES), ""]
+    lines.append(
+        f"Load before/after: `{result['machine']['uptime']}` / `{result['machine_after']['uptime']}`"
+    )
+    return "\n".join(lines)
+
+
+def run_benchmark(
+    setups: list[tuple[int, int]],
+    completion_tokens: int,
+    steps: int,
+    warmup: int,
+    out_dir: Path = RESULTS,
+) -> dict[str, Any]:
+    """Time and measure every setup; write ``grpo_vs_trl.json`` and ``.md`` under ``out_dir``."""
+    names = ",".join(f"{p}x{g}" for p, g in setups)
+    command = ["python", "-m", "benchmarks.grpo_vs_trl", "--setups", names]
+    command += ["--completion-tokens", str(completion_tokens), "--steps", str(steps), "--warmup", str(warmup)]
+    machine = {**machine_info(), "trl": trl.__version__}
+    rows = {}
+    for prompts, group in setups:
+        setup = Setup(prompts, group, completion_tokens, steps, warmup)
+        row = time_setup(setup)
+        args = [
+            "--prompts",
+            str(prompts),
+            "--group",
+            str(group),
+            "--completion-tokens",
+            str(completion_tokens),
+        ]
+        runs = {name: ["--memory-of", name, *args] for name in CONTENDERS}
+        for name, memory in measure_in_subprocesses("benchmarks.grpo_vs_trl", runs).items():
+            row[name].update(memory)
+        row["ratio_ours_over_trl"] = row["ours"]["step_s"] / row["trl"]["step_s"]
+        row["setup"] = asdict(setup)
+        rows[setup.name] = row
+    result = {
+        "command": shlex.join(command),
+        "args": {"completion_tokens": completion_tokens, "steps": steps, "warmup": warmup},
+        "machine": machine,
+        "machine_after": machine_info(),
+        "setups": rows,
+        "target_ratio": 0.5,
+        "differences": DIFFERENCES,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "grpo_vs_trl.json").write_text(json.dumps(result, indent=2))
+    (out_dir / "grpo_vs_trl.md").write_text(
+        f"# GRPO step: ours vs TRL\n\n`{result['command']}`\n\n{markdown(result)}\n"
+    )
+    return result
+
+
+def parse_setups(text: str) -> list[tuple[int, int]]:
+    """``"4x4,8x8"`` -> ``[(4, 4), (8, 8)]``."""
+    return [(int(p), int(g)) for p, g in (part.split("x") for part in text.split(",") if part)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setups", default="4x4,8x8", help="comma-separated PROMPTSxGROUP")
+    parser.add_argument("--completion-tokens", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=5, help="measured steps per setup")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured first steps")
+    parser.add_argument("--memory-of", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--prompts", type=int, default=4, help=argparse.SUPPRESS)
+    parser.add_argument("--group", type=int, default=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_of:
+        setup = Setup(args.prompts, args.group, args.completion_tokens, MEMORY_STEPS, 0)
+        print(json.dumps(peak_memory(args.memory_of, setup)))
+        return
+    result = run_benchmark(parse_setups(args.setups), args.completion_tokens, args.steps, args.warmup)
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

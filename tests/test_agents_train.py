@@ -1,0 +1,241 @@
+"""Every algorithm and baseline trains through the shared loop; losses, schedules, checkpoints, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from agents import AGENTS, BaseAgent, register_agent
+from agents.evaluation import pass_at_k, summarise
+from agents.grpo import clipped_surrogate, group_advantages, k3_kl
+from agents.policy import load_policy
+from agents.ppo import gae, terminal_rewards
+from agents.tokens import loss_weights
+from agents.trainer import train
+from eapo_gym.cli import main as cli_main
+
+
+def rows(out: str) -> list[dict]:
+    return [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(directory: Path) -> torch.Tensor:
+    model, _ = load_policy(directory)
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("algo", ["grpo", "ppo", "eapo", "sft", "distill"])
+def test_each_algorithm_trains_with_finite_loss_and_moves_the_weights(algo, small_config, tiny_model_dir):
+    final = train(dataclasses.replace(small_config, algo=algo), progress=False)
+    log = rows(small_config.out)
+    assert [r["step"] for r in log] == [1, 2]
+    assert all(math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"]) for r in log)
+    assert 0.0 <= final["eval/avg_at_k"] <= 1.0 and "eval/d1/pass_at_k" in final
+    assert not torch.equal(weights(tiny_model_dir), weights(Path(small_config.out) / "checkpoint" / "model"))
+
+
+def test_eapo_consults_masks_expert_tokens_and_anneals_acceptance(small_config):
+    config = dataclasses.replace(small_config, algo="eapo", steps=4, problems_per_step=4, group_size=4)
+    train(config, progress=False)
+    log = rows(config.out)
+    assert [r["acceptance_rate"] for r in log[:4]] == [1.0, 0.5, pytest.approx(1 / 3), 0.25]
+    assert sum(r["expert_calls"] for r in log) > 0
+    grpo = dataclasses.replace(config, algo="grpo", out=config.out + "-grpo")
+    train(grpo, progress=False)
+    assert all(r["expert_calls"] == 0 and r["acceptance_rate"] == 0.0 for r in rows(grpo.out)[:4])
+
+
+def test_eapo_loss_never_sees_expert_reply_tokens(small_config, tiny_model_dir):
+    model, tokenizer = load_policy(tiny_model_dir)
+    agent = AGENTS["eapo"](model, tokenizer, dataclasses.replace(small_config, problems_per_step=4))
+    groups = agent.collect_groups(1, 4, 4)
+    episodes = [e for group in groups for e in group]
+    assert any(e.info["accepted"] for e in episodes)
+    reply_ids = {tokenizer.convert_tokens_to_ids(t) for t in ("<reply>", "</reply>")}
+    for episode in episodes:
+        trained = {t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if m}
+        assert not trained & reply_ids
+
+
+def test_baselines_evaluate_without_training(small_config):
+    base = train(dataclasses.replace(small_config, algo="base"), progress=False)
+    workflow = train(
+        dataclasses.replace(small_config, algo="workflow", out=small_config.out + "-w"), progress=False
+    )
+    assert base["eval/consult_rate"] < 1.0
+    assert workflow["eval/consult_rate"] == 1.0  # the hard-coded first turn always consults
+
+
+def test_resume_after_a_kill_continues_to_the_same_metrics(small_config):
+    straight = dataclasses.replace(small_config, algo="grpo", steps=4, out=small_config.out + "-straight")
+    train(straight, progress=False)
+    first = dataclasses.replace(small_config, algo="grpo", steps=2)
+    train(first, progress=False)
+    with (Path(first.out) / "metrics.jsonl").open("a") as handle:  # a row logged after the last checkpoint
+        handle.write(json.dumps({"step": 3, "loss": 123.0}) + "\n")
+    train(dataclasses.replace(first, steps=4, resume=True), progress=False)
+    volatile = ("step_seconds", "tokens_per_s", "train_seconds")
+
+    def stable(row):
+        return {k: v for k, v in row.items() if k not in volatile and not k.startswith("eval/")}
+
+    assert [stable(r) for r in rows(first.out) if r["step"] > 2] == [
+        stable(r) for r in rows(straight.out)[2:]
+    ]
+
+
+@register_agent("test-random-search")
+class RandomSearchAgent(BaseAgent):
+    """A custom agent defined in a test: perturb the weights, keep them if rollout reward rises."""
+
+    def train_step(self, step: int) -> dict[str, float]:
+        groups = self.collect_groups(step, 2, 2)
+        reward = float(np.mean([e.reward for group in groups for e in group]))
+        with torch.no_grad():
+            for parameter in self.model.parameters():
+                parameter.add_(1e-3 * torch.randn_like(parameter))
+        return {"reward": reward, "loss": -reward}
+
+
+def test_a_custom_agent_trains_and_evaluates_through_the_cli(small_config, tmp_path):
+    out = tmp_path / "custom"
+    cli_main(["train", "--algo", "test-random-search", "--model", small_config.model, "--steps", "2",
+              "--out", str(out), "--eval-problems", "2", "--eval-k", "1", "--eval-difficulties", "1",
+              "--train-difficulties", "1", "--tensorboard", "false"])  # fmt: skip
+    assert [r["step"] for r in rows(str(out))] == [1, 2]
+    cli_main(["eval", "--checkpoint", str(out), "--k", "2", "--problems", "2"])
+    metrics = json.loads((out / "eval_k2.json").read_text())
+    assert 0.0 <= metrics["eval/avg_at_k"] <= 1.0
+
+
+def test_config_file_and_flags_override_in_order(tmp_path, small_config):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"lr": 0.5, "steps": 7, "eval_difficulties": [2, 3]}))
+    captured = {}
+
+    @register_agent("test-capture")
+    class Capture(BaseAgent):
+        trains = False
+
+        def __init__(self, model, tokenizer, config):
+            captured["config"] = config
+            super().__init__(model, tokenizer, config)
+
+        def train_step(self, step):
+            return {}
+
+    cli_main(["train", "--algo", "test-capture", "--config", str(path), "--steps", "9", "--model",
+              small_config.model, "--out", str(tmp_path / "cap"), "--eval-problems", "1", "--eval-k", "1",
+              "--tensorboard", "no"])  # fmt: skip
+    config = captured["config"]
+    assert (config.lr, config.steps, config.eval_difficulties) == (0.5, 9, (2, 3))
+
+
+def test_lora_trains_only_the_adapter(small_config, tiny_model_dir):
+    model, tokenizer = load_policy(tiny_model_dir, lora_rank=4)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    agent = AGENTS["grpo"](model, tokenizer, small_config)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    metrics = agent.train_step(1)
+    assert math.isfinite(metrics["loss"])
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed <= set(trainable)
+
+
+def test_grpo_raises_accuracy_on_easy_problems(small_config, tmp_path):
+    """On single-digit sums, a short GRPO run must beat the (briefly SFT-ed) policy it began from."""
+    problems = tmp_path / "single_digit_sums.jsonl"
+    records = [
+        {"id": f"{split}-{a}+{b}", "question": f"{a}+{b}=?", "answer": str(a + b),
+         "solution": [f"{a}+{b}={a + b}"], "split": split}
+        for split in ("train", "test") for a in range(10) for b in range(10)
+    ]  # fmt: skip
+    problems.write_text("".join(json.dumps(r) + "\n" for r in records))
+    easy = dataclasses.replace(
+        small_config, problems=str(problems), train_difficulties=(), eval_difficulties=(),
+        eval_problems=100, eval_k=2, eval_every=100, save_every=100,
+    )  # fmt: skip
+    warm = dataclasses.replace(
+        easy, algo="sft", steps=25, sft_batch_size=32, lr=2e-3, out=str(tmp_path / "warm")
+    )
+    before = train(warm, progress=False)
+    grpo = dataclasses.replace(
+        easy, algo="grpo", model=str(tmp_path / "warm" / "checkpoint" / "model"), steps=10,
+        problems_per_step=8, group_size=8, lr=1e-3, out=str(tmp_path / "grpo"),
+    )  # fmt: skip
+    after = train(grpo, progress=False)
+    assert 0.0 < before["eval/avg_at_k"] < 0.8
+    assert after["eval/avg_at_k"] >= before["eval/avg_at_k"] + 0.05, (before, after)
+
+
+def test_group_advantages_and_dr_grpo_variant():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.1, 0.1, 0.1, 0.1]])
+    scaled = group_advantages(rewards, scale=True)
+    assert scaled[0, 0] > 0 > scaled[0, 1] and torch.all(scaled[1] == 0)
+    torch.testing.assert_close(
+        group_advantages(rewards, scale=False)[0], torch.tensor([0.75, -0.25, -0.25, -0.25])
+    )
+
+
+def test_clip_higher_is_asymmetric():
+    logp_old = torch.zeros(4)
+    logp = torch.log(torch.tensor([1.5, 1.5, 0.5, 0.5]))
+    advantages = torch.tensor([1.0, -1.0, 1.0, -1.0])
+    surrogate, clipped = clipped_surrogate(logp, logp_old, advantages, clip_low=0.2, clip_high=0.28)
+    torch.testing.assert_close(surrogate, torch.tensor([1.28, -1.5, 0.5, -0.8]))
+    assert clipped.tolist() == [True, False, False, True]
+
+
+def test_k3_kl_is_zero_at_equality_and_positive_otherwise():
+    logp = torch.log(torch.tensor([0.2, 0.5]))
+    assert torch.allclose(k3_kl(logp, logp), torch.zeros(2))
+    assert torch.all(k3_kl(logp, torch.log(torch.tensor([0.4, 0.1]))) > 0)
+
+
+def test_loss_weights_modes():
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert loss_weights(mask, "token").sum() == pytest.approx(1.0)
+    torch.testing.assert_close(
+        loss_weights(mask, "sequence"), torch.tensor([[0.25, 0.25, 0.0], [0.5, 0.0, 0.0]])
+    )
+    torch.testing.assert_close(loss_weights(mask, "constant"), mask / 4)
+    with pytest.raises(ValueError):
+        loss_weights(mask, "mean")
+
+
+def test_gae_skips_expert_tokens_and_matches_hand_computation():
+    # policy, expert, expert, policy, policy: the reward sits on the last policy token.
+    mask = torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0]])
+    rewards = terminal_rewards(torch.tensor([1.0]), mask)
+    assert rewards.tolist() == [[0.0, 0.0, 0.0, 0.0, 1.0]]
+    values = torch.tensor([[0.5, 9.0, 9.0, 0.25, 0.75]])
+    advantages, returns = gae(rewards, values, mask, gamma=1.0, lam=0.5)
+    a4 = 1.0 - 0.75
+    a3 = (0.75 - 0.25) + 0.5 * a4
+    a0 = (0.25 - 0.5) + 0.5 * a3  # the next policy state after token 0 is token 3
+    torch.testing.assert_close(advantages, torch.tensor([[a0, 0.0, 0.0, a3, a4]]))
+    torch.testing.assert_close(returns, torch.tensor([[a0 + 0.5, 0.0, 0.0, a3 + 0.25, a4 + 0.75]]))
+
+
+def test_pass_at_k_is_the_unbiased_estimator():
+    assert pass_at_k(10, 0, 5) == 0.0
+    assert pass_at_k(10, 6, 5) == 1.0
+    assert pass_at_k(4, 1, 2) == pytest.approx(1 - 3 / 6)
+    correct = np.array([[1, 0, 0, 0], [1, 1, 1, 1]], dtype=float)
+    summary = summarise(correct, k=2)
+    assert summary["avg_at_k"] == pytest.approx(5 / 8)
+    assert summary["pass_at_k"] == pytest.approx((0.5 + 1.0) / 2)
+    assert summary["avg_at_k_var"] == pytest.approx(np.var([1.0, 0.5, 0.5, 0.5]))
+
+
+def test_unknown_algorithm_is_a_clear_error(small_config):
+    with pytest.raises(ValueError, match="registered"):
+        train(dataclasses.replace(small_config, algo="nope"), progress=False)
