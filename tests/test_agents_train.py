@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from agents import AGENTS, BaseAgent, register_agent
-from agents.evaluation import pass_at_k, summarise
+from agents.evaluation import evaluate, pass_at_k, summarise
 from agents.grpo import clipped_surrogate, group_advantages, k3_kl
 from agents.policy import load_policy
 from agents.ppo import gae, terminal_rewards
@@ -151,7 +151,7 @@ def test_lora_trains_only_the_adapter(small_config, tiny_model_dir):
 
 
 def test_grpo_raises_accuracy_on_easy_problems(small_config, tmp_path):
-    """On single-digit sums, a short GRPO run must beat the (briefly SFT-ed) policy it began from."""
+    """On single-digit sums, 20 GRPO updates must beat the (SFT warm-started) policy they began from."""
     problems = tmp_path / "single_digit_sums.jsonl"
     records = [
         {"id": f"{split}-{a}+{b}", "question": f"{a}+{b}=?", "answer": str(a + b),
@@ -161,19 +161,20 @@ def test_grpo_raises_accuracy_on_easy_problems(small_config, tmp_path):
     problems.write_text("".join(json.dumps(r) + "\n" for r in records))
     easy = dataclasses.replace(
         small_config, problems=str(problems), train_difficulties=(), eval_difficulties=(),
-        eval_problems=100, eval_k=2, eval_every=100, save_every=100,
+        eval_problems=100, eval_k=1, eval_every=100, save_every=100,
     )  # fmt: skip
-    warm = dataclasses.replace(
-        easy, algo="sft", steps=25, sft_batch_size=32, lr=2e-3, out=str(tmp_path / "warm")
-    )
-    before = train(warm, progress=False)
+    warm = dataclasses.replace(easy, algo="sft", steps=80, sft_batch_size=32, lr=2e-3, out=f"{tmp_path}/w")
+    train(warm, progress=False)
     grpo = dataclasses.replace(
-        easy, algo="grpo", model=str(tmp_path / "warm" / "checkpoint" / "model"), steps=10,
-        problems_per_step=8, group_size=8, lr=1e-3, out=str(tmp_path / "grpo"),
+        easy, algo="grpo", model=str(tmp_path / "w" / "checkpoint" / "model"), steps=20,
+        problems_per_step=8, group_size=8, lr=1e-4, out=str(tmp_path / "grpo"),
     )  # fmt: skip
-    after = train(grpo, progress=False)
-    assert 0.0 < before["eval/avg_at_k"] < 0.8
-    assert after["eval/avg_at_k"] >= before["eval/avg_at_k"] + 0.05, (before, after)
+    train(grpo, progress=False)
+    greedy = dataclasses.replace(easy, temperature=0.0)
+    before = evaluate(*load_policy(tmp_path / "w" / "checkpoint" / "model"), greedy)["eval/avg_at_k"]
+    after = evaluate(*load_policy(tmp_path / "grpo" / "checkpoint" / "model"), greedy)["eval/avg_at_k"]
+    assert 0.1 < before < 0.8
+    assert after >= before + 0.05, (before, after)
 
 
 def test_group_advantages_and_dr_grpo_variant():
