@@ -1,6 +1,7 @@
 """One GRPO step, ours (``GRPOAgent.train_step``) versus TRL's ``GRPOTrainer``, on CPU.
 
     python -m benchmarks.grpo_vs_trl [--setups 4x4,8x8] [--completion-tokens 64] [--steps 5] [--warmup 1]
+                                     [--wait-idle 120]
 
 A step is: sample the completions, score them, one forward/backward of the clipped
 surrogate over all of them, one optimizer step. Both sides start from the same randomly
@@ -16,7 +17,8 @@ masked out); ours runs with ``agents.rollout.TurnStopper`` patched to
 ``max_turns=1`` so every episode is one turn. Remaining differences are listed in
 ``DIFFERENCES`` and in the output.
 
-Steps are interleaved in one process: a ``TrainerCallback`` times each TRL step from
+Timing starts once the CPUs are quiet (``--wait-idle``: the most seconds to wait). Steps
+are interleaved in one process: a ``TrainerCallback`` times each TRL step from
 ``on_step_begin`` to ``on_step_end`` and then times one ``train_step`` of ours. Medians
 exclude the ``--warmup`` first steps. Peak memory comes from a fresh subprocess per
 contender and setup running two steps (Linux ``VmHWM``, reset after construction).
@@ -51,10 +53,12 @@ from agents.policy import build_tiny_model
 from benchmarks.rollout_speed import (
     THREADS,
     NeverStopper,
+    OtherLoad,
     machine_info,
     measure_in_subprocesses,
     proc_status_mb,
     reset_peak_rss,
+    wait_for_idle,
 )
 from eapo_gym.problems import load_problems
 from eapo_gym.tokenizer import load_tokenizer
@@ -204,11 +208,13 @@ def time_setup(setup: Setup) -> dict[str, Any]:
     callback = Interleaved(our_agent(setup))
     with tempfile.TemporaryDirectory() as out_dir, exact_length():
         trainer = trl_trainer(setup, out_dir, [callback])
-        trainer.train()
+        with OtherLoad() as load:
+            trainer.train()
     logs = [entry for entry in trainer.state.log_history if "completions/mean_length" in entry]
     measured = slice(setup.warmup, None)
     ours = callback.our_metrics[measured]
     return {
+        "other_cpu_share": load.share,
         "ours": {
             "step_s": statistics.median(callback.seconds["ours"][measured]),
             "step_s_runs": callback.seconds["ours"],
@@ -265,9 +271,11 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"- {name}: ours / TRL step time **{setup['ratio_ours_over_trl']:.2f}x** (target <= 0.5x); "
             f"ours {setup['ours']['turns_per_episode']:.2f} turns per episode "
-            f"({'all' if setup['ours']['single_turn'] else 'not all'} single-turn)."
+            f"({'all' if setup['ours']['single_turn'] else 'not all'} single-turn); other processes used "
+            f"{setup['other_cpu_share']:.0%} of the CPUs meanwhile."
         )
     lines += ["", "Differences:", *(f"- {text}" for text in DIFFERENCES), ""]
+    lines.append(f"Waited {result['idle_wait']['waited_s']:.0f} s for an idle window before timing.")
     lines.append(
         f"Load before/after: `{result['machine']['uptime']}` / `{result['machine_after']['uptime']}`"
     )
@@ -279,12 +287,15 @@ def run_benchmark(
     completion_tokens: int,
     steps: int,
     warmup: int,
+    wait_idle: float = 0.0,
     out_dir: Path = RESULTS,
 ) -> dict[str, Any]:
     """Time and measure every setup; write ``grpo_vs_trl.json`` and ``.md`` under ``out_dir``."""
     names = ",".join(f"{p}x{g}" for p, g in setups)
     command = ["python", "-m", "benchmarks.grpo_vs_trl", "--setups", names]
     command += ["--completion-tokens", str(completion_tokens), "--steps", str(steps), "--warmup", str(warmup)]
+    command += ["--wait-idle", str(wait_idle)]
+    idle_wait = wait_for_idle(wait_idle)
     machine = {**machine_info(), "trl": trl.__version__}
     rows = {}
     for prompts, group in setups:
@@ -307,6 +318,7 @@ def run_benchmark(
     result = {
         "command": shlex.join(command),
         "args": {"completion_tokens": completion_tokens, "steps": steps, "warmup": warmup},
+        "idle_wait": idle_wait,
         "machine": machine,
         "machine_after": machine_info(),
         "setups": rows,
@@ -332,6 +344,9 @@ def main() -> None:
     parser.add_argument("--completion-tokens", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5, help="measured steps per setup")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured first steps")
+    parser.add_argument(
+        "--wait-idle", type=float, default=120, help="seconds to wait at most for quiet CPUs before timing"
+    )
     parser.add_argument("--memory-of", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--prompts", type=int, default=4, help=argparse.SUPPRESS)
     parser.add_argument("--group", type=int, default=4, help=argparse.SUPPRESS)
@@ -340,7 +355,9 @@ def main() -> None:
         setup = Setup(args.prompts, args.group, args.completion_tokens, MEMORY_STEPS, 0)
         print(json.dumps(peak_memory(args.memory_of, setup)))
         return
-    result = run_benchmark(parse_setups(args.setups), args.completion_tokens, args.steps, args.warmup)
+    result = run_benchmark(
+        parse_setups(args.setups), args.completion_tokens, args.steps, args.warmup, args.wait_idle
+    )
     print(markdown(result))
 
 

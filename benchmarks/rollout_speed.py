@@ -1,6 +1,7 @@
 """Rollout throughput: our batched KV-cache sampler (``sample_turns``) versus ``model.generate``.
 
     python -m benchmarks.rollout_speed [--batch 64] [--new-tokens 60] [--repeats 5] [--policy DIR]
+                                       [--wait-idle 120]
 
 Both contenders continue the same left-padded batch of ~40-token prompts on the same
 randomly initialised tiny model (``build_tiny_model``, seed 0, fp32, CPU) for exactly
@@ -11,12 +12,13 @@ randomly initialised tiny model (``build_tiny_model``, seed 0, fp32, CPU) for ex
 - ``model.generate``: ``do_sample=True``, ``min_new_tokens=max_new_tokens`` (EOS is
   suppressed), default dynamic KV cache.
 
-Timed runs alternate (ours, generate, ours, ...) after one warm-up each; the table shows
-medians. Peak memory is read in a fresh subprocess per contender (Linux ``VmHWM``, reset
-just before the rollout). A last row times a multi-turn rollout (``play_episodes`` on
-``ExpertMathEnv`` with the reference expert), env steps included; ``--policy`` gives it a
-trained policy directory, since a random-init model never writes protocol tags and so
-ends every episode after one turn.
+Timing starts once the CPUs are quiet (``--wait-idle``: the most seconds to wait) and runs
+alternate (ours, generate, ours, ...) after one warm-up each; the table shows medians and
+the share of CPU time other processes took meanwhile. Peak memory is read in a fresh
+subprocess per contender (Linux ``VmHWM``, reset just before the rollout). A last row
+times a multi-turn rollout (``play_episodes`` on ``ExpertMathEnv`` with the reference
+expert), env steps included; ``--policy`` gives it a trained policy directory, since a
+random-init model rarely writes protocol tags, so nearly every episode ends after one turn.
 
 Writes ``benchmarks/results/rollout_speed.json`` and ``.md``.
 """
@@ -27,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
@@ -71,6 +74,46 @@ def machine_info() -> dict[str, Any]:
         "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
         "load_average": os.getloadavg(),
     }
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from ``/proc/stat``."""
+    ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    hertz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - ticks[3] - ticks[4]) / hertz, sum(ticks) / hertz
+
+
+class OtherLoad:
+    """Context manager: the share of the machine's CPU capacity used by other processes in the block."""
+
+    share: float
+
+    def __enter__(self) -> OtherLoad:
+        self.start = (*machine_cpu_seconds(), own_cpu_seconds())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        busy, total, own = (*machine_cpu_seconds(), own_cpu_seconds())
+        others = busy - self.start[0] - (own - self.start[2])
+        self.share = max(0.0, others) / max(total - self.start[1], 1e-9)
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_for_idle(max_seconds: float, window: float = 5.0, threshold: float = 0.1) -> dict[str, float]:
+    """Wait up to ``max_seconds`` for a ``window`` of seconds with the CPUs under ``threshold`` busy."""
+    start = time.monotonic()
+    share = -1.0  # not measured
+    while time.monotonic() - start < max_seconds:
+        busy, total = machine_cpu_seconds()
+        time.sleep(window)
+        share = (machine_cpu_seconds()[0] - busy) / max(machine_cpu_seconds()[1] - total, 1e-9)
+        if share < threshold:
+            break
+    return {"waited_s": time.monotonic() - start, "busy_share_last_window": share}
 
 
 def reset_peak_rss() -> float:
@@ -169,16 +212,18 @@ def time_contenders(batch: int, new_tokens: int, repeats: int) -> dict[str, dict
         run()  # warm-up
     rates: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     tokens: dict[str, int] = {}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            tokens[name] = run()
-            rates[name].append(tokens[name] / (time.perf_counter() - start))
+    with OtherLoad() as load:
+        for _ in range(repeats):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                tokens[name] = run()
+                rates[name].append(tokens[name] / (time.perf_counter() - start))
     return {
         name: {
             "tokens_per_run": tokens[name],
             "tokens_per_s": statistics.median(rates[name]),
             "tokens_per_s_runs": rates[name],
+            "other_cpu_share": load.share,
         }
         for name in CONTENDERS
     }
@@ -217,26 +262,27 @@ def multi_turn(batch: int, new_tokens: int, repeats: int, policy: str | None) ->
     sampling = SamplingConfig(max_new_tokens=new_tokens)
     generator = torch.Generator().manual_seed(0)
     rates, turns = [], []
-    for repeat in range(repeats + 1):  # the first round is a warm-up
-        resets = [{"seed": repeat * batch + i} for i in range(batch)]
-        start = time.perf_counter()
-        episodes = play_episodes(model, tokenizer, envs, resets, sampling, 384, generator)
-        seconds = time.perf_counter() - start
-        if repeat:
-            rates.append(sum(e.policy_token_count for e in episodes) / seconds)
-            turns.append(sum(e.info.get("turns", 0) for e in episodes) / batch)
+    warm_up = [{"seed": repeats * batch + i} for i in range(batch)]
+    play_episodes(model, tokenizer, envs, warm_up, sampling, 384, generator)
+    with OtherLoad() as load:
+        for repeat in range(repeats):
+            resets = [{"seed": repeat * batch + i} for i in range(batch)]
+            start = time.perf_counter()
+            episodes = play_episodes(model, tokenizer, envs, resets, sampling, 384, generator)
+            rates.append(sum(e.policy_token_count for e in episodes) / (time.perf_counter() - start))
+            turns.append(sum(e.info["turns"] for e in episodes) / batch)
     return {
         "policy": policy or "random-init tiny model",
         "tokens_per_s": statistics.median(rates),
         "tokens_per_s_runs": rates,
-        "turns_per_episode": statistics.median(turns),
+        "turns_per_episode": statistics.mean(turns),
+        "other_cpu_share": load.share,
     }
 
 
 def markdown(result: dict[str, Any]) -> str:
     """The result as a markdown table plus the ratio line."""
-    args = result["args"]
-    rows = result["rows"]
+    args, rows = result["args"], result["rows"]
     lines = [
         f"Batch {args['batch']}, prompt {PROMPT_TOKENS} tokens, {args['new_tokens']} new tokens, "
         f"median of {args['repeats']} interleaved runs, {THREADS} threads.",
@@ -257,18 +303,27 @@ def markdown(result: dict[str, Any]) -> str:
         f"ours / generate: **{result['ratio_ours_over_generate']:.2f}x** (target >= 1.5x). "
         f"Multi-turn: {multi['turns_per_episode']:.2f} turns per episode, policy: {multi['policy']}.",
         "",
+        f"Other processes used {rows['ours']['other_cpu_share']:.0%} of the CPUs while ours/generate were "
+        f"timed, {multi['other_cpu_share']:.0%} during the multi-turn row "
+        f"(waited {result['idle_wait']['waited_s']:.0f} s for an idle window first).",
         f"Load before/after: `{result['machine']['uptime']}` / `{result['machine_after']['uptime']}`",
     ]
     return "\n".join(lines)
 
 
 def run_benchmark(
-    batch: int, new_tokens: int, repeats: int, policy: str | None = None, out_dir: Path = RESULTS
+    batch: int,
+    new_tokens: int,
+    repeats: int,
+    policy: str | None = None,
+    wait_idle: float = 0.0,
+    out_dir: Path = RESULTS,
 ) -> dict[str, Any]:
     """Time and measure; write ``rollout_speed.json`` and ``.md`` under ``out_dir``; return the result."""
     command = ["python", "-m", "benchmarks.rollout_speed", "--batch", str(batch)]
-    command += ["--new-tokens", str(new_tokens), "--repeats", str(repeats)]
+    command += ["--new-tokens", str(new_tokens), "--repeats", str(repeats), "--wait-idle", str(wait_idle)]
     command += ["--policy", policy] if policy else []
+    idle_wait = wait_for_idle(wait_idle)
     machine = machine_info()
     rows: dict[str, dict[str, Any]] = time_contenders(batch, new_tokens, repeats)
     memory_args = ["--batch", str(batch), "--new-tokens", str(new_tokens)]
@@ -287,6 +342,7 @@ def run_benchmark(
             "repeats": repeats,
             "prompt_tokens": PROMPT_TOKENS,
         },
+        "idle_wait": idle_wait,
         "machine": machine,
         "machine_after": machine_info(),
         "rows": rows,
@@ -309,12 +365,16 @@ def main() -> None:
     parser.add_argument(
         "--policy", help="trained policy directory for the multi-turn row (default: random init)"
     )
+    parser.add_argument(
+        "--wait-idle", type=float, default=120, help="seconds to wait at most for quiet CPUs before timing"
+    )
     parser.add_argument("--memory-of", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_of:
         print(json.dumps(peak_memory(args.memory_of, args.batch, args.new_tokens)))
         return
-    print(markdown(run_benchmark(args.batch, args.new_tokens, args.repeats, args.policy)))
+    result = run_benchmark(args.batch, args.new_tokens, args.repeats, args.policy, args.wait_idle)
+    print(markdown(result))
 
 
 if __name__ == "__main__":

@@ -15,13 +15,21 @@ def test_rollout_speed_writes_its_results(tmp_path):
     rollout_speed.run_benchmark(batch=2, new_tokens=4, repeats=1, out_dir=tmp_path)
     result = json.loads((tmp_path / "rollout_speed.json").read_text())
     assert (tmp_path / "rollout_speed.md").read_text().startswith("# Rollout speed")
-    assert {"command", "args", "machine", "machine_after", "rows", "ratio_ours_over_generate"} <= set(result)
+    assert {
+        "command",
+        "args",
+        "idle_wait",
+        "machine",
+        "machine_after",
+        "rows",
+        "ratio_ours_over_generate",
+    } <= set(result)
     assert {"torch", "torch_threads", "uptime", "load_average"} <= set(result["machine"])
     for name in ("ours", "generate"):
         row = result["rows"][name]
         assert row["tokens_per_run"] == 2 * 4  # exactly new_tokens per row, no early stop
         assert _positive(row["tokens_per_s"]) and _positive(row["peak_rss_mb"])
-        assert "rollout_rss_mb" in row
+        assert "rollout_rss_mb" in row and row["other_cpu_share"] >= 0
     multi = result["rows"]["multi_turn"]
     assert _positive(multi["tokens_per_s"]) and multi["turns_per_episode"] >= 1
     assert _positive(result["ratio_ours_over_generate"])
@@ -31,7 +39,9 @@ def test_grpo_vs_trl_writes_its_results(tmp_path):
     grpo_vs_trl.run_benchmark(setups=[(2, 2)], completion_tokens=4, steps=1, warmup=0, out_dir=tmp_path)
     result = json.loads((tmp_path / "grpo_vs_trl.json").read_text())
     assert (tmp_path / "grpo_vs_trl.md").exists()
-    assert {"command", "args", "machine", "machine_after", "setups", "differences"} <= set(result)
+    assert {"command", "args", "idle_wait", "machine", "machine_after", "setups", "differences"} <= set(
+        result
+    )
     setup = result["setups"]["2x2"]
     for name in ("ours", "trl"):
         row = setup[name]
@@ -39,4 +49,4 @@ def test_grpo_vs_trl_writes_its_results(tmp_path):
         assert row["completion_tokens_per_step"] == 2 * 2 * 4  # both forced to the exact length
         assert "train_rss_mb" in row
     assert setup["ours"]["single_turn"] is True
-    assert _positive(setup["ratio_ours_over_trl"])
+    assert _positive(setup["ratio_ours_over_trl"]) and setup["other_cpu_share"] >= 0
