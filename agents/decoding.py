@@ -85,7 +85,7 @@ class StaticKVDecoder:
         end = start + length
         for index, layer in enumerate(self.layers):
             attention = layer.self_attn
-            normed = layer.input_layernorm(hidden)
+            normed = _rms_norm(layer.input_layernorm, hidden)
             query = attention.q_proj(normed).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
             key = attention.k_proj(normed).view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
             value = attention.v_proj(normed).view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -101,7 +101,7 @@ class StaticKVDecoder:
                     query, keys, values, attn_mask=attend, enable_gqa=self.heads != self.kv_heads
                 )
             hidden = hidden + attention.o_proj(context.transpose(1, 2).reshape(batch, length, -1))
-            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+            hidden = hidden + layer.mlp(_rms_norm(layer.post_attention_layernorm, hidden))
         return hidden
 
     def _attend_one(self, query, keys, values, attend) -> torch.Tensor:
@@ -113,7 +113,7 @@ class StaticKVDecoder:
         return (weights @ values).view(batch, self.heads, 1, self.head_dim)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.model.lm_head(self.model.model.norm(hidden)).float()
+        return self.model.lm_head(_rms_norm(self.model.model.norm, hidden)).float()
 
 
 class HFCacheDecoder:
@@ -154,6 +154,12 @@ def make_decoder(model: nn.Module, batch_size: int, max_length: int) -> StaticKV
     if StaticKVDecoder.supports(model):
         return StaticKVDecoder(model, batch_size, max_length)
     return HFCacheDecoder(model)
+
+
+def _rms_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's RMSNorm (computed in fp32, as Llama-family models do) as one fused kernel."""
+    eps = getattr(norm, "variance_epsilon", None) or norm.eps
+    return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
