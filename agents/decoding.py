@@ -43,6 +43,9 @@ class StaticKVDecoder:
         self.cos, self.sin = cos[0], sin[0]
         self.length = 0
         self.next_position = torch.zeros(batch_size, dtype=torch.long, device=parameter.device)
+        self.fused = (
+            [_fused_projections(layer) for layer in self.layers] if parameter.device.type == "cpu" else None
+        )
 
     @classmethod
     def supports(cls, model: nn.Module) -> bool:
@@ -86,9 +89,25 @@ class StaticKVDecoder:
         for index, layer in enumerate(self.layers):
             attention = layer.self_attn
             normed = _rms_norm(layer.input_layernorm, hidden)
-            query = attention.q_proj(normed).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
-            key = attention.k_proj(normed).view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
-            value = attention.v_proj(normed).view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
+            if self.fused is None:
+                query, key, value = (
+                    attention.q_proj(normed),
+                    attention.k_proj(normed),
+                    attention.v_proj(normed),
+                )
+            else:
+                qkv_weight, qkv_bias, _ = self.fused[index]
+                query, key, value = F.linear(normed, qkv_weight, qkv_bias).split(
+                    [
+                        self.heads * self.head_dim,
+                        self.kv_heads * self.head_dim,
+                        self.kv_heads * self.head_dim,
+                    ],
+                    -1,
+                )
+            query = query.view(batch, length, self.heads, self.head_dim).transpose(1, 2)
+            key = key.view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
+            value = value.view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
             query = query * cos + _rotate_half(query) * sin
             key = key * cos + _rotate_half(key) * sin
             self.keys[index, :, :, start:end] = key
@@ -101,8 +120,14 @@ class StaticKVDecoder:
                     query, keys, values, attn_mask=attend, enable_gqa=self.heads != self.kv_heads
                 )
             hidden = hidden + attention.o_proj(context.transpose(1, 2).reshape(batch, length, -1))
-            hidden = hidden + layer.mlp(_rms_norm(layer.post_attention_layernorm, hidden))
+            hidden = hidden + self._mlp(index, layer, _rms_norm(layer.post_attention_layernorm, hidden))
         return hidden
+
+    def _mlp(self, index: int, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.fused is None:
+            return layer.mlp(x)
+        gate, up = F.linear(x, self.fused[index][2]).chunk(2, dim=-1)
+        return layer.mlp.down_proj(layer.mlp.act_fn(gate) * up)
 
     def _attend_one(self, query, keys, values, attend) -> torch.Tensor:
         """softmax(q k^T / sqrt(d)) v for a single query position (cheaper than SDPA on CPU)."""
@@ -154,6 +179,18 @@ def make_decoder(model: nn.Module, batch_size: int, max_length: int) -> StaticKV
     if StaticKVDecoder.supports(model):
         return StaticKVDecoder(model, batch_size, max_length)
     return HFCacheDecoder(model)
+
+
+def _fused_projections(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """One weight for q/k/v and one for gate/up: on CPU, where per-op overhead dominates small models,
+    two matmuls instead of five per layer. The weights are copied once per decoder (per rollout batch)."""
+    attention, mlp = layer.self_attn, layer.mlp
+    projections = (attention.q_proj, attention.k_proj, attention.v_proj)
+    qkv_weight = torch.cat([p.weight for p in projections]).detach()
+    biases = [p.bias for p in projections]
+    qkv_bias = None if any(b is None for b in biases) else torch.cat(biases).detach()
+    gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach()
+    return qkv_weight, qkv_bias, gate_up
 
 
 def _rms_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:

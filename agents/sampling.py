@@ -117,5 +117,12 @@ def _choose(logits: torch.Tensor, config: SamplingConfig, generator: torch.Gener
         sorted_probs, order = probs.sort(-1, descending=True)
         outside = sorted_probs.cumsum(-1) - sorted_probs > config.top_p
         probs = probs.scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
-    token = torch.multinomial(probs, 1, generator=generator)[:, 0]
+    token = _inverse_cdf_sample(probs, generator)
     return token, logprobs.gather(-1, token[:, None])[:, 0]
+
+
+def _inverse_cdf_sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One draw per row from unnormalised ``probs``: the first index whose cumulative mass exceeds u."""
+    cumulative = probs.cumsum(-1)
+    threshold = torch.rand(len(probs), 1, device=probs.device, generator=generator) * cumulative[:, -1:]
+    return (cumulative <= threshold).sum(-1).clamp(max=probs.shape[-1] - 1)

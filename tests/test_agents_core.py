@@ -132,3 +132,13 @@ def test_rollout_masks_exactly_the_injected_tokens_and_never_retokenizes(tiny_mo
         logprobs = policy_logprobs(model, batch)[0][batch.loss_mask[0] > 0]
     sampled = torch.tensor([lp for lp, m in zip(episode.sample_logprobs, episode.mask, strict=True) if m])
     torch.testing.assert_close(logprobs, sampled, atol=1e-4, rtol=1e-4)
+
+
+def test_inverse_cdf_sampling_follows_the_distribution_and_skips_zero_mass():
+    from agents.sampling import _inverse_cdf_sample
+
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.5, 0.3]]).repeat(20000, 1)
+    draws = _inverse_cdf_sample(probs, torch.Generator().manual_seed(0))
+    frequencies = torch.bincount(draws, minlength=5).float() / len(draws)
+    assert frequencies[0] == 0 and frequencies[2] == 0
+    torch.testing.assert_close(frequencies, probs[0], atol=0.015, rtol=0)
