@@ -27,6 +27,11 @@ def _clip(value: float) -> float:
     return min(1.0, max(0.0, value))
 
 
+def _progress(step: int, total_steps: int) -> float:
+    """Fraction of ``total_steps`` done at ``step``, in [0, 1]."""
+    return min(1.0, max(0, step) / max(1, total_steps))
+
+
 @dataclass(frozen=True)
 class ConstantSchedule:
     """rho(s) = value."""
@@ -59,8 +64,7 @@ class LinearSchedule:
     total_steps: int = 100
 
     def __call__(self, step: int) -> float:
-        progress = min(1.0, max(0, step) / max(1, self.total_steps))
-        return _clip(self.start + (self.end - self.start) * progress)
+        return _clip(self.start + (self.end - self.start) * _progress(step, self.total_steps))
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,8 @@ class CosineSchedule:
     total_steps: int = 100
 
     def __call__(self, step: int) -> float:
-        progress = min(1.0, max(0, step) / max(1, self.total_steps))
-        return _clip(self.end + (self.start - self.end) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+        cosine = math.cos(math.pi * _progress(step, self.total_steps))
+        return _clip(self.end + (self.start - self.end) * 0.5 * (1.0 + cosine))
 
 
 SCHEDULES: dict[str, type] = {
