@@ -76,11 +76,6 @@ class TurnProtocol:
             self.reply_close,
         )
 
-    @property
-    def stop_strings(self) -> tuple[str, ...]:
-        """Closing tags at which a sampler may end a turn (the K-th query tag ends it too)."""
-        return (self.answer_close, self.query_close)
-
     def turn_is_complete(self, text: str) -> bool:
         """True when ``text`` ends a turn: an answer was closed or the K-th query was closed."""
         if text.endswith(self.answer_close) and self.answer_open in text:

@@ -86,3 +86,11 @@ def test_make_experts_accepts_names_callables_and_none():
     with pytest.raises(ValueError, match="unknown expert"):
         make_experts("oracle")
     assert len(make_experts("symbolic")) == 1
+
+
+def test_async_consult_path_gives_the_same_replies():
+    import asyncio
+
+    expert = ReferenceExpert()
+    replies = asyncio.run(expert.aconsult([query(memory={}), query(memory={})]))
+    assert replies == [PROBLEM.solution_steps[0]] * 2
