@@ -19,6 +19,7 @@ optimizer and checkpoint state for free.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any, Protocol
@@ -30,7 +31,7 @@ from agents.config import TrainConfig
 from agents.environments import acceptance_spec, make_env
 from agents.rollout import Episode, play_episodes
 from agents.sampling import SamplingConfig
-from agents.tokens import TokenBatch
+from agents.tokens import TokenBatch, policy_logprobs
 
 
 class Agent(Protocol):
@@ -81,6 +82,7 @@ class BaseAgent:
         self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
         self.sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
         self.generator = torch.Generator(device=self.device)
+        self.reference = copy.deepcopy(model).eval().requires_grad_(False) if config.kl_beta > 0 else None
 
     @cached_property
     def envs(self) -> list:
@@ -129,6 +131,11 @@ class BaseAgent:
         for start in range(0, len(batch.input_ids), size):
             rows = slice(start, start + size)
             yield batch.rows(rows), {k: None if v is None else v[rows] for k, v in per_row.items()}
+
+    def logprobs_in_chunks(self, model, batch: TokenBatch) -> torch.Tensor:
+        """Per-token log-probabilities of a whole batch, one micro-batch at a time (no grad by the caller)."""
+        chunks = self.micro_batches(batch)
+        return torch.cat([policy_logprobs(model, chunk, self.config.temperature) for chunk, _ in chunks])
 
     def apply_gradients(self) -> float:
         """Clip, step, zero; return the gradient norm before clipping."""

@@ -13,8 +13,6 @@ tokens only; prompt, expert-reply and notice tokens have w_t = 0.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from agents.base import BaseAgent, episode_metrics, register_agent
@@ -49,12 +47,6 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 @register_agent("grpo")
 class GRPOAgent(BaseAgent):
     """Self-exploratory RL: groups of G episodes per problem; experts decline every query."""
-
-    def __init__(self, model, tokenizer, config) -> None:
-        super().__init__(model, tokenizer, config)
-        self.reference = None
-        if config.kl_beta > 0:
-            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
 
     def train_step(self, step: int) -> dict[str, float]:
         config = self.config
@@ -112,7 +104,3 @@ class GRPOAgent(BaseAgent):
                 totals["clip_fraction"] += (clipped.float() * rows["share"]).sum().item() * share
             totals["grad_norm"] += self.apply_gradients() * share
         return {**totals, "trained_episodes": float(len(episodes))}
-
-    def logprobs_in_chunks(self, model, batch) -> torch.Tensor:
-        chunks = self.micro_batches(batch)
-        return torch.cat([policy_logprobs(model, chunk, self.config.temperature) for chunk, _ in chunks])

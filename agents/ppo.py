@@ -22,8 +22,8 @@ import copy
 import torch
 from torch import nn
 
-from agents.base import episode_metrics, register_agent
-from agents.grpo import GRPOAgent, clipped_surrogate
+from agents.base import BaseAgent, episode_metrics, register_agent
+from agents.grpo import clipped_surrogate
 from agents.tokens import TokenBatch, loss_weights, pack_episodes, policy_logprobs
 
 
@@ -53,7 +53,7 @@ def terminal_rewards(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 @register_agent("ppo")
-class PPOAgent(GRPOAgent):
+class PPOAgent(BaseAgent):
     """PPO: one episode per problem, a critic, GAE advantages; experts decline every query."""
 
     def __init__(self, model, tokenizer, config) -> None:

@@ -41,6 +41,22 @@ def test_each_algorithm_trains_with_finite_loss_and_moves_the_weights(algo, smal
     assert not torch.equal(weights(tiny_model_dir), weights(Path(small_config.out) / "checkpoint" / "model"))
 
 
+@pytest.mark.parametrize(
+    "algo, options",
+    [
+        ("grpo", {"kl_beta": 0.1, "epochs_per_batch": 2, "micro_batch_size": 3,
+                  "loss_aggregation": "sequence", "dynamic_sampling": True, "scale_rewards": False}),
+        ("ppo", {"kl_beta": 0.1, "critic": "separate", "epochs_per_batch": 2, "micro_batch_size": 3}),
+    ],
+)  # fmt: skip
+def test_optional_terms_kl_epochs_and_micro_batches_train(algo, options, small_config):
+    config = dataclasses.replace(small_config, algo=algo, **options)
+    train(config, progress=False)
+    for row in rows(config.out):
+        assert math.isfinite(row["loss"]) and row["grad_norm"] >= 0
+        assert row.get("kl", 0.0) >= 0.0
+
+
 def test_eapo_consults_masks_expert_tokens_and_anneals_acceptance(small_config):
     config = dataclasses.replace(small_config, algo="eapo", steps=4, problems_per_step=4, group_size=4)
     train(config, progress=False)
