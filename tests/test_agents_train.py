@@ -45,7 +45,7 @@ def test_each_algorithm_trains_with_finite_loss_and_moves_the_weights(algo, smal
     "algo, options",
     [
         ("grpo", {"kl_beta": 0.1, "epochs_per_batch": 2, "micro_batch_size": 3,
-                  "loss_aggregation": "sequence", "dynamic_sampling": True, "scale_rewards": False}),
+                  "loss_aggregation": "sequence", "scale_rewards": False}),
         ("ppo", {"kl_beta": 0.1, "critic": "separate", "epochs_per_batch": 2, "micro_batch_size": 3}),
     ],
 )  # fmt: skip
@@ -55,6 +55,14 @@ def test_optional_terms_kl_epochs_and_micro_batches_train(algo, options, small_c
     for row in rows(config.out):
         assert math.isfinite(row["loss"]) and row["grad_norm"] >= 0
         assert row.get("kl", 0.0) >= 0.0
+
+
+def test_dynamic_sampling_trains_only_groups_with_different_rewards(small_config):
+    config = dataclasses.replace(small_config, algo="grpo", dynamic_sampling=True, steps=3)
+    train(config, progress=False)
+    for row in rows(config.out):
+        informative = round((1 - row["all_equal_groups"]) * config.problems_per_step)
+        assert row["trained_episodes"] == informative * config.group_size
 
 
 def test_eapo_consults_masks_expert_tokens_and_anneals_acceptance(small_config):
