@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import operator
 import os
 import re
 import statistics
@@ -28,11 +30,24 @@ from eapo_gym.problems.splits import split_of
 LEVELS = (1, 2, 3, 4, 5)
 
 
+_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
 def exact(expression: str, x: Fraction | None = None) -> Fraction:
-    """Evaluate ``expression`` with every integer an exact Fraction (``3x`` and ``4(`` multiply)."""
-    expression = re.sub(r"(\d)([x(])", r"\1*\2", expression)
-    expression = re.sub(r"\d+", lambda m: f"Fraction({m.group()})", expression)
-    return eval(expression, {"__builtins__": {}, "Fraction": Fraction, "x": x})
+    """Evaluate ``expression`` exactly in Fractions (``3x`` and ``4(`` multiply) by walking its AST."""
+
+    def value(node: ast.AST) -> Fraction:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return Fraction(node.value)
+        if isinstance(node, ast.Name) and node.id == "x" and x is not None:
+            return x
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            return _OPERATORS[type(node.op)](value(node.left), value(node.right))
+        raise ValueError(f"unexpected syntax in {expression!r}")
+
+    return value(ast.parse(re.sub(r"(\d)([x(])", r"\1*\2", expression), mode="eval").body)
 
 
 def sample(kind: str, difficulty: int, n: int = 60, split: str = "train") -> list[Problem]:
