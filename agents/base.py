@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from agents.config import TrainConfig
+from agents.distributed import average_gradients
 from agents.environments import acceptance_spec, make_env
 from agents.rollout import Episode, play_episodes
 from agents.sampling import SamplingConfig
@@ -68,8 +69,9 @@ def make_agent(name: str, model, tokenizer, config: TrainConfig) -> Agent:
 class BaseAgent:
     """Optimizer, training environments, grouped rollouts and micro-batched backward passes.
 
-    Randomness is derived from ``(seed, step)``, so a resumed run draws the same
-    problems and samples as an uninterrupted one.
+    Randomness is derived from ``(seed, step)`` (and the process rank under
+    ``accelerate launch``), so a resumed run draws the same problems and samples
+    as an uninterrupted one.
     """
 
     trains = True
@@ -83,6 +85,7 @@ class BaseAgent:
         self.sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
         self.generator = torch.Generator(device=self.device)
         self.reference = copy.deepcopy(model).eval().requires_grad_(False) if config.kl_beta > 0 else None
+        self.accelerator = None  # set by the trainer under ``accelerate launch`` (agents.distributed)
 
     @cached_property
     def envs(self) -> list:
@@ -94,7 +97,8 @@ class BaseAgent:
         ]
 
     def rng(self, step: int) -> np.random.Generator:
-        return np.random.default_rng([self.config.seed, step])
+        rank = self.accelerator.process_index if self.accelerator is not None else 0
+        return np.random.default_rng([self.config.seed, step, *([rank] if rank else [])])
 
     def collect_groups(self, step: int, problems: int, group_size: int) -> list[list[Episode]]:
         """``problems`` training problems, ``group_size`` episodes each, at training step ``step``."""
@@ -126,20 +130,47 @@ class BaseAgent:
     def micro_batches(
         self, batch: TokenBatch, **per_row: torch.Tensor | None
     ) -> Iterator[tuple[TokenBatch, dict[str, torch.Tensor | None]]]:
-        """Row slices of the batch, and of the aligned tensors, of at most ``micro_batch_size`` rows."""
-        size = self.config.micro_batch_size or len(batch.input_ids)
-        for start in range(0, len(batch.input_ids), size):
-            rows = slice(start, start + size)
-            yield batch.rows(rows), {k: None if v is None else v[rows] for k, v in per_row.items()}
+        """Rows grouped by length, each group cut to its longest row, with the aligned tensors alike.
+
+        A group holds at most ``micro_batch_size`` rows (0: no limit) and at most
+        ``micro_batch_tokens`` padded tokens (0: no limit), so short sequences are
+        not padded to the longest one of the batch. ``rows["index"]`` is the
+        group's row numbers in ``batch``.
+        """
+        lengths = batch.attention_mask.sum(1).tolist()
+        order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
+        max_rows = self.config.micro_batch_size or len(order)
+        budget = self.config.micro_batch_tokens
+        start = 0
+        while start < len(order):
+            width = max(int(lengths[order[start]]), 2)
+            count = max(1, min(max_rows, budget // width if budget else len(order)))
+            index = torch.tensor(order[start : start + count], device=batch.input_ids.device)
+            start += count
+            sliced = {name: _cut(value, index, width, batch) for name, value in per_row.items()}
+            yield batch.rows(index).cut(width), {"index": index, **sliced}
+
+    def per_token(self, batch: TokenBatch, fn: Callable[[TokenBatch], Any]) -> Any:
+        """``fn`` (a tensor or a tuple of [rows, width - 1] tensors) over the micro-batches,
+        reassembled into full [N, T - 1] tensors (zeros past each row's end). No grad by the caller."""
+        full: list[torch.Tensor] = []
+        for chunk, rows in self.micro_batches(batch):
+            result = fn(chunk)
+            parts = result if isinstance(result, tuple) else (result,)
+            if not full:
+                full = [part.new_zeros(batch.targets.shape) for part in parts]
+            for whole, part in zip(full, parts, strict=True):
+                whole[rows["index"], : part.shape[1]] = part
+        return tuple(full) if isinstance(result, tuple) else full[0]
 
     def logprobs_in_chunks(self, model, batch: TokenBatch) -> torch.Tensor:
         """Per-token log-probabilities of a whole batch, one micro-batch at a time (no grad by the caller)."""
-        chunks = self.micro_batches(batch)
-        return torch.cat([policy_logprobs(model, chunk, self.config.temperature) for chunk, _ in chunks])
+        return self.per_token(batch, lambda chunk: policy_logprobs(model, chunk, self.config.temperature))
 
     def apply_gradients(self) -> float:
-        """Clip, step, zero; return the gradient norm before clipping."""
+        """Average over processes (if several), clip, step, zero; return the gradient norm before clipping."""
         parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        average_gradients(parameters, self.accelerator)
         norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -150,6 +181,14 @@ class BaseAgent:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _cut(value: torch.Tensor | None, index: torch.Tensor, width: int, batch: TokenBatch):
+    """Rows ``index`` of a per-row tensor; per-token ones ([N, T - 1]) cut to ``width - 1`` columns."""
+    if value is None:
+        return None
+    rows = value[index]
+    return rows[:, : width - 1] if value.dim() == 2 and value.shape[1] == batch.targets.shape[1] else rows
 
 
 def episode_metrics(episodes: list[Episode]) -> dict[str, float]:

@@ -46,6 +46,50 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     eval_parser.set_defaults(handler=run_eval)
 
+    compare_parser = commands.add_parser(
+        "compare",
+        help="the paper's table at small scale: base, sft, workflow, distill, GRPO, PPO, EAPO and ablations",
+        description="Train every method from the same warm-started tiny policy and compare them held out, "
+        "experts off. Writes benchmarks/results/compare.{json,md} and PNG plots (compare_quick.* with "
+        "--quick). Finished runs are reused, so an interrupted comparison resumes.",
+    )
+    compare_parser.add_argument(
+        "--quick", action="store_true", help="one seed of base, sft, grpo and eapo, 30 updates (~15 min)"
+    )
+    compare_parser.add_argument("--seeds", type=_ints, help="comma-separated (default 0,1,2; quick: 0)")
+    compare_parser.add_argument("--methods", type=_names, help="comma-separated subset of the table's rows")
+    compare_parser.add_argument("--steps", type=int, help="policy updates per method (default 40; quick: 30)")
+    compare_parser.add_argument("--train-difficulty", type=int, help="default: picked from the warm start")
+    compare_parser.add_argument("--eval-k", type=int, help="samples per test problem (default 8)")
+    compare_parser.add_argument("--eval-problems", type=int, help="test problems per level (default 32)")
+    compare_parser.add_argument("--eval-every", type=int, help="updates between evaluations (default 10)")
+    compare_parser.add_argument("--lr", type=float, help="RL learning rate (default 1e-4)")
+    compare_parser.add_argument("--workers", type=int, help="runs in parallel (default 2)")
+    compare_parser.add_argument("--out", help="run directories (default runs/compare)")
+    compare_parser.add_argument(
+        "--results", help="where the JSON, table and plots go (default benchmarks/results)"
+    )
+    compare_parser.set_defaults(handler=run_compare_command)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def run_compare_command(args: argparse.Namespace) -> dict:
+    from agents.compare import CompareConfig, run_compare
+
+    names = [spec.name for spec in dataclasses.fields(CompareConfig) if spec.name != "quick"]
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    compare = CompareConfig.quick_preset(**given) if args.quick else CompareConfig(**given)
+    result = run_compare(compare)
+    print(Path(compare.results, "compare_quick.md" if args.quick else "compare.md").read_text())
+    return result
+
 
 def run_train(args: argparse.Namespace) -> dict:
     for module in args.plugin:

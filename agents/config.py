@@ -44,7 +44,8 @@ class TrainConfig:
     lr: float = 2e-4
     grad_clip: float = 1.0
     epochs_per_batch: int = 1  # mu: gradient passes over each rollout batch
-    micro_batch_size: int = 0  # sequences per forward/backward (gradient accumulation); 0: whole batch
+    micro_batch_size: int = 0  # most sequences per forward/backward (gradient accumulation); 0: no limit
+    micro_batch_tokens: int = 2048  # most padded tokens per forward/backward, rows bucketed by length
     # --- GRPO / DAPO ---
     clip_low: float = 0.2
     clip_high: float = 0.28  # DAPO clip-higher

@@ -88,4 +88,6 @@ def evaluate(
     metrics["eval/format_rate"] = sum(bool(e.info.get("well_formed")) for e in everything) / count
     metrics["eval/response_tokens"] = sum(e.policy_token_count for e in everything) / count
     metrics["eval/consult_rate"] = sum(e.info.get("consults", 0) > 0 for e in everything) / count
+    metrics["eval/expert_calls"] = float(sum(e.info.get("accepted", 0) for e in everything))
+    metrics["eval/expert_chars"] = float(sum(e.info.get("expert_chars", 0) for e in everything))
     return metrics

@@ -89,9 +89,7 @@ class PPOAgent(BaseAgent):
             batch.loss_mask[cut] = 0.0
         mask = batch.loss_mask
         with torch.no_grad():
-            outputs = [self.forward(chunk) for chunk, _ in self.micro_batches(batch)]
-            old_logp = torch.cat([logp for logp, _ in outputs])
-            old_values = torch.cat([values for _, values in outputs])
+            old_logp, old_values = self.per_token(batch, self.forward)
             rewards = terminal_rewards(torch.tensor([e.reward for e in episodes]), mask)
             if self.reference is not None:
                 rewards -= config.kl_beta * (old_logp - self.logprobs_in_chunks(self.reference, batch)) * mask

@@ -24,6 +24,15 @@ class TokenBatch:
             self.input_ids[index], self.attention_mask[index], self.targets[index], self.loss_mask[index]
         )
 
+    def cut(self, width: int) -> TokenBatch:
+        """The first ``width`` positions (right padding beyond the longest row dropped)."""
+        return TokenBatch(
+            self.input_ids[:, :width],
+            self.attention_mask[:, :width],
+            self.targets[:, : width - 1],
+            self.loss_mask[:, : width - 1],
+        )
+
 
 def pack_episodes(episodes: Sequence[Episode], pad_id: int, device: torch.device) -> TokenBatch:
     width = max(len(e.prompt_ids) + len(e.completion_ids) for e in episodes)

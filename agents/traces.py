@@ -36,20 +36,22 @@ def teacher_episode(
 ) -> Episode:
     """A reference-solution episode; with ``consult_turns > 0`` it first asks the experts.
 
-    Each consulting turn sends ``queries_per_turn`` queries (ended by EOS when
-    fewer than K); the teacher then writes the steps the replies did not cover
-    and answers. Steps revealed = queries accepted, as with the reference expert.
+    A consulting turn sends ``queries_per_turn`` queries, never more than the
+    steps not yet revealed, and ends with EOS when fewer than K; consulting stops
+    once every step is known. The teacher then writes the remaining steps and
+    answers. Steps revealed = queries accepted, as with the reference expert.
     """
     observation, info = env.reset(**reset)
     episode = Episode(info["problem_id"], tokenizer.encode(observation, add_special_tokens=False))
     query = f"{env.protocol.query_open}{TEACHER_QUERY}{env.protocol.query_close}"
+    steps = env.problem.solution_steps
     for _ in range(consult_turns):
-        _policy_turn(
-            env, episode, query * queries_per_turn, tokenizer, queries_per_turn < env.protocol.max_queries
-        )
+        queries = min(queries_per_turn, len(steps) - episode.info.get("accepted", 0))
+        if queries <= 0:
+            break
+        _policy_turn(env, episode, query * queries, tokenizer, queries < env.protocol.max_queries)
         if episode.done:
             return episode
-    steps = env.problem.solution_steps
     remaining = steps[min(episode.info.get("accepted", 0), len(steps)) :]
     _policy_turn(env, episode, solution_text(remaining, env.problem.answer, env), tokenizer, False)
     return episode

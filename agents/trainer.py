@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from agents import make_agent
 from agents.config import TrainConfig
+from agents.distributed import make_accelerator
 from agents.evaluation import evaluate
 from agents.policy import load_policy, save_policy
 from agents.tiny import tiny_policy_path
@@ -80,19 +82,32 @@ def save_checkpoint(out: Path, agent, step: int, config: TrainConfig) -> None:
     (directory / f"{STATE_FILE}.tmp").replace(directory / STATE_FILE)
 
 
-def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train ``config.algo`` for ``config.steps`` updates; return the final evaluation."""
+def train(
+    config: TrainConfig, progress: bool = True, on_step: Callable[[int, dict[str, float]], None] | None = None
+) -> dict[str, Any]:
+    """Train ``config.algo`` for ``config.steps`` updates; return the final evaluation.
+
+    ``on_step(step, metrics)`` is called after every logged update (e.g. to drive
+    an outer progress bar). Under ``accelerate launch`` every process trains on its
+    own rollouts and the main one logs, evaluates and saves (``agents.distributed``);
+    the others return an empty dict."""
+    accelerator = make_accelerator(config.device)
+    main = accelerator is None or accelerator.is_main_process
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    seed_everything(config.seed)
     state_path = out / CHECKPOINT / STATE_FILE
     resuming = config.resume and state_path.exists()
-    model_path = out / CHECKPOINT / "model" if resuming else starting_model_path(config)
-    model, tokenizer = load_policy(
-        model_path, config.device, config.dtype, config.lora_rank if not resuming else 0
-    )
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        model_path = out / CHECKPOINT / "model" if resuming else starting_model_path(config)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()  # the main process built the preset's model, if it had to
+        model_path = out / CHECKPOINT / "model" if resuming else starting_model_path(config)
+    seed_everything(config.seed)
+    device = str(accelerator.device) if accelerator is not None else config.device
+    model, tokenizer = load_policy(model_path, device, config.dtype, config.lora_rank if not resuming else 0)
     agent = make_agent(config.algo, model, tokenizer, config)
+    agent.accelerator = accelerator
     start = 0
     if resuming:
         state = torch.load(state_path, weights_only=False)
@@ -101,29 +116,37 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
         start = state["step"]
-    log = MetricsLog(out, config.tensorboard, start)
+    log = MetricsLog(out, config.tensorboard, start) if main else None
     steps = config.steps if agent.trains else 0
     started = time.perf_counter()
     final = None
     bar = tqdm(
         range(start + 1, steps + 1),
         desc=f"{config.algo} train",
-        disable=not progress,
+        disable=not progress or not main,
         initial=start,
         total=steps,
     )
     for step in bar:
         tick = time.perf_counter()
         metrics = agent.train_step(step)
+        if log is None:
+            continue
         metrics["step_seconds"] = time.perf_counter() - tick
         if metrics.get("policy_tokens"):
             metrics["tokens_per_s"] = metrics["policy_tokens"] / metrics["step_seconds"]
+        if accelerator is not None:
+            metrics["processes"] = float(accelerator.num_processes)
         if step % config.eval_every == 0 or step == steps:
             final = evaluate_agent(agent, config)
             metrics.update(final)
         log.write(step, metrics)
+        if on_step is not None:
+            on_step(step, metrics)
         if step % config.save_every == 0 or step == steps:
             save_checkpoint(out, agent, step, config)
+    if log is None:
+        return {}
     if final is None:
         final = evaluate_agent(agent, config)
         log.write(steps, final)

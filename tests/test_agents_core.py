@@ -116,16 +116,17 @@ def test_rollout_masks_exactly_the_injected_tokens_and_never_retokenizes(tiny_mo
         injected = tokenizer.decode(
             [t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if not m]
         )
-        generated = tokenizer.decode(
-            [t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if m],
-            skip_special_tokens=True,
-        )
-        assert "<reply>" not in generated and "</reply>" not in generated
-        assert injected.count("<reply>") == episode.info["consults"]
-    episode, env = consulted[0]
+        assert injected.count("<reply>") == episode.info["consults"]  # one reply block per query
+    reply_id = tokenizer.convert_tokens_to_ids("<reply>")
+
+    def own_tokens(e):
+        return [t for t, m in zip(e.completion_ids, e.mask, strict=True) if m]
+
+    # the policy may imitate reply tags itself; check one whose own tokens hold none
+    episode, env = next((e, env) for e, env in consulted if reply_id not in own_tokens(e))
     batch = pack_episodes([episode], tokenizer.pad_token_id, torch.device("cpu"))
     targets = batch.targets[0][batch.loss_mask[0] > 0].tolist()
-    assert tokenizer.convert_tokens_to_ids("<reply>") not in targets
+    assert reply_id not in targets
     injected = [t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if not m]
     assert f"<reply>{env.problem.solution_steps[0]}</reply>" in tokenizer.decode(injected)
     with torch.no_grad():

@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 
 from eapo_gym.experts.base import BaseExpert, Expert, ExpertQuery, FunctionExpert
 from eapo_gym.experts.dispatch import ExpertPanel
+from eapo_gym.experts.model import TransformersExpert
+from eapo_gym.experts.openai import OpenAIExpert
 from eapo_gym.experts.reference import ReferenceExpert
 from eapo_gym.experts.symbolic import SymbolicExpert
 
@@ -18,10 +20,23 @@ ExpertSpec = str | Expert | Callable[[ExpertQuery], str]
 
 
 def make_expert(spec: ExpertSpec) -> Expert:
-    """An expert from a name (``"reference"``, ``"symbolic"``), an ``Expert`` or a callable."""
+    """An expert from a name, an ``Expert`` or a callable.
+
+    Names: ``reference``, ``symbolic``, ``model:<local dir>`` (a transformers
+    model) and ``openai:<model>@<base url>`` (an OpenAI-compatible server).
+    """
     if isinstance(spec, str):
+        kind, _, target = spec.partition(":")
+        if kind == "model" and target:
+            return TransformersExpert(target)
+        if kind == "openai" and target:
+            model, _, base_url = target.partition("@")
+            return OpenAIExpert(model, base_url) if base_url else OpenAIExpert(model)
         if spec not in EXPERT_NAMES:
-            raise ValueError(f"unknown expert {spec!r}; choose one of {sorted(EXPERT_NAMES)}")
+            raise ValueError(
+                f"unknown expert {spec!r}; choose one of {sorted(EXPERT_NAMES)}, "
+                "model:DIR or openai:MODEL@URL"
+            )
         return EXPERT_NAMES[spec]()
     if isinstance(spec, Expert):
         return spec
@@ -45,8 +60,10 @@ __all__ = [
     "ExpertPanel",
     "ExpertQuery",
     "FunctionExpert",
+    "OpenAIExpert",
     "ReferenceExpert",
     "SymbolicExpert",
+    "TransformersExpert",
     "make_expert",
     "make_experts",
 ]
