@@ -53,6 +53,7 @@ ABLATIONS = (
         "eapo_constant", "eapo", {"acceptance": "constant:1"}, "EAPO, every query answered (no annealing)"
     ),
     Method("eapo_model_expert", "eapo", {"experts": "model"}, "EAPO, a larger tiny model as the expert"),
+    Method("eapo_offpolicy", "eapo", {"expert_token_coef": 1.0}, "EAPO, expert tokens learned off-policy"),
     Method("eapo_slow_anneal", "eapo", {"acceptance_scale": 10.0}, "EAPO, rho = min(1, 10/s)"),
 )
 QUICK_METHODS = ("base", "sft", "grpo", "eapo")
@@ -66,6 +67,7 @@ PAPER_AVG = {
     "eapo_sequential": 61.79,
     "eapo_model_expert": 61.55,  # the paper's weaker (14B) expert
 }
+COST_RANK = {"ppo": 0, "eapo": 0, "grpo": 1, "sft": 2, "distill": 2, "workflow": 3, "base": 3}
 SUPERVISED_LR = 5e-4  # sft/distill: supervised steps need a larger step size than policy gradients
 
 
@@ -261,7 +263,8 @@ def run_compare(compare: CompareConfig) -> dict[str, Any]:
     configs = {
         (m.name, seed): job_config(m, seed, compare, level, policy) for m in methods for seed in compare.seeds
     }
-    run_jobs(list(configs.values()), compare.workers)
+    longest_first = sorted(configs.values(), key=lambda config: COST_RANK.get(config.algo, 0))
+    run_jobs(longest_first, compare.workers)
     runs: dict[str, dict[int, dict[str, Any]]] = {}
     for (name, seed), config in configs.items():
         runs.setdefault(name, {})[seed] = read_run(Path(config.out))

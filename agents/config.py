@@ -54,6 +54,8 @@ class TrainConfig:
     loss_aggregation: str = "token"  # token | sequence | constant (Dr. GRPO)
     dynamic_sampling: bool = False  # drop groups whose rewards are all equal
     overlong: str = "filter"  # filter: cut-off episodes get no loss | none
+    expert_token_coef: float = 0.0  # > 0: also learn the experts' reply tokens off-policy (LUFFY-style)
+    expert_shaping: float = 0.1  # gamma of the off-policy shaping f(pi) = pi / (pi + gamma)
     # --- PPO ---
     gamma: float = 1.0
     gae_lambda: float = 0.95

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from agents.config import TrainConfig
@@ -25,9 +26,15 @@ def acceptance_spec(config: TrainConfig) -> float | dict[str, Any]:
     return {"type": name, "total_steps": config.steps}
 
 
+@cache
+def shared_expert(spec: str):
+    """One instance per spec for every env of the process (a model expert is loaded once)."""
+    return make_expert(spec)
+
+
 def make_experts(config: TrainConfig) -> list:
     return [
-        ReferenceExpert(noise=config.expert_noise) if name == "reference" else make_expert(name)
+        ReferenceExpert(noise=config.expert_noise) if name == "reference" else shared_expert(name)
         for name in config.experts.split(",")
         if name
     ]

@@ -9,6 +9,14 @@ For a group of G episodes of one problem with rewards r_1..r_G::
 
 w_t are the aggregation weights (``agents.tokens.loss_weights``) over policy
 tokens only; prompt, expert-reply and notice tokens have w_t = 0.
+
+An option for EAPO (``expert_token_coef`` = c > 0, off by default): learn the
+experts' reply tokens e_t as off-policy targets, LUFFY's shaped importance
+weight in place of a ratio, only where the episode did better than its group::
+
+    L_expert = -c * sum_t u_t * max(A_i, 0) * f(pi_theta(e_t)),   f(p) = p / (p + gamma)
+
+with u_t = 1 / (number of expert-reply tokens in the batch).
 """
 
 from __future__ import annotations
@@ -42,6 +50,12 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Per-token unbiased, non-negative estimate of KL(pi_theta || pi_ref)."""
     delta = ref_logp - logp
     return torch.exp(delta) - delta - 1
+
+
+def shaped_expert_term(logp: torch.Tensor, weights: torch.Tensor, config) -> torch.Tensor:
+    """sum_t u_t max(A, 0) f(pi(e_t)) over expert-reply tokens (``weights`` = u_t max(A, 0))."""
+    probability = logp.exp()
+    return (probability / (probability + config.expert_shaping) * weights).sum()
 
 
 @register_agent("grpo")
@@ -79,6 +93,9 @@ class GRPOAgent(BaseAgent):
         weights = loss_weights(batch.loss_mask, config.loss_aggregation)
         token_share = loss_weights(batch.loss_mask, "token")
         advantages = advantages.to(self.device)[:, None]
+        expert = None
+        if config.expert_token_coef > 0:
+            expert = loss_weights(batch.expert_mask) * advantages.clamp(min=0)
         with torch.no_grad():
             old_logp = self.logprobs_in_chunks(self.model, batch) if config.epochs_per_batch > 1 else None
             ref_logp = self.logprobs_in_chunks(self.reference, batch) if self.reference is not None else None
@@ -86,7 +103,13 @@ class GRPOAgent(BaseAgent):
         share = 1.0 / config.epochs_per_batch
         for _ in range(config.epochs_per_batch):
             chunks = self.micro_batches(
-                batch, weights=weights, share=token_share, old=old_logp, ref=ref_logp, advantages=advantages
+                batch,
+                weights=weights,
+                share=token_share,
+                old=old_logp,
+                ref=ref_logp,
+                advantages=advantages,
+                expert=expert,
             )
             for chunk, rows in chunks:
                 logp = policy_logprobs(self.model, chunk, config.temperature)
@@ -99,6 +122,8 @@ class GRPOAgent(BaseAgent):
                     kl = (k3_kl(logp, rows["ref"]) * rows["weights"]).sum()
                     loss = loss + config.kl_beta * kl
                     totals["kl"] += kl.item() * share
+                if rows["expert"] is not None:
+                    loss = loss - config.expert_token_coef * shaped_expert_term(logp, rows["expert"], config)
                 loss.backward()
                 totals["loss"] += loss.item() * share
                 totals["clip_fraction"] += (clipped.float() * rows["share"]).sum().item() * share

@@ -71,6 +71,8 @@ def plot_curves(result: dict[str, Any], path: Path) -> None:
         if len(row["curve"]) > 1:
             steps, values = zip(*row["curve"], strict=True)
             axis.plot(steps, [100 * v for v in values], marker="o", label=name)
+        else:  # evaluation-only baselines: a level line
+            axis.axhline(100 * row["avg_at_k"], linestyle="--", linewidth=1, label=name)
     axis.set(xlabel="policy update", ylabel=f"held-out avg@{k} (%)", title="Held-out accuracy, experts off")
     axis.legend(fontsize=8, ncol=2)
     axis.grid(alpha=0.3)

@@ -3,11 +3,14 @@
 Token ids are concatenated, never re-tokenised: the policy's sampled ids are
 kept as sampled, and only the environment's feedback text is tokenised, once.
 ``mask`` is 1 for tokens the policy generated and 0 for the prompt, expert
-replies and environment notices, so expert text never receives gradient.
+replies and environment notices, so expert text never receives gradient from
+the policy-gradient loss; ``expert_mask`` marks the replies' text for the
+optional off-policy term (``--expert-token-coef``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +19,8 @@ import torch
 
 from agents.sampling import SamplingConfig, TurnStopper, sample_turns
 from eapo_gym.env import ExpertMathEnv
+from eapo_gym.experts.reference import EXHAUSTED_REPLY
+from eapo_gym.protocol import TurnProtocol
 
 
 @dataclass
@@ -26,6 +31,7 @@ class Episode:
     prompt_ids: list[int]
     completion_ids: list[int] = field(default_factory=list)
     mask: list[int] = field(default_factory=list)
+    expert_mask: list[int] = field(default_factory=list)  # 1 on the text of expert replies
     sample_logprobs: list[float] = field(default_factory=list)
     reward: float = 0.0
     done: bool = False
@@ -34,11 +40,13 @@ class Episode:
     def add_policy_tokens(self, ids: Sequence[int], logprobs: Sequence[float] | None = None) -> None:
         self.completion_ids.extend(ids)
         self.mask.extend([1] * len(ids))
+        self.expert_mask.extend([0] * len(ids))
         self.sample_logprobs.extend(logprobs if logprobs is not None else [0.0] * len(ids))
 
-    def add_env_tokens(self, ids: Sequence[int]) -> None:
+    def add_env_tokens(self, ids: Sequence[int], expert: bool = False) -> None:
         self.completion_ids.extend(ids)
         self.mask.extend([0] * len(ids))
+        self.expert_mask.extend([int(expert)] * len(ids))
         self.sample_logprobs.extend([0.0] * len(ids))
 
     @property
@@ -98,5 +106,20 @@ def apply_turn(env: ExpertMathEnv, episode: Episode, text: str, tokenizer) -> No
     episode.info = info
     if terminated or truncated:
         episode.reward, episode.done = float(reward), True
-    elif info["feedback"]:
-        episode.add_env_tokens(tokenizer.encode(info["feedback"], add_special_tokens=False))
+    else:
+        for piece, expert in feedback_segments(info["feedback"], env.protocol):
+            episode.add_env_tokens(tokenizer.encode(piece, add_special_tokens=False), expert)
+
+
+def feedback_segments(text: str, protocol: TurnProtocol) -> list[tuple[str, bool]]:
+    """The env's feedback as (piece, written by an expert) pairs: reply contents are expert text;
+    tags, newlines and the env's notices ("unavailable", "no further steps") are not."""
+    notices = {protocol.unavailable_notice, protocol.failure_notice, EXHAUSTED_REPLY}
+    pattern = re.compile(f"{re.escape(protocol.reply_open)}(.*?){re.escape(protocol.reply_close)}", re.DOTALL)
+    segments, position = [], 0
+    for match in pattern.finditer(text):
+        reply = match.group(1)
+        segments += [(text[position : match.start(1)], False), (reply, reply not in notices)]
+        position = match.end(1)
+    segments.append((text[position:], False))
+    return [(piece, expert) for piece, expert in segments if piece]

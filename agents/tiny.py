@@ -25,7 +25,7 @@ from agents.policy import TinyModelConfig, build_tiny_model, save_policy
 from eapo_gym.tokenizer import load_tokenizer
 
 WARM_START_EVAL = "warm_start_eval.json"
-TRACE_FORMAT = 2  # bump when teacher traces change, so cached warm starts are rebuilt
+TRACE_FORMAT = 2  # bump when teacher traces or SFT defaults change, so cached warm starts are rebuilt
 
 WARM_START = TrainConfig(
     algo="sft",
@@ -47,12 +47,18 @@ WARM_START = TrainConfig(
 # of every level the comparison uses, the analogue of the paper's stronger LLM expert.
 EXPERT_MODEL = TinyModelConfig(hidden_size=192, num_layers=4, num_heads=4, intermediate_size=576)
 EXPERT_TRAINING = dataclasses.replace(
-    WARM_START, train_difficulties=(1, 2, 3, 4), steps=1000, consult_fraction=0.0
+    WARM_START, train_difficulties=(1, 2, 3), steps=1000, consult_fraction=0.0
 )
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("EAPO_GYM_CACHE", Path.home() / ".cache" / "eapo-gym"))
+
+
+def _changed_fields(config: TrainConfig) -> dict:
+    """The fields that differ from ``TrainConfig``'s defaults (new fields leave cache keys alone)."""
+    default = TrainConfig().to_dict()
+    return {name: value for name, value in config.to_dict().items() if value != default[name]}
 
 
 def expert_model_path(cache: Path | None = None) -> Path:
@@ -83,7 +89,7 @@ def tiny_policy_path(
     model = model or TinyModelConfig()
     settings = {
         "model": dataclasses.asdict(model),
-        "warm_start": {**warm_start.to_dict(), "out": "", "model": ""},
+        "warm_start": _changed_fields(dataclasses.replace(warm_start, out="", model="")),
         "vocab": sorted(tokenizer.get_vocab().items()),
         "trace_format": TRACE_FORMAT,
     }

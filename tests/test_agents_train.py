@@ -17,9 +17,12 @@ from agents.evaluation import evaluate, pass_at_k, summarise
 from agents.grpo import clipped_surrogate, group_advantages, k3_kl
 from agents.policy import load_policy
 from agents.ppo import gae, terminal_rewards
-from agents.tokens import loss_weights
+from agents.rollout import feedback_segments
+from agents.tokens import loss_weights, pack_episodes, policy_logprobs
 from agents.trainer import train
 from eapo_gym.cli import main as cli_main
+from eapo_gym.experts.reference import EXHAUSTED_REPLY
+from eapo_gym.protocol import TurnProtocol
 
 
 def rows(out: str) -> list[dict]:
@@ -82,10 +85,40 @@ def test_eapo_loss_never_sees_expert_reply_tokens(small_config, tiny_model_dir):
     groups = agent.collect_groups(1, 4, 4)
     episodes = [e for group in groups for e in group]
     assert any(e.info["accepted"] for e in episodes)
-    reply_ids = {tokenizer.convert_tokens_to_ids(t) for t in ("<reply>", "</reply>")}
+    reply_id = tokenizer.convert_tokens_to_ids("<reply>")
     for episode in episodes:
-        trained = {t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if m}
-        assert not trained & reply_ids
+        injected = [t for t, m in zip(episode.completion_ids, episode.mask, strict=True) if not m]
+        assert injected.count(reply_id) == episode.info["consults"]  # every reply block is masked out
+        assert all(not (m and x) for m, x in zip(episode.mask, episode.expert_mask, strict=True))
+    consulted = next(e for e in episodes if e.info["accepted"])
+    pairs = zip(consulted.completion_ids, consulted.expert_mask, strict=True)
+    expert_text = tokenizer.decode([t for t, x in pairs if x])
+    steps = "".join(agent.envs[0].problems.get(consulted.problem_id).solution_steps)
+    assert expert_text and expert_text in steps  # the expert mask covers the replies' step text only
+
+
+def test_feedback_segments_mark_expert_text_but_not_tags_or_notices():
+    protocol = TurnProtocol()
+    feedback = protocol.reply_block(["12+30=42", protocol.unavailable_notice, EXHAUSTED_REPLY])
+    segments = feedback_segments(feedback, protocol)
+    assert "".join(piece for piece, _ in segments) == feedback
+    assert [piece for piece, expert in segments if expert] == ["12+30=42"]
+
+
+def test_off_policy_expert_term_raises_the_likelihood_of_expert_replies(small_config, tiny_model_dir):
+    config = dataclasses.replace(small_config, algo="eapo", lr=3e-3, problems_per_step=4)
+    gains = {}
+    for coef in (0.0, 1.0):
+        model, tokenizer = load_policy(tiny_model_dir)
+        agent = AGENTS["eapo"](model, tokenizer, dataclasses.replace(config, expert_token_coef=coef))
+        episodes = [e for group in agent.collect_groups(1, 4, 4) for e in group if e.info["accepted"]]
+        batch = pack_episodes(episodes, tokenizer.pad_token_id, agent.device)
+        expert = batch.expert_mask > 0
+        before = policy_logprobs(model, batch)[expert].mean().item()
+        metrics = agent.update(episodes, torch.ones(len(episodes)))
+        assert math.isfinite(metrics["loss"])
+        gains[coef] = policy_logprobs(model, batch)[expert].mean().item() - before
+    assert gains[1.0] > gains[0.0] and gains[1.0] > 0
 
 
 def test_baselines_evaluate_without_training(small_config):

@@ -89,7 +89,7 @@ def test_a_down_slow_or_broken_server_degrades_the_turn(server, path):
     _, reward, terminated, _, info = env.step("<expert>help</expert>")
     assert time.perf_counter() - start < 1.5
     assert not terminated and info["expert_errors"] == 1
-    assert env.protocol.unavailable_notice in info["feedback"]
+    assert env.protocol.failure_notice in info["feedback"]
     _, reward, terminated, _, info = env.step("<answer>49</answer>")
     assert terminated and reward == 1.0
 
