@@ -1,4 +1,8 @@
-"""Data parallelism through accelerate: ``accelerate launch -m agents.cli train ...`` (or ``eapo-gym``).
+"""Data parallelism through accelerate, under any launcher that sets ``WORLD_SIZE``.
+
+GPUs: ``accelerate launch --multi_gpu --num_processes 8 -m eapo_gym.cli train ...``;
+CPU processes: ``torchrun --standalone --nproc_per_node 2 -m eapo_gym.cli train ...``
+(accelerate's own CPU launcher needs MPI).
 
 Every process loads the same policy, plays its own rollouts (problems and
 samples drawn from ``(seed, step, rank)``) and computes its local loss; the
@@ -21,7 +25,7 @@ def make_accelerator(device: str):
         return None
     from accelerate import Accelerator
 
-    return Accelerator(cpu=device == "cpu")
+    return Accelerator(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
 
 
 def average_gradients(parameters: list[torch.nn.Parameter], accelerator) -> None:

@@ -1,4 +1,4 @@
-"""Data parallel training through ``accelerate launch``: two CPU processes stay identical."""
+"""Data parallel training through accelerate, launched by torchrun: two CPU processes stay identical."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ PLUGINS = Path(__file__).parent / "plugins"
 def test_two_processes_train_on_different_rollouts_with_averaged_gradients(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "eapo_gym.cli", "train", "--plugin", "ddp_probe", "--algo", "grpo-probe",
         "--model", str(tiny_model_dir), "--out", str(out), "--steps", "2", "--problems-per-step", "2",
         "--group-size", "4", "--train-difficulties", "1", "--eval-difficulties", "1", "--eval-problems", "2",

@@ -14,7 +14,7 @@ class ProbedGRPO(GRPOAgent):
     def train_step(self, step: int) -> dict[str, float]:
         metrics = super().train_step(step)
         rank = self.accelerator.process_index if self.accelerator is not None else 0
-        checksum = float(sum(p.double().abs().sum() for p in self.model.parameters()))
+        checksum = float(sum(p.detach().double().abs().sum() for p in self.model.parameters()))
         problems = sorted({e.problem_id for e in self.last_episodes})
         path = Path(self.config.out) / f"probe_rank{rank}.jsonl"
         with path.open("a") as handle:
