@@ -151,14 +151,10 @@ def _run_job(config: TrainConfig, queue, threads: int) -> dict[str, Any]:
     if out.exists():
         for stale in ("metrics.jsonl", "eval.json"):
             (out / stale).unlink(missing_ok=True)
-    train(config, progress=False, on_step=lambda step, metrics: queue.put(1))
-    queue.put(max(config.steps - _steps_logged(out), 0))  # evaluation-only agents log no updates
+    updates: list[int] = []
+    train(config, progress=False, on_step=lambda step, metrics: (updates.append(step), queue.put(1)))
+    queue.put(config.steps - len(updates))  # evaluation-only agents make no updates
     return json.loads(done.read_text())
-
-
-def _steps_logged(out: Path) -> int:
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return len({row["step"] for row in rows if "step_seconds" in row})
 
 
 def run_jobs(configs: Sequence[TrainConfig], workers: int) -> None:
