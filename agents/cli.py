@@ -54,11 +54,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--quick). Finished runs are reused, so an interrupted comparison resumes.",
     )
     compare_parser.add_argument(
-        "--quick", action="store_true", help="one seed of base, sft, grpo and eapo, 30 updates (~15 min)"
+        "--quick", action="store_true", help="one seed of base, sft, workflow, grpo and eapo (minutes)"
     )
     compare_parser.add_argument("--seeds", type=_ints, help="comma-separated (default 0,1,2; quick: 0)")
     compare_parser.add_argument("--methods", type=_names, help="comma-separated subset of the table's rows")
-    compare_parser.add_argument("--steps", type=int, help="policy updates per method (default 40; quick: 30)")
+    compare_parser.add_argument("--steps", type=int, help="policy updates per method (default 40)")
     compare_parser.add_argument("--train-difficulty", type=int, help="default: picked from the warm start")
     compare_parser.add_argument("--eval-k", type=int, help="samples per test problem (default 8)")
     compare_parser.add_argument("--eval-problems", type=int, help="test problems per level (default 32)")

@@ -56,7 +56,7 @@ ABLATIONS = (
     Method("eapo_offpolicy", "eapo", {"expert_token_coef": 1.0}, "EAPO, expert tokens learned off-policy"),
     Method("eapo_slow_anneal", "eapo", {"acceptance_scale": 10.0}, "EAPO, rho = min(1, 10/s)"),
 )
-QUICK_METHODS = ("base", "sft", "grpo", "eapo")
+QUICK_METHODS = ("base", "sft", "workflow", "grpo", "eapo")
 # The paper's avg@32 (AIME24/25 + AIMO25, 7B policy, 32B expert); rows without a counterpart are None.
 PAPER_AVG = {
     "base": 42.53,
@@ -73,7 +73,7 @@ SUPERVISED_LR = 5e-4  # sft/distill: supervised steps need a larger step size th
 
 @dataclass
 class CompareConfig:
-    """What ``eapo-gym compare`` runs; ``quick`` is one seed of ``QUICK_METHODS`` with fewer updates."""
+    """What ``eapo-gym compare`` runs; ``quick`` is one seed of ``QUICK_METHODS``."""
 
     quick: bool = False
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -93,7 +93,7 @@ class CompareConfig:
 
     @classmethod
     def quick_preset(cls, **changes: Any) -> CompareConfig:
-        return cls(quick=True, seeds=(0,), methods=QUICK_METHODS, steps=30, **changes)
+        return cls(quick=True, seeds=(0,), methods=QUICK_METHODS, **changes)
 
 
 def method_by_name(name: str) -> Method:
