@@ -71,6 +71,11 @@ def expert_solution(env: ExpertMathEnv, rng: np.random.Generator, max_calls: int
     return replies if answer is not None and is_correct(answer, env.problem.answer) else None
 
 
+def final_value(answer: str) -> str:
+    """``109+49=158`` -> ``158``: a step written as an equation answers with its right-hand side."""
+    return answer.rsplit("=", 1)[-1].strip()
+
+
 def distill_episode(env: ExpertMathEnv, tokenizer, reset: dict[str, Any], rng: np.random.Generator):
     """An episode whose single turn is the expert's own verified solution, or ``None`` if it failed."""
     observation, info = env.reset(**reset)
@@ -78,6 +83,6 @@ def distill_episode(env: ExpertMathEnv, tokenizer, reset: dict[str, Any], rng: n
     if steps is None:
         return None
     episode = Episode(info["problem_id"], tokenizer.encode(observation, add_special_tokens=False))
-    answer = extract_answer(steps[-1])
+    answer = final_value(extract_answer(steps[-1]) or "")
     _policy_turn(env, episode, solution_text(steps, answer, env), tokenizer, False)
     return episode

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from agents import AGENTS, BaseAgent, register_agent
+from agents.config import TrainConfig
 from agents.evaluation import evaluate, pass_at_k, summarise
 from agents.grpo import clipped_surrogate, group_advantages, k3_kl
 from agents.policy import load_policy
@@ -297,3 +298,19 @@ def test_pass_at_k_is_the_unbiased_estimator():
 def test_unknown_algorithm_is_a_clear_error(small_config):
     with pytest.raises(ValueError, match="registered"):
         train(dataclasses.replace(small_config, algo="nope"), progress=False)
+
+
+def test_distill_traces_answer_with_the_final_value_not_the_last_equation():
+    import numpy as np
+
+    from agents.environments import make_env
+    from agents.traces import distill_episode, teacher_episode
+    from eapo_gym.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    env = make_env(TrainConfig(train_difficulties=(2,)), "train", (2,), 1.0)
+    episode = distill_episode(env, tokenizer, {"seed": 1}, np.random.default_rng(0))
+    distilled = env.transcript
+    teacher_episode(env, tokenizer, {"seed": 1})
+    assert episode.reward == 1.0 and distilled == env.transcript  # the reference expert's solution
+    assert distilled.endswith(f"<answer>{env.problem.answer}</answer>")
