@@ -123,7 +123,8 @@ def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
         f"Train difficulty {result['train_difficulty']} (warm start avg@k per level: "
         f"{result['warm_start_accuracy']}); evaluation on the test split at levels "
         f"{result['eval_difficulties']}, experts off (workflow: experts on). Seeds {result['seeds']}; "
-        f"total wall time {result['total_wall_s'] / 60:.1f} min.\n",
+        f"this invocation took {result['total_wall_s'] / 60:.1f} min (finished runs are reused); "
+        f"wall s is per run, with {result['compare_config']['workers']} runs in parallel.\n",
         markdown_table(result),
         *[line + "\n" for line in verdicts(result)],
         f"\n![accuracy]({stem}_accuracy.png)\n",

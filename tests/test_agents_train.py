@@ -15,7 +15,7 @@ import yaml
 from agents import AGENTS, BaseAgent, register_agent
 from agents.config import TrainConfig
 from agents.evaluation import evaluate, pass_at_k, summarise
-from agents.grpo import clipped_surrogate, group_advantages, k3_kl
+from agents.grpo import clipped_surrogate, group_advantages, k3_kl, shaped_expert_term
 from agents.policy import load_policy
 from agents.ppo import gae, terminal_rewards
 from agents.rollout import feedback_segments
@@ -107,19 +107,27 @@ def test_feedback_segments_mark_expert_text_but_not_tags_or_notices():
 
 
 def test_off_policy_expert_term_raises_the_likelihood_of_expert_replies(small_config, tiny_model_dir):
-    config = dataclasses.replace(small_config, algo="eapo", lr=3e-3, problems_per_step=4)
-    gains = {}
-    for coef in (0.0, 1.0):
+    model, tokenizer = load_policy(tiny_model_dir)
+    config = dataclasses.replace(small_config, algo="eapo", problems_per_step=4, expert_token_coef=1.0)
+    agent = AGENTS["eapo"](model, tokenizer, config)
+    episodes = [e for group in agent.collect_groups(1, 4, 4) for e in group if e.info["accepted"]]
+    batch = pack_episodes(episodes, tokenizer.pad_token_id, agent.device)
+    expert = batch.expert_mask > 0
+    weights = loss_weights(batch.expert_mask)
+    term = shaped_expert_term(policy_logprobs(model, batch), weights, config)
+    (-term).backward()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter -= 0.1 * parameter.grad  # one small plain gradient step on the term alone
+        after = policy_logprobs(model, batch)
+    assert shaped_expert_term(after, weights, config) > term  # f(pi) of the expert tokens went up
+    assert expert.any()
+    losses = {}
+    for coef in (0.0, 1.0):  # inside the update, the term is added to GRPO's loss
         model, tokenizer = load_policy(tiny_model_dir)
         agent = AGENTS["eapo"](model, tokenizer, dataclasses.replace(config, expert_token_coef=coef))
-        episodes = [e for group in agent.collect_groups(1, 4, 4) for e in group if e.info["accepted"]]
-        batch = pack_episodes(episodes, tokenizer.pad_token_id, agent.device)
-        expert = batch.expert_mask > 0
-        before = policy_logprobs(model, batch)[expert].mean().item()
-        metrics = agent.update(episodes, torch.ones(len(episodes)))
-        assert math.isfinite(metrics["loss"])
-        gains[coef] = policy_logprobs(model, batch)[expert].mean().item() - before
-    assert gains[1.0] > gains[0.0] and gains[1.0] > 0
+        losses[coef] = agent.update(episodes, torch.ones(len(episodes)))["loss"]
+    assert math.isfinite(losses[1.0]) and losses[1.0] < losses[0.0]
 
 
 def test_baselines_evaluate_without_training(small_config):
