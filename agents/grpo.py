@@ -52,10 +52,10 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(delta) - delta - 1
 
 
-def shaped_expert_term(logp: torch.Tensor, weights: torch.Tensor, config) -> torch.Tensor:
+def shaped_expert_term(logp: torch.Tensor, weights: torch.Tensor, gamma: float) -> torch.Tensor:
     """sum_t u_t max(A, 0) f(pi(e_t)) over expert-reply tokens (``weights`` = u_t max(A, 0))."""
     probability = logp.exp()
-    return (probability / (probability + config.expert_shaping) * weights).sum()
+    return (probability / (probability + gamma) * weights).sum()
 
 
 @register_agent("grpo")
@@ -123,7 +123,8 @@ class GRPOAgent(BaseAgent):
                     loss = loss + config.kl_beta * kl
                     totals["kl"] += kl.item() * share
                 if rows["expert"] is not None:
-                    loss = loss - config.expert_token_coef * shaped_expert_term(logp, rows["expert"], config)
+                    expert_term = shaped_expert_term(logp, rows["expert"], config.expert_shaping)
+                    loss = loss - config.expert_token_coef * expert_term
                 loss.backward()
                 totals["loss"] += loss.item() * share
                 totals["clip_fraction"] += (clipped.float() * rows["share"]).sum().item() * share

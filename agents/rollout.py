@@ -10,7 +10,6 @@ optional off-policy term (``--expert-token-coef``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,9 +114,8 @@ def feedback_segments(text: str, protocol: TurnProtocol) -> list[tuple[str, bool
     """The env's feedback as (piece, written by an expert) pairs: reply contents are expert text;
     tags, newlines and the env's notices ("unavailable", "no further steps") are not."""
     notices = {protocol.unavailable_notice, protocol.failure_notice, EXHAUSTED_REPLY}
-    pattern = re.compile(f"{re.escape(protocol.reply_open)}(.*?){re.escape(protocol.reply_close)}", re.DOTALL)
     segments, position = [], 0
-    for match in pattern.finditer(text):
+    for match in protocol.reply_pattern.finditer(text):
         reply = match.group(1)
         segments += [(text[position : match.start(1)], False), (reply, reply not in notices)]
         position = match.end(1)

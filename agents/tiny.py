@@ -6,8 +6,9 @@ protocol: 30% of them consult the reference expert for 1-2 turns, continue
 from its (masked) replies and answer. After it the policy solves difficulty 1
 about 60% of the time and difficulty 2 about 23% (the sparse-reward regime
 where the paper says experts matter); difficulty 3 (four terms, with
-subtraction it never saw) almost never. It takes about 5 minutes on 2 CPU cores. The result is cached under
-``$EAPO_GYM_CACHE`` (default ``~/.cache/eapo-gym``), keyed by every setting.
+subtraction it never saw) almost never. It takes about 6 minutes on 2 CPU cores.
+The result is cached under ``$EAPO_GYM_CACHE`` (default ``~/.cache/eapo-gym``),
+keyed by the settings that differ from ``TrainConfig``'s defaults and ``TRACE_FORMAT``.
 """
 
 from __future__ import annotations

@@ -57,8 +57,11 @@ def teacher_episode(
     return episode
 
 
-def expert_solution(env: ExpertMathEnv, rng: np.random.Generator, max_calls: int = 12) -> list[str] | None:
-    """Ask the env's experts for the current problem step by step; the steps if they reach the gold answer."""
+def expert_solution(
+    env: ExpertMathEnv, rng: np.random.Generator, max_calls: int = 12
+) -> tuple[list[str], str] | None:
+    """Ask the env's experts for the current problem step by step; the steps and their final value
+    if that value is the gold answer."""
     replies: list[str] = []
     context = env.transcript
     for _ in range(max_calls):
@@ -67,8 +70,8 @@ def expert_solution(env: ExpertMathEnv, rng: np.random.Generator, max_calls: int
             break
         replies.append(outcome.reply)
         context += "\n" + outcome.reply
-    answer = extract_answer("\n".join(replies)) if replies else None
-    return replies if answer is not None and is_correct(answer, env.problem.answer) else None
+    answer = final_value(extract_answer(replies[-1]) or "") if replies else ""
+    return (replies, answer) if answer and is_correct(answer, env.problem.answer) else None
 
 
 def final_value(answer: str) -> str:
@@ -79,10 +82,10 @@ def final_value(answer: str) -> str:
 def distill_episode(env: ExpertMathEnv, tokenizer, reset: dict[str, Any], rng: np.random.Generator):
     """An episode whose single turn is the expert's own verified solution, or ``None`` if it failed."""
     observation, info = env.reset(**reset)
-    steps = expert_solution(env, rng)
-    if steps is None:
+    solution = expert_solution(env, rng)
+    if solution is None:
         return None
+    steps, answer = solution
     episode = Episode(info["problem_id"], tokenizer.encode(observation, add_special_tokens=False))
-    answer = final_value(extract_answer(steps[-1]) or "")
     _policy_turn(env, episode, solution_text(steps, answer, env), tokenizer, False)
     return episode

@@ -99,10 +99,11 @@ def train(
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-        model_path = out / CHECKPOINT / "model" if resuming else starting_model_path(config)
+        if not resuming:
+            starting_model_path(config)  # builds the preset's model once, if it has to
     if accelerator is not None:
-        accelerator.wait_for_everyone()  # the main process built the preset's model, if it had to
-        model_path = out / CHECKPOINT / "model" if resuming else starting_model_path(config)
+        accelerator.wait_for_everyone()
+    model_path = out / CHECKPOINT / "model" if resuming else starting_model_path(config)
     seed_everything(config.seed)
     device = str(accelerator.device) if accelerator is not None else config.device
     model, tokenizer = load_policy(model_path, device, config.dtype, config.lora_rank if not resuming else 0)

@@ -61,6 +61,11 @@ class TurnProtocol:
         return re.compile(re.escape(self.query_open) + r"(.*?)" + re.escape(self.query_close), re.DOTALL)
 
     @cached_property
+    def reply_pattern(self) -> re.Pattern[str]:
+        """Matches one reply block; group 1 is the reply's text."""
+        return re.compile(re.escape(self.reply_open) + r"(.*?)" + re.escape(self.reply_close), re.DOTALL)
+
+    @cached_property
     def _answer_pattern(self) -> re.Pattern[str]:
         return re.compile(re.escape(self.answer_open) + r"(.*?)" + re.escape(self.answer_close), re.DOTALL)
 
