@@ -1,4 +1,4 @@
-"""Incremental decoders: prefill a left-padded batch, then one token per call.
+"""Incremental decoders: prefill a left-padded batch, then one token per call; ``keep`` drops rows.
 
 ``StaticKVDecoder`` runs Llama-family models (Qwen2, Llama, Mistral) with a
 preallocated KV cache and a minimal forward built from the model's own modules;
@@ -40,12 +40,15 @@ class StaticKVDecoder:
         self.key_mask = torch.zeros(batch_size, max_length, dtype=torch.bool, device=parameter.device)
         positions = torch.arange(max_length, device=parameter.device)[None]
         cos, sin = model.model.rotary_emb(self.keys[0, :1, 0], positions)
-        self.cos, self.sin = cos[0], sin[0]
+        half = self.head_dim // 2
+        # rotate_half(x) * sin == x.roll(half) * [-sin_1, sin_2]: one op instead of three
+        self.cos, self.sin = cos[0], torch.cat([-sin[0, :, :half], sin[0, :, half:]], -1)
         self.length = 0
         self.next_position = torch.zeros(batch_size, dtype=torch.long, device=parameter.device)
-        self.fused = (
-            [_fused_projections(layer) for layer in self.layers] if parameter.device.type == "cpu" else None
-        )
+        self.fused = None
+        if parameter.device.type == "cpu":
+            self.fused = [_fused_projections(layer) for layer in self.layers]
+            self.output_weight = (model.lm_head.weight * model.model.norm.weight).detach()
 
     @classmethod
     def supports(cls, model: nn.Module) -> bool:
@@ -81,53 +84,53 @@ class StaticKVDecoder:
         self.next_position = self.next_position + 1
         return self._logits(hidden[:, -1])
 
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only decoder rows ``rows`` (drop finished sequences from later steps)."""
+        self.keys, self.values = self.keys[:, rows], self.values[:, rows]
+        self.key_mask, self.next_position = self.key_mask[rows], self.next_position[rows]
+
     def _forward(self, ids, cos, sin, attend, start: int) -> torch.Tensor:
         batch, length = ids.shape
+        heads, kv_heads = self.heads, self.kv_heads
         hidden = self.model.model.embed_tokens(ids)
-        cos, sin = cos[:, None], sin[:, None]
+        cos, sin = cos[:, :, None], sin[:, :, None]
         end = start + length
         for index, layer in enumerate(self.layers):
-            attention = layer.self_attn
-            normed = _rms_norm(layer.input_layernorm, hidden)
-            if self.fused is None:
-                query, key, value = (
-                    attention.q_proj(normed),
-                    attention.k_proj(normed),
-                    attention.v_proj(normed),
-                )
-            else:
-                qkv_weight, qkv_bias, _ = self.fused[index]
-                query, key, value = F.linear(normed, qkv_weight, qkv_bias).split(
-                    [
-                        self.heads * self.head_dim,
-                        self.kv_heads * self.head_dim,
-                        self.kv_heads * self.head_dim,
-                    ],
-                    -1,
-                )
-            query = query.view(batch, length, self.heads, self.head_dim).transpose(1, 2)
-            key = key.view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
-            value = value.view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
-            query = query * cos + _rotate_half(query) * sin
-            key = key * cos + _rotate_half(key) * sin
-            self.keys[index, :, :, start:end] = key
-            self.values[index, :, :, start:end] = value
+            qkv = self._qkv(index, layer, hidden).view(batch, length, heads + 2 * kv_heads, self.head_dim)
+            rotary = qkv[:, :, : heads + kv_heads]
+            rotary = rotary * cos + rotary.roll(self.head_dim // 2, -1) * sin
+            query = rotary[:, :, :heads].transpose(1, 2)
+            self.keys[index, :, :, start:end] = rotary[:, :, heads:].transpose(1, 2)
+            self.values[index, :, :, start:end] = qkv[:, :, heads + kv_heads :].transpose(1, 2)
             keys, values = self.keys[index, :, :, :end], self.values[index, :, :, :end]
             if length == 1:
                 context = self._attend_one(query, keys, values, attend)
             else:
                 context = F.scaled_dot_product_attention(
-                    query, keys, values, attn_mask=attend, enable_gqa=self.heads != self.kv_heads
+                    query, keys, values, attn_mask=attend, enable_gqa=heads != kv_heads
                 )
-            hidden = hidden + attention.o_proj(context.transpose(1, 2).reshape(batch, length, -1))
-            hidden = hidden + self._mlp(index, layer, _rms_norm(layer.post_attention_layernorm, hidden))
+            hidden = hidden + layer.self_attn.o_proj(context.transpose(1, 2).reshape(batch, length, -1))
+            hidden = hidden + self._mlp(index, layer, hidden)
         return hidden
 
-    def _mlp(self, index: int, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _qkv(self, index: int, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        """[q | k | v] projections of the normed hidden states."""
         if self.fused is None:
-            return layer.mlp(x)
-        gate, up = F.linear(x, self.fused[index][2]).chunk(2, dim=-1)
-        return layer.mlp.down_proj(layer.mlp.act_fn(gate) * up)
+            normed = _rms_norm(layer.input_layernorm, hidden)
+            attention = layer.self_attn
+            return torch.cat(
+                [attention.q_proj(normed), attention.k_proj(normed), attention.v_proj(normed)], -1
+            )
+        weight, bias, _ = self.fused[index]
+        return F.linear(_unit_rms(layer.input_layernorm, hidden), weight, bias)
+
+    def _mlp(self, index: int, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        if self.fused is None:
+            return layer.mlp(_rms_norm(layer.post_attention_layernorm, hidden))
+        gate, up = F.linear(_unit_rms(layer.post_attention_layernorm, hidden), self.fused[index][2]).chunk(
+            2, -1
+        )
+        return layer.mlp.down_proj(F.silu(gate) * up)
 
     def _attend_one(self, query, keys, values, attend) -> torch.Tensor:
         """softmax(q k^T / sqrt(d)) v for a single query position (cheaper than SDPA on CPU)."""
@@ -138,7 +141,9 @@ class StaticKVDecoder:
         return (weights @ values).view(batch, self.heads, 1, self.head_dim)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.model.lm_head(_rms_norm(self.model.model.norm, hidden)).float()
+        if self.fused is None:
+            return self.model.lm_head(_rms_norm(self.model.model.norm, hidden)).float()
+        return F.linear(_unit_rms(self.model.model.norm, hidden), self.output_weight).float()
 
 
 class HFCacheDecoder:
@@ -173,6 +178,10 @@ class HFCacheDecoder:
         self.next_position = self.next_position + 1
         return output.logits[:, -1].float()
 
+    def keep(self, rows: torch.Tensor) -> None:
+        self.cache.batch_select_indices(rows)
+        self.mask, self.next_position = self.mask[rows], self.next_position[rows]
+
 
 def make_decoder(model: nn.Module, batch_size: int, max_length: int) -> StaticKVDecoder | HFCacheDecoder:
     """The fastest decoder that supports ``model``."""
@@ -182,23 +191,24 @@ def make_decoder(model: nn.Module, batch_size: int, max_length: int) -> StaticKV
 
 
 def _fused_projections(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """One weight for q/k/v and one for gate/up: on CPU, where per-op overhead dominates small models,
-    two matmuls instead of five per layer. The weights are copied once per decoder (per rollout batch)."""
+    """One weight for q/k/v and one for gate/up, each with its RMSNorm's weight folded in
+    (W (g * x) = (W g) x): on CPU, where per-op overhead dominates small models, two matmuls
+    instead of five per layer and no norm multiply. Copied once per decoder (per rollout batch)."""
     attention, mlp = layer.self_attn, layer.mlp
     projections = (attention.q_proj, attention.k_proj, attention.v_proj)
-    qkv_weight = torch.cat([p.weight for p in projections]).detach()
+    qkv_weight = torch.cat([p.weight for p in projections]) * layer.input_layernorm.weight
     biases = [p.bias for p in projections]
     qkv_bias = None if any(b is None for b in biases) else torch.cat(biases).detach()
-    gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach()
-    return qkv_weight, qkv_bias, gate_up
+    gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * layer.post_attention_layernorm.weight
+    return qkv_weight.detach(), qkv_bias, gate_up.detach()
+
+
+def _unit_rms(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """x / rms(x) in fp32, without the norm's weight (folded into the next projection)."""
+    eps = getattr(norm, "variance_epsilon", None) or norm.eps
+    return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
 
 
 def _rms_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The model's RMSNorm (computed in fp32, as Llama-family models do) as one fused kernel."""
-    eps = getattr(norm, "variance_epsilon", None) or norm.eps
-    return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return norm.weight * _unit_rms(norm, x)

@@ -9,6 +9,8 @@ import torch
 from agents.decoding import make_decoder
 from eapo_gym.protocol import TurnProtocol
 
+COMPACT_SHARE = 0.25  # drop finished rows from the decoder once they are this share of it
+
 
 @dataclass
 class SamplingConfig:
@@ -63,6 +65,11 @@ class TurnStopper:
         complete = [self.protocol.turn_is_complete(text) for text in self.texts]
         return done | torch.tensor(complete, device=tokens.device)
 
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep the state of rows ``rows`` only (their order as given)."""
+        self.queries, self.opened = self.queries[rows], self.opened[rows]
+        self.texts = [self.texts[row] for row in rows.tolist()]
+
 
 @torch.no_grad()
 def sample_turns(
@@ -73,7 +80,11 @@ def sample_turns(
     pad_id: int,
     generator: torch.Generator | None = None,
 ) -> Samples:
-    """Continue every prompt until its turn ends or ``max_new_tokens`` is reached."""
+    """Continue every prompt until its turn ends or ``max_new_tokens`` is reached.
+
+    Finished rows leave the decoding batch once they make up ``COMPACT_SHARE`` of it,
+    so later steps only pay for the rows still writing.
+    """
     device = next(model.parameters()).device
     batch, width = len(prompts), max(len(p) for p in prompts)
     input_ids = torch.full((batch, width), pad_id, dtype=torch.long, device=device)
@@ -84,20 +95,29 @@ def sample_turns(
     decoder = make_decoder(model, batch, width + config.max_new_tokens)
     logits = decoder.prefill(input_ids, attention_mask)
     stopper.start(batch, device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
     tokens = torch.full((batch, config.max_new_tokens), pad_id, dtype=torch.long, device=device)
     logprobs = torch.zeros((batch, config.max_new_tokens), device=device)
     lengths = torch.full((batch,), config.max_new_tokens, dtype=torch.long, device=device)
+    rows = torch.arange(batch, device=device)  # the batch row of each decoder row
+    live = torch.ones(batch, dtype=torch.bool, device=device)  # decoder rows still in their turn
     for t in range(config.max_new_tokens):
         token, logprob = _choose(logits, config, generator)
-        token = torch.where(finished, pad_id, token)
-        tokens[:, t], logprobs[:, t] = token, logprob
-        ended = stopper.update(token) & ~finished
-        lengths[ended] = t + 1
-        finished |= ended
-        if finished.all() or t + 1 == config.max_new_tokens:
+        token = torch.where(live, token, pad_id)
+        tokens[rows, t], logprobs[rows, t] = token, logprob
+        ended = stopper.update(token) & live
+        lengths[rows[ended]] = t + 1
+        live &= ~ended
+        remaining = int(live.sum())
+        if remaining == 0 or t + 1 == config.max_new_tokens:
             break
+        if len(rows) - remaining >= COMPACT_SHARE * len(rows):
+            kept = live.nonzero()[:, 0]
+            decoder.keep(kept)
+            stopper.keep(kept)
+            rows, live, token = rows[kept], live[kept], token[kept]
         logits = decoder.step(token)
+    finished = lengths < config.max_new_tokens
+    finished[rows[~live]] = True  # rows that ended on the last token
     lengths, tokens, logprobs = lengths.tolist(), tokens.tolist(), logprobs.tolist()
     return Samples(
         tokens=[row[:n] for row, n in zip(tokens, lengths, strict=True)],

@@ -20,8 +20,11 @@ masked out); ours runs with ``agents.rollout.TurnStopper`` patched to
 Timing starts once the CPUs are quiet (``--wait-idle``: the most seconds to wait). Steps
 are interleaved in one process: a ``TrainerCallback`` times each TRL step from
 ``on_step_begin`` to ``on_step_end`` and then times one ``train_step`` of ours. Medians
-exclude the ``--warmup`` first steps. Peak memory comes from a fresh subprocess per
-contender and setup running two steps (Linux ``VmHWM``, reset after construction).
+exclude the ``--warmup`` first steps. Each step is also split into its rollout (ours:
+``collect_groups``; TRL: ``_generate_and_score_completions``) and the rest, the update
+(forward, backward, optimizer step), to show where the time goes. Peak memory comes from a
+fresh subprocess per contender and setup running two steps (Linux ``VmHWM``, reset after
+construction).
 
 Writes ``benchmarks/results/grpo_vs_trl.json`` and ``.md``.
 """
@@ -184,13 +187,29 @@ def exact_length() -> Iterator[None]:
         yield
 
 
+def record_durations(owner: object, method: str, seconds: list[float]) -> None:
+    """Wrap ``owner.method`` so that each call appends its wall time to ``seconds``."""
+    function = getattr(owner, method)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - start)
+
+    setattr(owner, method, timed)
+
+
 class Interleaved(TrainerCallback):
     """Times each TRL step, then runs and times one step of ours: TRL, ours, TRL, ours, ..."""
 
     def __init__(self, agent: GRPOAgent) -> None:
         self.agent = agent
         self.seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        self.rollout_seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
         self.our_metrics: list[dict[str, float]] = []
+        record_durations(agent, "collect_groups", self.rollout_seconds["ours"])
 
     def on_step_begin(self, args, state, control, **kwargs) -> None:
         self.start = time.perf_counter()
@@ -208,28 +227,41 @@ def time_setup(setup: Setup) -> dict[str, Any]:
     callback = Interleaved(our_agent(setup))
     with tempfile.TemporaryDirectory() as out_dir, exact_length():
         trainer = trl_trainer(setup, out_dir, [callback])
+        record_durations(trainer, "_generate_and_score_completions", callback.rollout_seconds["trl"])
         with OtherLoad() as load:
             trainer.train()
     logs = [entry for entry in trainer.state.log_history if "completions/mean_length" in entry]
     measured = slice(setup.warmup, None)
     ours = callback.our_metrics[measured]
+    phases = {name: split_step(callback, name, measured) for name in CONTENDERS}
     return {
         "other_cpu_share": load.share,
         "ours": {
-            "step_s": statistics.median(callback.seconds["ours"][measured]),
+            **phases["ours"],
             "step_s_runs": callback.seconds["ours"],
             "completion_tokens_per_step": statistics.median([m["policy_tokens"] for m in ours]),
             "turns_per_episode": statistics.mean(m["turns"] for m in callback.our_metrics),
             "single_turn": all(m["turns"] == 1.0 for m in callback.our_metrics),
         },
         "trl": {
-            "step_s": statistics.median(callback.seconds["trl"][measured]),
+            **phases["trl"],
             "step_s_runs": callback.seconds["trl"],
             "completion_tokens_per_step": statistics.median(
                 [e["completions/mean_length"] * setup.prompts * setup.group for e in logs[measured]]
             ),
             "optim": str(trainer.args.optim),
         },
+    }
+
+
+def split_step(callback: Interleaved, name: str, measured: slice) -> dict[str, float]:
+    """Median step, rollout and update (step minus rollout) seconds of one contender."""
+    steps = callback.seconds[name][measured]
+    rollouts = callback.rollout_seconds[name][measured]
+    return {
+        "step_s": statistics.median(steps),
+        "rollout_s": statistics.median(rollouts),
+        "update_s": statistics.median(s - r for s, r in zip(steps, rollouts, strict=True)),
     }
 
 
@@ -256,20 +288,25 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['args']['completion_tokens']} tokens per completion, median of {result['args']['steps']} "
         f"steps after {result['args']['warmup']} warm-up, interleaved, {THREADS} threads, CPU.",
         "",
-        "| setup | contender | step (s) | completion tokens/step | peak RSS (MB) | training RSS rise (MB) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| setup | contender | step (s) | rollout (s) | update (s) | completion tokens/step "
+        "| peak RSS (MB) | training RSS rise (MB) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, setup in result["setups"].items():
         for contender in CONTENDERS:
             row = setup[contender]
+            seconds = " | ".join(f"{row[key]:.2f}" for key in ("step_s", "rollout_s", "update_s"))
             lines.append(
-                f"| {name} | {contender} | {row['step_s']:.2f} | {row['completion_tokens_per_step']:.0f} | "
-                f"{row['peak_rss_mb']:.0f} | {row['train_rss_mb']:.1f} |"
+                f"| {name} | {contender} | {seconds} | {row['completion_tokens_per_step']:.0f} "
+                f"| {row['peak_rss_mb']:.0f} | {row['train_rss_mb']:.1f} |"
             )
     lines.append("")
     for name, setup in result["setups"].items():
         lines.append(
             f"- {name}: ours / TRL step time **{setup['ratio_ours_over_trl']:.2f}x** (target <= 0.5x); "
+            f"rollout {setup['ours']['rollout_s'] / setup['trl']['rollout_s']:.2f}x, update "
+            f"{setup['ours']['update_s'] / setup['trl']['update_s']:.2f}x; with a free rollout ours would "
+            f"still take {setup['ours']['update_s'] / setup['trl']['step_s']:.2f}x of TRL's step; "
             f"ours {setup['ours']['turns_per_episode']:.2f} turns per episode "
             f"({'all' if setup['ours']['single_turn'] else 'not all'} single-turn); other processes used "
             f"{setup['other_cpu_share']:.0%} of the CPUs meanwhile."

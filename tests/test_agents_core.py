@@ -97,6 +97,42 @@ def test_sampled_logprobs_match_a_training_forward_and_greedy_is_deterministic()
     assert first.tokens == sample_turns(model, prompts, stopper, greedy, TOKENIZER.pad_token_id).tokens
 
 
+class EndsAt(TurnStopper):
+    """Ends row r's turn at its ``ends[r]``-th token, whatever the token."""
+
+    def __init__(self, ends: list[int]) -> None:
+        super().__init__(TOKENIZER, TurnProtocol())
+        self.ends = torch.tensor(ends)
+
+    def start(self, batch: int, device: torch.device) -> None:
+        super().start(batch, device)
+        self.row_ends, self.count = self.ends.clone(), torch.zeros(batch, dtype=torch.long)
+
+    def update(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.count += 1
+        return self.count == self.row_ends
+
+    def keep(self, rows: torch.Tensor) -> None:
+        super().keep(rows)
+        self.row_ends, self.count = self.row_ends[rows], self.count[rows]
+
+
+@pytest.mark.parametrize("name", ["qwen2", "llama-gqa", "gpt2"])
+def test_dropping_finished_rows_changes_no_sample(name, monkeypatch):
+    model = tiny_models()[name]
+    prompts = [TOKENIZER.encode(text) for text in ("1+2=?\n", "33*4-5=?\n", "7=?\n", "8-9=?\n", "2*2=?\n")]
+    ends = [3, 10, 1, 7, 12]  # row 1 ends on the last allowed token, row 4 never
+    greedy = SamplingConfig(10, 0.0)
+    compacted = sample_turns(model, prompts, EndsAt(ends), greedy, TOKENIZER.pad_token_id)
+    monkeypatch.setattr("agents.sampling.COMPACT_SHARE", float("inf"))
+    full = sample_turns(model, prompts, EndsAt(ends), greedy, TOKENIZER.pad_token_id)
+    assert [len(t) for t in compacted.tokens] == [3, 10, 1, 7, 10]
+    assert compacted.stopped == [True, True, True, True, False]
+    assert compacted.tokens == full.tokens
+    for ours, reference in zip(compacted.logprobs, full.logprobs, strict=True):
+        torch.testing.assert_close(torch.tensor(ours), torch.tensor(reference), atol=1e-5, rtol=1e-5)
+
+
 def test_rollout_masks_exactly_the_injected_tokens_and_never_retokenizes(tiny_model_dir):
     model, tokenizer = load_policy(tiny_model_dir)
     envs = [

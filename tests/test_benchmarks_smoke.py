@@ -48,5 +48,7 @@ def test_grpo_vs_trl_writes_its_results(tmp_path):
         assert _positive(row["step_s"]) and _positive(row["peak_rss_mb"])
         assert row["completion_tokens_per_step"] == 2 * 2 * 4  # both forced to the exact length
         assert "train_rss_mb" in row
+        assert 0 < row["rollout_s"] < row["step_s"]  # the rollout is timed inside the step
+        assert row["update_s"] > 0
     assert setup["ours"]["single_turn"] is True
     assert _positive(setup["ratio_ours_over_trl"]) and setup["other_cpu_share"] >= 0
