@@ -37,7 +37,8 @@ class StaticKVDecoder:
         shape = (len(self.layers), batch_size, self.kv_heads, max_length, self.head_dim)
         self.keys = torch.zeros(shape, dtype=parameter.dtype, device=parameter.device)
         self.values = torch.zeros_like(self.keys)
-        self.key_mask = torch.zeros(batch_size, max_length, dtype=torch.bool, device=parameter.device)
+        # 0 where a key may be attended to, -inf at padding and at positions not yet written
+        self.key_bias = torch.full((batch_size, max_length), float("-inf"), device=parameter.device)
         positions = torch.arange(max_length, device=parameter.device)[None]
         cos, sin = model.model.rotary_emb(self.keys[0, :1, 0], positions)
         half = self.head_dim // 2
@@ -67,7 +68,7 @@ class StaticKVDecoder:
         causal = torch.ones(length, length, dtype=torch.bool, device=mask.device).tril()
         # Pad queries may attend to themselves, so no row is fully masked (their output is unused).
         attend = (causal & mask[:, None, :]) | torch.eye(length, dtype=torch.bool, device=mask.device)
-        self.key_mask[:, :length] = mask
+        self.key_bias[:, :length] = torch.where(mask, 0.0, float("-inf"))
         self.length = length
         self.next_position = positions[:, -1] + 1
         hidden = self._forward(input_ids, self.cos[positions], self.sin[positions], attend[:, None], 0)
@@ -76,10 +77,11 @@ class StaticKVDecoder:
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per row; return the next logits ``[B, V]``."""
         at = self.length
-        self.key_mask[:, at] = True
+        self.key_bias[:, at] = 0.0
         positions = self.next_position[:, None]
-        attend = self.key_mask[:, None, None, : at + 1]
-        hidden = self._forward(tokens[:, None], self.cos[positions], self.sin[positions], attend, at)
+        # one bias row per (row, kv head), shared by the query heads of its group
+        bias = self.key_bias[:, None, : at + 1].expand(-1, self.kv_heads, -1).reshape(-1, 1, at + 1)
+        hidden = self._forward(tokens[:, None], self.cos[positions], self.sin[positions], bias, at)
         self.length += 1
         self.next_position = self.next_position + 1
         return self._logits(hidden[:, -1])
@@ -87,12 +89,13 @@ class StaticKVDecoder:
     def keep(self, rows: torch.Tensor) -> None:
         """Keep only decoder rows ``rows`` (drop finished sequences from later steps)."""
         self.keys, self.values = self.keys[:, rows], self.values[:, rows]
-        self.key_mask, self.next_position = self.key_mask[rows], self.next_position[rows]
+        self.key_bias, self.next_position = self.key_bias[rows], self.next_position[rows]
 
     def _forward(self, ids, cos, sin, attend, start: int) -> torch.Tensor:
+        """``attend``: a boolean mask [B, 1, L, L] (prompt) or an additive bias [B * KV, 1, L] (one token)."""
         batch, length = ids.shape
         heads, kv_heads = self.heads, self.kv_heads
-        hidden = self.model.model.embed_tokens(ids)
+        hidden = F.embedding(ids, self.model.model.embed_tokens.weight)
         cos, sin = cos[:, :, None], sin[:, :, None]
         end = start + length
         for index, layer in enumerate(self.layers):
@@ -109,7 +112,10 @@ class StaticKVDecoder:
                 context = F.scaled_dot_product_attention(
                     query, keys, values, attn_mask=attend, enable_gqa=heads != kv_heads
                 )
-            hidden = hidden + layer.self_attn.o_proj(context.transpose(1, 2).reshape(batch, length, -1))
+            output = layer.self_attn.o_proj
+            hidden = hidden + F.linear(
+                context.transpose(1, 2).reshape(batch, length, -1), output.weight, output.bias
+            )
             hidden = hidden + self._mlp(index, layer, hidden)
         return hidden
 
@@ -130,15 +136,17 @@ class StaticKVDecoder:
         gate, up = F.linear(_unit_rms(layer.post_attention_layernorm, hidden), self.fused[index][2]).chunk(
             2, -1
         )
-        return layer.mlp.down_proj(F.silu(gate) * up)
+        return F.linear(F.silu(gate) * up, layer.mlp.down_proj.weight)
 
-    def _attend_one(self, query, keys, values, attend) -> torch.Tensor:
-        """softmax(q k^T / sqrt(d)) v for a single query position (cheaper than SDPA on CPU)."""
-        batch = query.shape[0]
-        grouped = query.view(batch, self.kv_heads, self.heads // self.kv_heads, self.head_dim)
-        scores = grouped @ keys.transpose(-1, -2) * self.head_dim**-0.5
-        weights = scores.masked_fill(~attend, float("-inf")).softmax(-1)
-        return (weights @ values).view(batch, self.heads, 1, self.head_dim)
+    def _attend_one(self, query, keys, values, bias) -> torch.Tensor:
+        """softmax(q k^T / sqrt(d) + bias) v for one query per row, as two batched products over
+        (row, kv head) pairs: fewer, larger ops than SDPA on CPU."""
+        batch, group = query.shape[0], self.heads // self.kv_heads
+        grouped = query.reshape(batch * self.kv_heads, group, self.head_dim)
+        keys = keys.reshape(batch * self.kv_heads, -1, self.head_dim)
+        scores = torch.baddbmm(bias, grouped, keys.transpose(1, 2), alpha=self.head_dim**-0.5)
+        context = torch.bmm(scores.softmax(-1), values.reshape(batch * self.kv_heads, -1, self.head_dim))
+        return context.view(batch, self.heads, 1, self.head_dim)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.fused is None:
