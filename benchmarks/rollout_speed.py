@@ -12,6 +12,11 @@ randomly initialised tiny model (``build_tiny_model``, seed 0, fp32, CPU) for ex
 - ``model.generate``: ``do_sample=True``, ``min_new_tokens=max_new_tokens`` (EOS is
   suppressed), default dynamic KV cache.
 
+This exact-length pair carries the target. A second pair lets rows end at their first EOS
+on both sides (ours: ``EosStopper``; generate: ``eos_token_id``), the case of RL turns that
+end at different lengths: ours drops finished rows from the batch, ``generate`` keeps
+computing them until the last row ends. Tokens are counted up to each row's EOS.
+
 Timing starts once the CPUs are quiet (``--wait-idle``: the most seconds to wait) and runs
 alternate (ours, generate, ours, ...) after one warm-up each; the table shows medians and
 the share of CPU time other processes took meanwhile. Peak memory is read in a fresh
@@ -54,6 +59,7 @@ RESULTS = Path(__file__).parent / "results"
 THREADS = 2
 PROMPT_TOKENS = 40
 CONTENDERS = ("ours", "generate")
+AT_EOS = {name: f"{name}_eos" for name in CONTENDERS}  # the same contenders, rows ending at EOS
 
 
 class NeverStopper(TurnStopper):
@@ -61,6 +67,13 @@ class NeverStopper(TurnStopper):
 
     def update(self, tokens: torch.Tensor) -> torch.Tensor:
         return super().update(tokens) & False
+
+
+class EosStopper(TurnStopper):
+    """Ends a row at EOS only, as ``model.generate`` does."""
+
+    def update(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens == self.eos
 
 
 def machine_info() -> dict[str, Any]:
@@ -161,11 +174,12 @@ def make_prompts(tokenizer, batch: int, length: int) -> list[list[int]]:
 
 
 def make_contender(
-    name: str, model, tokenizer, prompts: list[list[int]], new_tokens: int
+    name: str, model, tokenizer, prompts: list[list[int]], new_tokens: int, at_eos: bool = False
 ) -> Callable[[], int]:
-    """A zero-argument rollout of ``prompts`` returning the number of generated tokens."""
+    """A zero-argument rollout of ``prompts`` returning the number of generated tokens
+    (each row ``new_tokens`` long, or ending at its first EOS when ``at_eos``)."""
     if name == "ours":
-        stopper = NeverStopper(tokenizer, DEFAULT_PROTOCOL)
+        stopper = (EosStopper if at_eos else NeverStopper)(tokenizer, DEFAULT_PROTOCOL)
         sampling = SamplingConfig(max_new_tokens=new_tokens, temperature=1.0, top_p=1.0)
         generator = torch.Generator().manual_seed(0)
 
@@ -176,6 +190,7 @@ def make_contender(
         return ours
     input_ids = torch.tensor(prompts)
     attention_mask = torch.ones_like(input_ids)
+    eos = tokenizer.eos_token_id
 
     def generate() -> int:
         with torch.no_grad():
@@ -187,10 +202,13 @@ def make_contender(
                 top_p=1.0,
                 top_k=0,
                 max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens,
+                min_new_tokens=0 if at_eos else new_tokens,
+                eos_token_id=eos,
                 pad_token_id=tokenizer.pad_token_id,
             )
-        return (output.shape[1] - input_ids.shape[1]) * output.shape[0]
+        ended = output[:, input_ids.shape[1] :] == eos
+        lengths = torch.where(ended.any(1), ended.int().argmax(1) + 1, ended.shape[1])
+        return int(lengths.sum())
 
     return generate
 
@@ -208,9 +226,11 @@ def time_contenders(batch: int, new_tokens: int, repeats: int) -> dict[str, dict
     """Interleaved timed rollouts of every contender in this process; tokens/s per run."""
     model, tokenizer, prompts = setup(batch)
     runs = {name: make_contender(name, model, tokenizer, prompts, new_tokens) for name in CONTENDERS}
+    for name in CONTENDERS:
+        runs[AT_EOS[name]] = make_contender(name, model, tokenizer, prompts, new_tokens, at_eos=True)
     for run in runs.values():
         run()  # warm-up
-    rates: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    rates: dict[str, list[float]] = {name: [] for name in runs}
     tokens: dict[str, int] = {}
     with OtherLoad() as load:
         for _ in range(repeats):
@@ -225,7 +245,7 @@ def time_contenders(batch: int, new_tokens: int, repeats: int) -> dict[str, dict
             "tokens_per_s_runs": rates[name],
             "other_cpu_share": load.share,
         }
-        for name in CONTENDERS
+        for name in runs
     }
 
 
@@ -298,9 +318,14 @@ def markdown(result: dict[str, Any]) -> str:
         )
     multi = rows["multi_turn"]
     lines += [
+        f"| {rows[AT_EOS[name]]['label']} | {rows[AT_EOS[name]]['tokens_per_s']:.0f} | - | - |"
+        for name in CONTENDERS
+    ]
+    lines += [
         f"| {multi['label']} | {multi['tokens_per_s']:.0f} | - | - |",
         "",
-        f"ours / generate: **{result['ratio_ours_over_generate']:.2f}x** (target >= 1.5x). "
+        f"ours / generate: **{result['ratio_ours_over_generate']:.2f}x** at exact length (target >= 1.5x), "
+        f"{result['ratio_at_eos']:.2f}x with rows ending at EOS. "
         f"Multi-turn: {multi['turns_per_episode']:.2f} turns per episode, policy: {multi['policy']}.",
         "",
         f"Other processes used {rows['ours']['other_cpu_share']:.0%} of the CPUs while ours/generate were "
@@ -332,6 +357,8 @@ def run_benchmark(
         rows[name].update(memory)
     rows["ours"]["label"] = "ours: sample_turns (StaticKVDecoder)"
     rows["generate"]["label"] = "model.generate (sampling, dynamic cache)"
+    rows[AT_EOS["ours"]]["label"] = "ours, rows end at EOS (finished rows leave the batch)"
+    rows[AT_EOS["generate"]]["label"] = "model.generate, rows end at EOS"
     rows["multi_turn"] = multi_turn(batch, new_tokens, repeats, policy)
     rows["multi_turn"]["label"] = "ours: play_episodes on ExpertMathEnv (env steps included)"
     result = {
@@ -347,6 +374,7 @@ def run_benchmark(
         "machine_after": machine_info(),
         "rows": rows,
         "ratio_ours_over_generate": rows["ours"]["tokens_per_s"] / rows["generate"]["tokens_per_s"],
+        "ratio_at_eos": rows[AT_EOS["ours"]]["tokens_per_s"] / rows[AT_EOS["generate"]]["tokens_per_s"],
         "target_ratio": 1.5,
     }
     out_dir.mkdir(parents=True, exist_ok=True)

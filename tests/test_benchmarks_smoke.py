@@ -30,6 +30,9 @@ def test_rollout_speed_writes_its_results(tmp_path):
         assert row["tokens_per_run"] == 2 * 4  # exactly new_tokens per row, no early stop
         assert _positive(row["tokens_per_s"]) and _positive(row["peak_rss_mb"])
         assert "rollout_rss_mb" in row and row["other_cpu_share"] >= 0
+    for name in ("ours_eos", "generate_eos"):  # rows end at EOS: at most new_tokens each
+        assert 0 < result["rows"][name]["tokens_per_run"] <= 2 * 4
+    assert _positive(result["ratio_at_eos"])
     multi = result["rows"]["multi_turn"]
     assert _positive(multi["tokens_per_s"]) and multi["turns_per_episode"] >= 1
     assert _positive(result["ratio_ours_over_generate"])
