@@ -20,6 +20,7 @@ optimizer and checkpoint state for free.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any, Protocol
@@ -77,6 +78,7 @@ class BaseAgent:
     trains = True
     eval_with_experts = False
     uses_experts = False  # training episodes get expert replies (EAPO)
+    rollout_seconds = 0.0  # wall time of the latest ``collect_groups`` (logged by the trainer)
 
     def __init__(self, model, tokenizer, config: TrainConfig) -> None:
         self.model, self.tokenizer, self.config = model, tokenizer, config
@@ -114,6 +116,7 @@ class BaseAgent:
             for i in range(problems * group_size)
         ]
         self.generator.manual_seed(int(rng.integers(2**63)))
+        started = time.perf_counter()
         self.model.eval()
         episodes = play_episodes(
             self.model,
@@ -125,6 +128,7 @@ class BaseAgent:
             self.generator,
         )
         self.model.train()
+        self.rollout_seconds = time.perf_counter() - started
         return [episodes[g * group_size : (g + 1) * group_size] for g in range(problems)]
 
     def micro_batches(

@@ -136,6 +136,8 @@ def train(
         metrics["step_seconds"] = time.perf_counter() - tick
         if metrics.get("policy_tokens"):
             metrics["tokens_per_s"] = metrics["policy_tokens"] / metrics["step_seconds"]
+        if getattr(agent, "rollout_seconds", 0.0) > 0:  # agents that play rollouts (BaseAgent.collect_groups)
+            metrics["rollout_seconds"] = agent.rollout_seconds
         if accelerator is not None:
             metrics["processes"] = float(accelerator.num_processes)
         if step % config.eval_every == 0 or step == steps:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks import grpo_vs_trl, rollout_speed
+from benchmarks import grpo_vs_trl, rollout_speed, step_times
 
 
 def _positive(value) -> bool:
@@ -55,3 +55,20 @@ def test_grpo_vs_trl_writes_its_results(tmp_path):
         assert row["update_s"] > 0
     assert setup["ours"]["single_turn"] is True
     assert _positive(setup["ratio_ours_over_trl"]) and setup["other_cpu_share"] >= 0
+
+
+def test_step_times_splits_each_update(tmp_path, tiny_model_dir):
+    result = step_times.run_benchmark(
+        ["grpo", "sft"],
+        steps=2,
+        difficulty=1,
+        problems=2,
+        group=2,
+        model=str(tiny_model_dir),
+        out_dir=tmp_path,
+    )
+    assert (tmp_path / "step_times.md").read_text().startswith("# Step time per algorithm")
+    grpo, sft = result["algorithms"]["grpo"], result["algorithms"]["sft"]
+    assert 0 < grpo["rollout_s"] < grpo["step_s"] and grpo["rest_s"] > 0
+    assert grpo["turns_per_episode"] >= 1 and grpo["policy_tokens"] > 0
+    assert _positive(sft["step_s"]) and sft["rollout_s"] is None  # SFT plays no rollouts
