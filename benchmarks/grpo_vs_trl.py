@@ -62,6 +62,7 @@ from benchmarks.rollout_speed import (
     proc_status_mb,
     reset_peak_rss,
     wait_for_idle,
+    write_results,
 )
 from eapo_gym.problems import load_problems
 from eapo_gym.tokenizer import load_tokenizer
@@ -362,11 +363,7 @@ def run_benchmark(
         "target_ratio": 0.5,
         "differences": DIFFERENCES,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "grpo_vs_trl.json").write_text(json.dumps(result, indent=2))
-    (out_dir / "grpo_vs_trl.md").write_text(
-        f"# GRPO step: ours vs TRL\n\n`{result['command']}`\n\n{markdown(result)}\n"
-    )
+    write_results(out_dir, "grpo_vs_trl", "GRPO step: ours vs TRL", result, markdown(result))
     return result
 
 

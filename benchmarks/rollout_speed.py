@@ -111,6 +111,13 @@ class OtherLoad:
         self.share = max(0.0, others) / max(total - self.start[1], 1e-9)
 
 
+def write_results(out_dir: Path, stem: str, title: str, result: dict[str, Any], table: str) -> None:
+    """``out_dir/stem.json`` (the whole result) and ``stem.md`` (title, command, ``table``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    (out_dir / f"{stem}.md").write_text(f"# {title}\n\n`{result['command']}`\n\n{table}\n")
+
+
 def own_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -377,11 +384,7 @@ def run_benchmark(
         "ratio_at_eos": rows[AT_EOS["ours"]]["tokens_per_s"] / rows[AT_EOS["generate"]]["tokens_per_s"],
         "target_ratio": 1.5,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "rollout_speed.json").write_text(json.dumps(result, indent=2))
-    (out_dir / "rollout_speed.md").write_text(
-        f"# Rollout speed\n\n`{result['command']}`\n\n{markdown(result)}\n"
-    )
+    write_results(out_dir, "rollout_speed", "Rollout speed", result, markdown(result))
     return result
 
 

@@ -29,7 +29,7 @@ import torch
 
 from agents.config import TrainConfig
 from agents.trainer import train
-from benchmarks.rollout_speed import THREADS, machine_info
+from benchmarks.rollout_speed import THREADS, machine_info, write_results
 
 RESULTS = Path(__file__).parent / "results"
 ALGOS = ("grpo", "eapo", "ppo", "sft", "distill")
@@ -123,11 +123,7 @@ def run_benchmark(
             algo: time_algorithm(algo, steps, difficulty, problems, group, model) for algo in algos
         },
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "step_times.json").write_text(json.dumps(result, indent=2))
-    (out_dir / "step_times.md").write_text(
-        f"# Step time per algorithm\n\n`{result['command']}`\n\n{markdown(result)}\n"
-    )
+    write_results(out_dir, "step_times", "Step time per algorithm", result, markdown(result))
     return result
 
 
