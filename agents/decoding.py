@@ -133,9 +133,8 @@ class StaticKVDecoder:
     def _mlp(self, index: int, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         if self.fused is None:
             return layer.mlp(_rms_norm(layer.post_attention_layernorm, hidden))
-        gate, up = F.linear(_unit_rms(layer.post_attention_layernorm, hidden), self.fused[index][2]).chunk(
-            2, -1
-        )
+        normed = _unit_rms(layer.post_attention_layernorm, hidden)
+        gate, up = F.linear(normed, self.fused[index][2]).chunk(2, -1)
         return F.linear(F.silu(gate) * up, layer.mlp.down_proj.weight)
 
     def _attend_one(self, query, keys, values, bias) -> torch.Tensor:

@@ -4,7 +4,7 @@ The warm start trains on easy arithmetic (difficulty 1-2: sums of two or three
 two-digit numbers) for 750 SFT steps with traces that teach the whole
 protocol: 30% of them consult the reference expert for 1-2 turns, continue
 from its (masked) replies and answer. After it the policy solves difficulty 1
-about 60% of the time and difficulty 2 about 23% (the sparse-reward regime
+about 60% of the time and difficulty 2 about 19% (the sparse-reward regime
 where the paper says experts matter); difficulty 3 (four terms, with
 subtraction it never saw) almost never. It takes about 6 minutes on 2 CPU cores.
 The result is cached under ``$EAPO_GYM_CACHE`` (default ``~/.cache/eapo-gym``),
