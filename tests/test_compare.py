@@ -18,7 +18,7 @@ from agents.compare import (
     run_compare,
     updates_to_reach,
 )
-from agents.report import markdown_table
+from agents.report import markdown_table, verdicts
 
 
 def test_training_difficulty_is_the_easiest_sparse_level():
@@ -101,3 +101,16 @@ def test_compare_end_to_end_writes_json_table_and_plots(tiny_model_dir, tmp_path
     again = run_compare(compare)  # finished runs are reused, not retrained
     assert again["methods"]["eapo"]["per_seed_avg_at_k"] == result["methods"]["eapo"]["per_seed_avg_at_k"]
     assert again["total_wall_s"] < result["total_wall_s"]
+
+
+@pytest.mark.parametrize(
+    ("eapo", "grpo", "phrase"),
+    [((0.162, 0.005), (0.178, 0.008), "do not overlap"), ((0.17, 0.01), (0.178, 0.008), "overlap")],
+)
+def test_verdict_says_whether_the_std_ranges_overlap_in_either_direction(eapo, grpo, phrase):
+    methods = {
+        name: {"avg_at_k": mean, "avg_at_k_std": std, "updates_to_grpo_final": None}
+        for name, (mean, std) in (("eapo", eapo), ("grpo", grpo))
+    }
+    first = verdicts({"methods": methods})[0]
+    assert "not met" in first and first.endswith(f"ranges {phrase}.")
