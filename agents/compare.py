@@ -135,7 +135,15 @@ def job_config(method: Method, seed: int, compare: CompareConfig, level: int, po
     )
 
 
-def _run_job(config: TrainConfig, queue, threads: int) -> dict[str, Any]:
+def finished(config: TrainConfig) -> bool:
+    """Whether ``config.out`` holds a finished run of exactly ``config`` (it is then reused)."""
+    out = Path(config.out)
+    return (out / "eval.json").exists() and json.loads((out / "config.json").read_text()) == json.loads(
+        json.dumps(config.to_dict())
+    )
+
+
+def _run_job(config: TrainConfig, queue, threads: int) -> None:
     """One training run in a worker process; reports each update through ``queue``."""
     import torch
 
@@ -143,30 +151,25 @@ def _run_job(config: TrainConfig, queue, threads: int) -> dict[str, Any]:
 
     torch.set_num_threads(threads)
     out = Path(config.out)
-    done = out / "eval.json"
-    if done.exists() and json.loads((out / "config.json").read_text()) == json.loads(
-        json.dumps(config.to_dict())
-    ):
-        queue.put(config.steps)
-        return json.loads(done.read_text())
     if out.exists():
         for stale in ("metrics.jsonl", "eval.json"):
             (out / stale).unlink(missing_ok=True)
     updates: list[int] = []
     train(config, progress=False, on_step=lambda step, metrics: (updates.append(step), queue.put(1)))
     queue.put(config.steps - len(updates))  # evaluation-only agents make no updates
-    return json.loads(done.read_text())
 
 
 def run_jobs(configs: Sequence[TrainConfig], workers: int) -> None:
-    """Run every config, ``workers`` processes at a time, with one progress bar over all updates."""
+    """Run the unfinished configs, ``workers`` processes at a time; one progress bar over all updates."""
+    todo = [config for config in configs if not finished(config)]
     total = sum(config.steps for config in configs)
+    reused = total - sum(config.steps for config in todo)
     threads = max(1, _cpu_count() // max(workers, 1))
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(workers, maxtasksperchild=1) as pool:
         queue = manager.Queue()
-        pending = [pool.apply_async(_run_job, (config, queue, threads)) for config in configs]
-        with tqdm(total=total, desc="compare (updates, all runs)", unit="upd") as bar:
+        pending = [pool.apply_async(_run_job, (config, queue, threads)) for config in todo]
+        with tqdm(total=total, initial=reused, desc="compare (updates, all runs)", unit="upd") as bar:
             while not all(job.ready() for job in pending) or not queue.empty():
                 while not queue.empty():
                     bar.update(queue.get())
