@@ -117,7 +117,7 @@ def sample_turns(
             rows, live, token = rows[kept], live[kept], token[kept]
         logits = decoder.step(token)
     finished = lengths < config.max_new_tokens
-    finished[rows[~live]] = True  # rows that ended on the last token
+    finished[rows[~live]] = True  # a row that ended on the last token has length max_new_tokens too
     lengths, tokens, logprobs = lengths.tolist(), tokens.tolist(), logprobs.tolist()
     return Samples(
         tokens=[row[:n] for row, n in zip(tokens, lengths, strict=True)],

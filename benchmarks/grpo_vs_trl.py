@@ -21,7 +21,7 @@ Timing starts once the CPUs are quiet (``--wait-idle``: the most seconds to wait
 are interleaved in one process: a ``TrainerCallback`` times each TRL step from
 ``on_step_begin`` to ``on_step_end`` and then times one ``train_step`` of ours. Medians
 exclude the ``--warmup`` first steps. Each step is also split into its rollout (ours:
-``collect_groups``; TRL: ``_generate_and_score_completions``) and the rest, the update
+``collect_groups``, which times itself; TRL: ``_generate_and_score_completions``) and the rest, the update
 (forward, backward, optimizer step), to show where the time goes. Peak memory comes from a
 fresh subprocess per contender and setup running two steps (Linux ``VmHWM``, reset after
 construction).
@@ -210,7 +210,6 @@ class Interleaved(TrainerCallback):
         self.seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
         self.rollout_seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
         self.our_metrics: list[dict[str, float]] = []
-        record_durations(agent, "collect_groups", self.rollout_seconds["ours"])
 
     def on_step_begin(self, args, state, control, **kwargs) -> None:
         self.start = time.perf_counter()
@@ -220,6 +219,7 @@ class Interleaved(TrainerCallback):
         start = time.perf_counter()
         self.our_metrics.append(self.agent.train_step(state.global_step))
         self.seconds["ours"].append(time.perf_counter() - start)
+        self.rollout_seconds["ours"].append(self.agent.rollout_seconds)  # timed by collect_groups
 
 
 def time_setup(setup: Setup) -> dict[str, Any]:

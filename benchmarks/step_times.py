@@ -62,13 +62,11 @@ def time_algorithm(algo: str, steps: int, difficulty: int, problems: int, group:
         values = [row[key] for row in updates if key in row]
         return statistics.median(values) if values else None
 
-    step, rollout = median("step_seconds"), median("rollout_seconds")
+    rests = [row["step_seconds"] - row["rollout_seconds"] for row in updates if "rollout_seconds" in row]
     return {
-        "step_s": step,
-        "rollout_s": rollout,
-        "rest_s": None
-        if rollout is None
-        else statistics.median(row["step_seconds"] - row["rollout_seconds"] for row in updates),
+        "step_s": median("step_seconds"),
+        "rollout_s": median("rollout_seconds"),
+        "rest_s": statistics.median(rests) if rests else None,
         "turns_per_episode": median("turns"),
         "policy_tokens": median("policy_tokens"),
         "tokens_per_s": median("tokens_per_s"),
