@@ -181,8 +181,12 @@ class ExpertMathEnv(gym.Env):
             "rejected": 0,
             "expert_errors": 0,
             "expert_chars": 0,
+            "expert_prompt_tokens": 0,
+            "expert_completion_tokens": 0,
+            "expert_retries": 0,
             "dropped_queries": 0,
         }
+        self._failures: list[str] = []
         self._done = False
         if self.action_mode == "token":
             self._ids = self.tokenizer.encode(self._transcript, add_special_tokens=False)
@@ -261,8 +265,13 @@ class ExpertMathEnv(gym.Env):
                 continue
             outcome = next(outcomes)
             replies.append(outcome.reply if outcome.reply is not None else self.protocol.failure_notice)
-            self._stats["expert_errors"] += outcome.error is not None
+            if outcome.error is not None:
+                self._stats["expert_errors"] += 1
+                self._failures.append(f"{outcome.expert}: {outcome.error}")
             self._stats["expert_chars"] += len(outcome.reply or "")
+            self._stats["expert_prompt_tokens"] += outcome.prompt_tokens
+            self._stats["expert_completion_tokens"] += outcome.completion_tokens
+            self._stats["expert_retries"] += outcome.retries
         self._stats["consults"] += len(queries)
         self._stats["accepted"] += int(admitted.sum())
         self._stats["rejected"] += int((~admitted).sum())
@@ -291,6 +300,7 @@ class ExpertMathEnv(gym.Env):
             "difficulty": self.problem.difficulty,
             "acceptance_rate": self.acceptance_rate,
             "training_step": self.training_step,
+            "expert_failures": list(self._failures),
             "feedback": feedback,
         }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from eapo_gym.experts.base import BaseExpert, Expert, ExpertQuery, FunctionExpert
+from eapo_gym.experts.base import BaseExpert, Expert, ExpertQuery, ExpertReply, FunctionExpert
 from eapo_gym.experts.dispatch import ExpertPanel
 from eapo_gym.experts.model import TransformersExpert
 from eapo_gym.experts.openai import OpenAIExpert
@@ -59,6 +59,7 @@ __all__ = [
     "Expert",
     "ExpertPanel",
     "ExpertQuery",
+    "ExpertReply",
     "FunctionExpert",
     "OpenAIExpert",
     "ReferenceExpert",

@@ -31,13 +31,29 @@ class ExpertQuery:
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
 
 
+@dataclass(frozen=True)
+class ExpertReply:
+    """One query's outcome with its cost: ``text``, or ``text=None`` and the ``error`` that prevented it.
+
+    An expert may return plain strings; one that talks to a server returns these
+    to report token usage and retries, and to fail a single query without
+    failing the rest of its batch.
+    """
+
+    text: str | None
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    retries: int = 0
+
+
 @runtime_checkable
 class Expert(Protocol):
-    """Anything with a ``name`` and ``consult(queries) -> replies`` (one reply per query)."""
+    """Anything with a ``name`` and ``consult(queries)``: one ``str`` or ``ExpertReply`` per query."""
 
     name: str
 
-    def consult(self, queries: Sequence[ExpertQuery]) -> list[str]: ...
+    def consult(self, queries: Sequence[ExpertQuery]) -> list[str | ExpertReply]: ...
 
 
 class BaseExpert(ABC):
@@ -46,10 +62,10 @@ class BaseExpert(ABC):
     name: str = "expert"
 
     @abstractmethod
-    def consult(self, queries: Sequence[ExpertQuery]) -> list[str]:
+    def consult(self, queries: Sequence[ExpertQuery]) -> list[str | ExpertReply]:
         """Return one reply per query, in order."""
 
-    async def aconsult(self, queries: Sequence[ExpertQuery]) -> list[str]:
+    async def aconsult(self, queries: Sequence[ExpertQuery]) -> list[str | ExpertReply]:
         """Async path; servers override it with real concurrent I/O."""
         return await asyncio.to_thread(self.consult, queries)
 

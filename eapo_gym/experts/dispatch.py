@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eapo_gym.experts.base import Expert, ExpertQuery
+from eapo_gym.experts.base import Expert, ExpertQuery, ExpertReply
 from eapo_gym.problems import Problem
 
 
@@ -19,6 +19,9 @@ class ExpertOutcome:
     expert: str
     reply: str | None
     error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    retries: int = 0
 
 
 class ExpertPanel:
@@ -110,11 +113,21 @@ class ExpertPanel:
         if error is not None:
             return self._failed(e, count, f"{type(error).__name__}: {error}")
         replies = future.result()
-        if not isinstance(replies, list | tuple) or not all(isinstance(r, str) for r in replies):
+        valid = isinstance(replies, list | tuple) and all(isinstance(r, str | ExpertReply) for r in replies)
+        if not valid:
             return self._failed(e, count, "expert returned something other than a list of strings")
         if len(replies) != count:
             return self._failed(e, count, f"expert returned {len(replies)} replies for {count} queries")
-        return [ExpertOutcome(self.experts[e].name, reply[: self.max_reply_chars]) for reply in replies]
+        return [self._outcome(e, reply) for reply in replies]
+
+    def _outcome(self, e: int, reply: str | ExpertReply) -> ExpertOutcome:
+        name = self.experts[e].name
+        if isinstance(reply, str):
+            return ExpertOutcome(name, reply[: self.max_reply_chars])
+        usage = (reply.prompt_tokens, reply.completion_tokens, reply.retries)
+        if not isinstance(reply.text, str):
+            return ExpertOutcome(name, None, reply.error or "expert returned no text", *usage)
+        return ExpertOutcome(name, reply.text[: self.max_reply_chars], None, *usage)
 
     def _failed(self, e: int, count: int, error: str) -> list[ExpertOutcome]:
         return [ExpertOutcome(self.experts[e].name, None, error)] * count
