@@ -1,6 +1,37 @@
-"""Agents that train a Hugging Face causal LM against ExpertMathEnv: GRPO, PPO, EAPO, baselines."""
+"""eapo_agents: agents that train a Hugging Face causal LM against ExpertMathEnv.
 
-from agents import baselines, eapo, grpo, ppo, sft  # noqa: F401  (registers the built-in agents)
-from agents.base import AGENTS, Agent, BaseAgent, make_agent, register_agent
+Layers, each importing only those below it:
 
-__all__ = ["AGENTS", "Agent", "BaseAgent", "make_agent", "register_agent"]
+- ``rollout``: episodes as token ids with loss masks, played turn by turn through a
+  generation backend (the seam for other engines);
+- ``training``: what every agent shares: configuration and options, the agent base
+  class and registry, the update loop, evaluation, checkpoints, data parallelism;
+- ``algorithms``: one file per algorithm (GRPO, PPO, EAPO, SFT/distill, baselines),
+  each its loss beside its equation;
+- ``experiments`` and ``cli``: the comparison, its report, the tiny preset, the command line.
+
+The names below are imported on first use, so ``eapo-gym demo`` never loads torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+_PUBLIC = {
+    "Agent": "eapo_agents.training.agent",
+    "BaseAgent": "eapo_agents.training.agent",
+    "register_agent": "eapo_agents.training.registry",
+    "agent_names": "eapo_agents.training.registry",
+    "TrainConfig": "eapo_agents.training.config",
+    "train": "eapo_agents.training.loop",
+    "evaluate": "eapo_agents.training.evaluation",
+}
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'eapo_agents' has no attribute {name!r}")
+
+
+__all__ = sorted(_PUBLIC)

@@ -1,126 +1,352 @@
-"""``eapo-gym train`` and ``eapo-gym eval``."""
+"""The ``eapo-gym`` command: ``demo``, ``train``, ``eval`` and ``compare``.
+
+Every subcommand takes ``--plugin MODULE_OR_FILE`` (repeatable): it is imported
+first, so the agents and experts it registers can be named. A bad name or value
+fails with one line that names the valid choices, before any model loads or any
+file is written. Heavy imports (torch, the agents) happen inside the handlers,
+so ``eapo-gym demo`` runs with the environment alone.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import importlib
+import importlib.util
 import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from agents.config import TrainConfig, add_config_arguments, config_from_arguments
-
-FLAG_HELP = {
-    "algo": "grpo | ppo | eapo | sft | distill | base | workflow, or a registered custom agent",
-    "preset": "tiny: the package's warm-started ~1M-parameter model (built and cached on first use)",
-    "model": "local model directory to start from (from_pretrained), instead of the preset",
-    "steps": "number of policy updates",
-    "out": "run directory: metrics.jsonl, tensorboard/, checkpoint/, eval.json",
-    "resume": "continue from DIR/checkpoint exactly where it stopped",
-    "acceptance": "rho during training: inverse (1/s, the paper's), constant:R, linear, exponential, cosine",
-}
+from eapo_agents.training.config import TrainConfig, shared_fields
+from eapo_agents.training.registry import agent_class, agent_names
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    train_parser = commands.add_parser(
+class UsageError(Exception):
+    """A mistake in the command line or a config file, reported as one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Reports a usage error as one line (``eapo-gym train: error: ...``) instead of the usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in argv if not word.startswith("-")), None)
+    parser = build_parser(with_train_options=command == "train")
+    try:
+        for plugin in _plugins(argv):
+            load_plugin(plugin)
+        args = parser.parse_args(argv)
+        result = args.handler(args)
+    except UsageError as error:
+        parser.exit(2, f"eapo-gym {command}: error: {error}\n")
+    if getattr(args, "json_path", None):
+        Path(args.json_path).write_text(json.dumps(result, indent=2))
+
+
+def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="eapo-gym", description="Expert-Assisted Policy Optimization: environment, agents, comparison."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    demo = commands.add_parser(
+        "demo", help="a rule-based policy plays problems alone and with experts (seconds)"
+    )
+    demo.add_argument("--episodes", type=int, default=200, help="episodes per policy")
+    demo.add_argument("--problems", default="mixed", help="problem source: a generator name, champ or a file")
+    demo.add_argument(
+        "--difficulty", type=int, default=None, help="level of leveled sources, 1-5 (default: all)"
+    )
+    demo.add_argument("--acceptance", type=float, default=0.7, help="probability that a query is answered")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    demo.add_argument("--json", dest="json_path", help="also write the results to this JSON file")
+    demo.set_defaults(handler=run_demo)
+
+    train = commands.add_parser(
         "train",
-        help="train a policy (GRPO, PPO, EAPO, SFT, distill) on the environment",
-        description="Train a policy. Every TrainConfig field is a flag; --config FILE.yaml sets many.",
+        help="train a policy (GRPO, PPO, EAPO, SFT, distill, or a plugin agent) on the environment",
+        description="Train a policy. Every setting is a flag, grouped below by what it belongs to; "
+        "--config FILE.yaml sets many (flags override it). A run's config.json is a valid --config.",
     )
-    train_parser.add_argument(
-        "--plugin", action="append", default=[], help="module to import (registers agents)"
-    )
-    add_config_arguments(train_parser, FLAG_HELP)
-    train_parser.set_defaults(handler=run_train)
+    train.add_argument("--config", help="YAML file of setting: value pairs (flags override it)")
+    if with_train_options:
+        add_setting_flags(train)
+    train.set_defaults(handler=run_train)
 
-    eval_parser = commands.add_parser(
-        "eval", help="evaluate a checkpoint: avg@k, pass@k, variance, per difficulty, experts off"
+    evaluate = commands.add_parser("eval", help="evaluate a run or a model directory held out: avg@k, pass@k")
+    evaluate.add_argument(
+        "--checkpoint", required=True, help="a run directory (--out of train) or a model directory"
     )
-    eval_parser.add_argument("--checkpoint", required=True, help="a run directory or a model directory")
-    eval_parser.add_argument("--k", type=int, default=8, help="samples per problem")
-    eval_parser.add_argument("--problems", type=int, default=None, help="test problems per difficulty")
-    eval_parser.add_argument("--difficulties", default=None, help="comma-separated, e.g. 3,4")
-    eval_parser.add_argument("--with-experts", action="store_true", help="experts answer every query")
-    eval_parser.add_argument(
+    evaluate.add_argument("--k", type=int, default=8, help="samples per problem")
+    evaluate.add_argument("--problems", type=int, default=None, help="test problems per level")
+    evaluate.add_argument(
+        "--difficulties", type=_ints, default=None, help="levels, comma-separated, e.g. 3,4"
+    )
+    evaluate.add_argument("--with-experts", action="store_true", help="experts answer every query")
+    evaluate.add_argument("--experts", default=None, help="experts for --with-experts (default: the run's)")
+    evaluate.add_argument(
         "--json", dest="json_path", help="where to write the metrics (default: DIR/eval_k{K}.json)"
     )
-    eval_parser.set_defaults(handler=run_eval)
+    evaluate.set_defaults(handler=run_eval)
 
-    compare_parser = commands.add_parser(
+    compare = commands.add_parser(
         "compare",
         help="the paper's table at small scale: base, sft, workflow, distill, GRPO, PPO, EAPO and ablations",
         description="Train every method from the same warm-started tiny policy and compare them held out, "
         "experts off. Writes benchmarks/results/compare.{json,md} and PNG plots (compare_quick.* with "
         "--quick). Finished runs are reused, so an interrupted comparison resumes.",
     )
-    compare_parser.add_argument(
-        "--quick", action="store_true", help="one seed of base, sft, workflow, grpo and eapo (minutes)"
+    compare.add_argument(
+        "--quick", action="store_true", help="one seed of base, sft, workflow, grpo and eapo"
     )
-    compare_parser.add_argument("--seeds", type=_ints, help="comma-separated (default 0,1,2; quick: 0)")
-    compare_parser.add_argument("--methods", type=_names, help="comma-separated subset of the table's rows")
-    compare_parser.add_argument("--steps", type=int, help="policy updates per method (default 40)")
-    compare_parser.add_argument("--train-difficulty", type=int, help="default: picked from the warm start")
-    compare_parser.add_argument("--eval-k", type=int, help="samples per test problem (default 8)")
-    compare_parser.add_argument("--eval-problems", type=int, help="test problems per level (default 32)")
-    compare_parser.add_argument("--eval-every", type=int, help="updates between evaluations (default 10)")
-    compare_parser.add_argument("--lr", type=float, help="RL learning rate (default 1e-4)")
-    compare_parser.add_argument("--workers", type=int, help="runs in parallel (default 2)")
-    compare_parser.add_argument("--out", help="run directories (default runs/compare)")
-    compare_parser.add_argument(
-        "--results", help="where the JSON, table and plots go (default benchmarks/results)"
+    compare.add_argument("--seeds", type=_ints, help="comma-separated (default 0,1,2; quick: 0)")
+    compare.add_argument("--methods", type=_names, help="comma-separated subset of the table's rows")
+    compare.add_argument("--steps", type=int, help="policy updates per method (default 40)")
+    compare.add_argument("--train-difficulty", type=int, help="default: picked from the warm start")
+    compare.add_argument("--eval-k", type=int, help="samples per test problem (default 8)")
+    compare.add_argument("--eval-problems", type=int, help="test problems per level (default 32)")
+    compare.add_argument("--eval-every", type=int, help="updates between evaluations (default 10)")
+    compare.add_argument("--lr", type=float, help="RL learning rate (default 1e-4)")
+    compare.add_argument("--workers", type=int, help="runs in parallel (default 2)")
+    compare.add_argument("--out", help="run directories (default runs/compare)")
+    compare.add_argument("--results", help="where the JSON, table and plots go (default benchmarks/results)")
+    compare.set_defaults(handler=run_compare)
+
+    for subcommand in (demo, train, evaluate, compare):
+        subcommand.add_argument(
+            "--plugin",
+            action="append",
+            default=[],
+            help="module or .py file to import first (registers agents, experts)",
+        )
+    return parser
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per shared setting, grouped by topic, then one group per algorithm's options."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for spec in shared_fields():
+        title = spec.metadata["group"]
+        group = groups.setdefault(title, parser.add_argument_group(f"{title} settings"))
+        _add_flag(group, spec)
+    for options_type, algos in _options_types().items():
+        title = f"{options_type.__name__} (--algo {', '.join(algos)})"
+        group = parser.add_argument_group(title, (options_type.__doc__ or "").strip())
+        inherited = {spec.name for base in options_type.__bases__ for spec in _fields_of(base)}
+        for spec in _fields_of(options_type):
+            if spec.name not in inherited:
+                _add_flag(group, spec)
+
+
+def _options_types() -> dict[type, list[str]]:
+    """Each options dataclass and the algorithms that use it or a subclass of it, bases first."""
+    users: dict[type, list[str]] = {}
+    for name in agent_names():
+        for options_type in reversed(agent_class(name).Options.__mro__):
+            if dataclasses.is_dataclass(options_type) and _fields_of(options_type):
+                users.setdefault(options_type, []).append(name)
+    return users
+
+
+def _fields_of(cls: type) -> tuple[dataclasses.Field, ...]:
+    return dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ()
+
+
+def _add_flag(group: argparse._ArgumentGroup, spec: dataclasses.Field) -> None:
+    flag = "--" + spec.name.replace("_", "-")
+    default = spec.default
+    text = f"{spec.metadata.get('help', '')} (default: {_shown(default)})"
+    if spec.name == "resume":
+        group.add_argument(flag, action="store_true", default=None, help=spec.metadata["help"])
+        return
+    kind = {bool: _bool, tuple: _ints}.get(type(default), type(default))
+    choices = spec.metadata.get("choices") or None
+    group.add_argument(flag, dest=spec.name, type=kind, default=None, choices=choices, help=text)
+
+
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def run_demo(args: argparse.Namespace) -> dict:
+    from eapo_gym.demo import demo_table, play_demo
+
+    try:
+        results, transcript = play_demo(
+            args.problems, args.difficulty, args.acceptance, args.episodes, args.seed
+        )
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from None
+    print(f"Last episode (with experts):\n{transcript}\n\n{demo_table(results)}")
+    return results
+
+
+def run_train(args: argparse.Namespace) -> dict:
+    config = train_config(args)
+    from eapo_agents.training.loop import summary_line, train
+
+    final = train(config)
+    if final:  # the main process (the others return nothing under a multi-process launcher)
+        print(summary_line(config, final))
+    return final
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """Settings from the resumed run's config.json, then --config, then flags; checked before any work."""
+    given = {
+        spec.name: getattr(args, spec.name)
+        for spec in _setting_fields()
+        if getattr(args, spec.name, None) is not None
+    }
+    values: dict[str, Any] = {}
+    if given.get("resume"):
+        saved = Path(given.get("out", TrainConfig.out)) / "config.json"
+        if saved.exists():
+            values = json.loads(saved.read_text())
+            if "algo" in given and given["algo"] != values["algo"]:
+                raise UsageError(
+                    f"--algo {given['algo']} conflicts with the run in {saved.parent}, "
+                    f"a {values['algo']} run (drop --algo to resume it)"
+                )
+    if args.config:
+        loaded = _read_yaml(args.config)
+        values.update(loaded)
+    values.update(given)
+    try:
+        config = TrainConfig.from_dict(values)
+        check_sources(config)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from None
+    return config
+
+
+def _setting_fields() -> list[dataclasses.Field]:
+    return [
+        *shared_fields(),
+        *(spec for options_type in _options_types() for spec in _fields_of(options_type)),
+    ]
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise UsageError(f"--config {path}: {error}") from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"--config {path}: expected setting: value pairs")
+    return loaded
+
+
+def check_sources(config: TrainConfig) -> None:
+    """The problem source, its levels and the experts exist (no model is loaded)."""
+    from eapo_gym.experts import check_expert_spec
+    from eapo_gym.problems import load_problems
+
+    for spec in filter(None, config.experts.split(",")):
+        check_expert_spec(spec)
+    load_problems(config.problems, "train", list(config.train_difficulties) or None)
+    load_problems(config.problems, "test", list(config.eval_difficulties) or None)
+
+
+def run_eval(args: argparse.Namespace) -> dict:
+    directory = Path(args.checkpoint)
+    run_model = directory / "checkpoint" / "model"
+    config = TrainConfig(model=str(directory))
+    try:
+        if run_model.exists():
+            config = TrainConfig.from_dict(json.loads((directory / "config.json").read_text()))
+        if args.difficulties:
+            config = config.replace(eval_difficulties=args.difficulties)
+        if args.experts:
+            config = config.replace(experts=args.experts)
+        check_sources(config)
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+    if not run_model.exists() and not (directory / "config.json").exists():
+        raise UsageError(
+            f"{directory} is neither a run directory (no checkpoint/model) nor a model directory"
+        )
+    from eapo_agents.training.evaluation import evaluate
+    from eapo_agents.training.policy import load_policy
+
+    model, tokenizer = load_policy(
+        run_model if run_model.exists() else directory, config.device, config.dtype
     )
-    compare_parser.set_defaults(handler=run_compare_command)
+    metrics = evaluate(
+        model, tokenizer, config, k=args.k, problems=args.problems, with_experts=args.with_experts
+    )
+    for name, value in metrics.items():
+        print(f"{name:<32}{value:.4f}")
+    if not args.json_path:
+        (directory / f"eval_k{args.k}.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(",") if part.strip())
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def run_compare_command(args: argparse.Namespace) -> dict:
-    from agents.compare import CompareConfig, run_compare
+def run_compare(args: argparse.Namespace) -> dict:
+    from eapo_agents.experiments.compare import CompareConfig, method_by_name, run_compare
 
     names = [spec.name for spec in dataclasses.fields(CompareConfig) if spec.name != "quick"]
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    try:
+        for name in given.get("methods", ()):
+            method_by_name(name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     compare = CompareConfig.quick_preset(**given) if args.quick else CompareConfig(**given)
     result = run_compare(compare)
     print(Path(compare.results, "compare_quick.md" if args.quick else "compare.md").read_text())
     return result
 
 
-def run_train(args: argparse.Namespace) -> dict:
-    for module in args.plugin:
-        importlib.import_module(module)
-    from agents.trainer import train
+def load_plugin(spec: str) -> None:
+    """Import a module by name, or a ``.py`` file by path (registered under its file name)."""
+    path = Path(spec)
+    try:
+        if path.suffix == ".py":
+            if not path.exists():
+                raise FileNotFoundError(f"no such file {spec}")
+            module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[path.stem] = module
+            module_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    except Exception as error:
+        raise UsageError(f"--plugin {spec}: {type(error).__name__}: {error}") from None
 
-    return train(config_from_arguments(args))
+
+def _plugins(argv: list[str]) -> list[str]:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    return pre.parse_known_args(argv)[0].plugin
 
 
-def run_eval(args: argparse.Namespace) -> dict:
-    from agents.evaluation import evaluate
-    from agents.policy import load_policy
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
-    directory = Path(args.checkpoint)
-    model_path = (
-        directory / "checkpoint" / "model" if (directory / "checkpoint" / "model").exists() else directory
-    )
-    config = TrainConfig()
-    if (directory / "config.json").exists():
-        config = TrainConfig(**{**json.loads((directory / "config.json").read_text())})
-        config = dataclasses.replace(config, eval_difficulties=tuple(config.eval_difficulties))
-    if args.difficulties:
-        config = dataclasses.replace(
-            config, eval_difficulties=tuple(int(d) for d in args.difficulties.split(","))
-        )
-    model, tokenizer = load_policy(model_path, config.device, config.dtype)
-    metrics = evaluate(
-        model, tokenizer, config, k=args.k, problems=args.problems, with_experts=args.with_experts
-    )
-    for name, value in metrics.items():
-        print(f"{name:<32}{value:.4f}")
-    path = Path(args.json_path) if args.json_path else directory / f"eval_k{args.k}.json"
-    path.write_text(json.dumps(metrics, indent=2))
-    return metrics
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,7 @@ DAPO token-level loss with clip 0.2 / 0.28, no KL term (no reference model), one
 gradient pass per batch, advantages scaled by the group std, lr 2e-4 (constant).
 
 How the lengths are forced: TRL gets ``generation_kwargs={"min_new_tokens": L}`` (EOS is
-masked out); ours runs with ``agents.rollout.TurnStopper`` patched to
+masked out); ours runs with its backend's stopper replaced by
 ``benchmarks.rollout_speed.NeverStopper`` (the stop check runs but never ends a row), and
 ``max_turns=1`` so every episode is one turn. Remaining differences are listed in
 ``DIFFERENCES`` and in the output.
@@ -37,12 +37,9 @@ import shlex
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import torch
 import trl
@@ -50,9 +47,6 @@ from datasets import Dataset
 from transformers import PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from agents.config import TrainConfig
-from agents.grpo import GRPOAgent
-from agents.policy import build_tiny_model
 from benchmarks.rollout_speed import (
     THREADS,
     NeverStopper,
@@ -64,6 +58,9 @@ from benchmarks.rollout_speed import (
     wait_for_idle,
     write_results,
 )
+from eapo_agents.algorithms.grpo import GRPOAgent
+from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.policy import build_tiny_model
 from eapo_gym.problems import load_problems
 from eapo_gym.tokenizer import load_tokenizer
 from eapo_gym.verify import is_correct
@@ -110,21 +107,25 @@ class Setup:
 def our_agent(setup: Setup) -> GRPOAgent:
     """``GRPOAgent`` on a fresh tiny model with ``setup``'s batch, single-turn episodes."""
     tokenizer = load_tokenizer()
-    config = TrainConfig(
-        problems="arithmetic",
-        train_difficulties=(3,),
-        problems_per_step=setup.prompts,
-        group_size=setup.group,
-        max_new_tokens=setup.completion_tokens,
-        max_turns=1,
-        kl_beta=0.0,
-        lr=LEARNING_RATE,
-        clip_low=CLIP_LOW,
-        clip_high=CLIP_HIGH,
-        device="cpu",
-        tensorboard=False,
+    config = TrainConfig.from_dict(
+        {
+            "problems": "arithmetic",
+            "train_difficulties": (3,),
+            "problems_per_step": setup.prompts,
+            "group_size": setup.group,
+            "max_new_tokens": setup.completion_tokens,
+            "max_turns": 1,
+            "kl_beta": 0.0,
+            "lr": LEARNING_RATE,
+            "clip_low": CLIP_LOW,
+            "clip_high": CLIP_HIGH,
+            "device": "cpu",
+            "tensorboard": False,
+        }
     )
-    return GRPOAgent(build_tiny_model(tokenizer, seed=0), tokenizer, config)
+    agent = GRPOAgent(build_tiny_model(tokenizer, seed=0), tokenizer, config)
+    agent.backend.stopper = NeverStopper(tokenizer, agent.envs.protocol)  # exact length, like TRL's
+    return agent
 
 
 def correct(completions: list[str], answer: list[str], **_: Any) -> list[float]:
@@ -181,13 +182,6 @@ def trl_trainer(setup: Setup, out_dir: str, callbacks: list[TrainerCallback]) ->
     return trainer
 
 
-@contextmanager
-def exact_length() -> Iterator[None]:
-    """Within the block, our rollouts never stop a turn before ``max_new_tokens``."""
-    with mock.patch("agents.rollout.TurnStopper", NeverStopper):
-        yield
-
-
 def record_durations(owner: object, method: str, seconds: list[float]) -> None:
     """Wrap ``owner.method`` so that each call appends its wall time to ``seconds``."""
     function = getattr(owner, method)
@@ -219,14 +213,16 @@ class Interleaved(TrainerCallback):
         start = time.perf_counter()
         self.our_metrics.append(self.agent.train_step(state.global_step))
         self.seconds["ours"].append(time.perf_counter() - start)
-        self.rollout_seconds["ours"].append(self.agent.rollout_seconds)  # timed by collect_groups
+        self.rollout_seconds["ours"].append(
+            self.our_metrics[-1]["rollout_seconds"]
+        )  # timed by collect_groups
 
 
 def time_setup(setup: Setup) -> dict[str, Any]:
     """Median step seconds of both contenders, interleaved in this process."""
     torch.set_num_threads(THREADS)
     callback = Interleaved(our_agent(setup))
-    with tempfile.TemporaryDirectory() as out_dir, exact_length():
+    with tempfile.TemporaryDirectory() as out_dir:
         trainer = trl_trainer(setup, out_dir, [callback])
         record_durations(trainer, "_generate_and_score_completions", callback.rollout_seconds["trl"])
         with OtherLoad() as load:
@@ -269,7 +265,7 @@ def split_step(callback: Interleaved, name: str, measured: slice) -> dict[str, f
 def peak_memory(name: str, setup: Setup) -> dict[str, float]:
     """``MEMORY_STEPS`` steps of ``name`` in this (fresh) process: peak RSS and its rise during training."""
     torch.set_num_threads(THREADS)
-    with tempfile.TemporaryDirectory() as out_dir, exact_length():
+    with tempfile.TemporaryDirectory() as out_dir:
         if name == "ours":
             agent = our_agent(setup)
             before = reset_peak_rss()

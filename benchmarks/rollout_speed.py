@@ -21,7 +21,7 @@ Timing starts once the CPUs are quiet (``--wait-idle``: the most seconds to wait
 alternate (ours, generate, ours, ...) after one warm-up each; the table shows medians and
 the share of CPU time other processes took meanwhile. Peak memory is read in a fresh
 subprocess per contender (Linux ``VmHWM``, reset just before the rollout). A last row
-times a multi-turn rollout (``play_episodes`` on ``ExpertMathEnv`` with the reference
+times a multi-turn rollout (``play_episodes`` on ``ExpertMathVectorEnv`` with the reference
 expert), env steps included; ``--policy`` gives it a trained policy directory, since a
 random-init model rarely writes protocol tags, so nearly every episode ends after one turn.
 
@@ -47,13 +47,13 @@ from typing import Any
 import torch
 import transformers
 
-from agents.policy import build_tiny_model, load_policy
-from agents.rollout import play_episodes
-from agents.sampling import SamplingConfig, TurnStopper, sample_turns
-from eapo_gym.env import ExpertMathEnv
+from eapo_agents.rollout.play import play_episodes
+from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig, TurnStopper, sample_turns
+from eapo_agents.training.policy import build_tiny_model, load_policy
 from eapo_gym.problems import load_problems
 from eapo_gym.protocol import DEFAULT_PROTOCOL
 from eapo_gym.tokenizer import load_tokenizer
+from eapo_gym.vector import ExpertMathVectorEnv
 
 RESULTS = Path(__file__).parent / "results"
 THREADS = 2
@@ -267,7 +267,7 @@ def peak_memory(name: str, batch: int, new_tokens: int) -> dict[str, float]:
 
 
 def multi_turn(batch: int, new_tokens: int, repeats: int, policy: str | None) -> dict[str, Any]:
-    """``play_episodes`` on ``ExpertMathEnv`` (reference expert, short prompts); policy tokens/s."""
+    """``play_episodes`` on ``ExpertMathVectorEnv`` (reference expert, short prompts); policy tokens/s."""
     torch.set_num_threads(THREADS)
     if policy:
         model, tokenizer = load_policy(policy, device="cpu")
@@ -275,27 +275,23 @@ def multi_turn(batch: int, new_tokens: int, repeats: int, policy: str | None) ->
         tokenizer = load_tokenizer()
         model = build_tiny_model(tokenizer, seed=0)
     model.eval()
-    envs = [
-        ExpertMathEnv(
-            problems="arithmetic",
-            difficulty=3,
-            experts="reference",
-            prompt_template="{question}\n",
-            instructions="",
-            max_turn_tokens=new_tokens,
-        )
-        for _ in range(batch)
-    ]
+    envs = ExpertMathVectorEnv(
+        batch,
+        problems="arithmetic",
+        difficulty=3,
+        experts="reference",
+        prompt_template="{question}\n",
+        instructions="",
+        max_turn_tokens=new_tokens,
+    )
     sampling = SamplingConfig(max_new_tokens=new_tokens)
-    generator = torch.Generator().manual_seed(0)
+    backend = LocalBackend(model, tokenizer, envs.protocol, sampling, torch.Generator().manual_seed(0))
     rates, turns = [], []
-    warm_up = [{"seed": repeats * batch + i} for i in range(batch)]
-    play_episodes(model, tokenizer, envs, warm_up, sampling, 384, generator)
+    play_episodes(backend, tokenizer, envs, [repeats * batch + i for i in range(batch)])  # warm-up
     with OtherLoad() as load:
         for repeat in range(repeats):
-            resets = [{"seed": repeat * batch + i} for i in range(batch)]
             start = time.perf_counter()
-            episodes = play_episodes(model, tokenizer, envs, resets, sampling, 384, generator)
+            episodes = play_episodes(backend, tokenizer, envs, [repeat * batch + i for i in range(batch)])
             rates.append(sum(e.policy_token_count for e in episodes) / (time.perf_counter() - start))
             turns.append(sum(e.info["turns"] for e in episodes) / batch)
     return {
@@ -367,7 +363,7 @@ def run_benchmark(
     rows[AT_EOS["ours"]]["label"] = "ours, rows end at EOS (finished rows leave the batch)"
     rows[AT_EOS["generate"]]["label"] = "model.generate, rows end at EOS"
     rows["multi_turn"] = multi_turn(batch, new_tokens, repeats, policy)
-    rows["multi_turn"]["label"] = "ours: play_episodes on ExpertMathEnv (env steps included)"
+    rows["multi_turn"]["label"] = "ours: play_episodes on ExpertMathVectorEnv (env steps included)"
     result = {
         "command": shlex.join(command),
         "args": {

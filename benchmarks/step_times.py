@@ -3,7 +3,7 @@
     python -m benchmarks.step_times [--algos grpo,eapo,ppo,sft,distill] [--steps 5]
                                     [--difficulty 2] [--problems 8] [--group 8] [--model DIR]
 
-Each algorithm trains ``--steps`` updates through ``agents.trainer.train`` from the same
+Each algorithm trains ``--steps`` updates through ``eapo_agents.training.loop.train`` from the same
 starting policy (the warm-started tiny preset, built and cached on first use, or ``--model``):
 RL agents play ``--problems`` x ``--group`` episodes per update on arithmetic of
 ``--difficulty`` (the level ``eapo-gym compare`` trains on), SFT and distill take a batch of
@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 
-from agents.config import TrainConfig
-from agents.trainer import train
 from benchmarks.rollout_speed import THREADS, machine_info, write_results
+from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.loop import train
 
 RESULTS = Path(__file__).parent / "results"
 ALGOS = ("grpo", "eapo", "ppo", "sft", "distill")
@@ -38,21 +38,24 @@ ALGOS = ("grpo", "eapo", "ppo", "sft", "distill")
 def time_algorithm(algo: str, steps: int, difficulty: int, problems: int, group: int, model: str) -> dict:
     """Train ``algo`` for ``steps`` updates in a temporary directory; medians of its per-update metrics."""
     with tempfile.TemporaryDirectory() as out:
-        config = TrainConfig(
-            algo=algo,
-            model=model,
-            steps=steps,
-            out=out,
-            device="cpu",
-            train_difficulties=(difficulty,),
-            problems_per_step=problems,
-            group_size=group,
-            sft_batch_size=problems * group,
-            eval_problems=1,
-            eval_k=1,
-            eval_every=steps + 1,
-            save_every=steps + 1,
-            tensorboard=False,
+        supervised = {"sft_batch_size": problems * group} if algo in ("sft", "distill") else {}
+        config = TrainConfig.from_dict(
+            {
+                "algo": algo,
+                "model": model,
+                "steps": steps,
+                "out": out,
+                "device": "cpu",
+                "train_difficulties": (difficulty,),
+                "problems_per_step": problems,
+                "group_size": group,
+                "eval_problems": 1,
+                "eval_k": 1,
+                "eval_every": steps + 1,
+                "save_every": steps + 1,
+                "tensorboard": False,
+                **supervised,
+            }
         )
         train(config, progress=False)
         rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]

@@ -10,7 +10,11 @@ __version__ = "0.1.0"
 ENV_ID = "EAPOMath-v0"
 
 if ENV_ID not in gym.registry:
-    register(id=ENV_ID, entry_point="eapo_gym.env:ExpertMathEnv")
+    register(
+        id=ENV_ID,
+        entry_point="eapo_gym.env:ExpertMathEnv",
+        vector_entry_point="eapo_gym.vector:ExpertMathVectorEnv",
+    )
 
 
 def set_training_step(env: gym.Env | gym.vector.VectorEnv, step: int) -> None:
@@ -26,7 +30,11 @@ def __getattr__(name: str):
         from eapo_gym.env import ExpertMathEnv
 
         return ExpertMathEnv
+    if name == "ExpertMathVectorEnv":
+        from eapo_gym.vector import ExpertMathVectorEnv
+
+        return ExpertMathVectorEnv
     raise AttributeError(f"module 'eapo_gym' has no attribute {name!r}")
 
 
-__all__ = ["ENV_ID", "ExpertMathEnv", "set_training_step"]
+__all__ = ["ENV_ID", "ExpertMathEnv", "ExpertMathVectorEnv", "set_training_step"]

@@ -17,7 +17,7 @@ Reward, paid when the episode ends::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,10 @@ import numpy as np
 from gymnasium import spaces
 
 from eapo_gym.acceptance import AcceptanceSchedule, make_schedule
-from eapo_gym.experts import ExpertPanel, ExpertSpec, make_experts
+from eapo_gym.experts import ExpertPanel, ExpertQuery, ExpertSpec, make_experts
+from eapo_gym.experts.dispatch import ExpertOutcome
 from eapo_gym.problems import Problem, ProblemSet, load_problems
-from eapo_gym.protocol import TurnProtocol
+from eapo_gym.protocol import FeedbackSegment, TurnProtocol
 from eapo_gym.spaces import UnicodeText
 from eapo_gym.tokenizer import TOKENIZER_DIR, load_tokenizer
 from eapo_gym.verify import is_correct
@@ -164,6 +165,7 @@ class ExpertMathEnv(gym.Env):
     # ---- Gymnasium API --------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode. ``options``: ``problem_id`` replays one problem; ``training_step`` sets s."""
         super().reset(seed=seed)
         options = options or {}
         if "training_step" in options:
@@ -172,7 +174,7 @@ class ExpertMathEnv(gym.Env):
             self.problem = self.problems.get(options["problem_id"])
         else:
             self.problem = self.problems[int(self.np_random.integers(len(self.problems)))]
-        self.panel.new_episode()
+        self._memories = [{} for _ in self.panel.experts]
         self._transcript = self.prompt_for(self.problem)
         self._stats = {
             "turns": 0,
@@ -193,16 +195,13 @@ class ExpertMathEnv(gym.Env):
             self._turn_ids: list[int] = []
             self._turn_text = ""
             self._stats["expert_tokens"] = 0
-        return self._observation(), self._info(feedback="")
+        return self._observation(), self._info()
 
     def step(self, action):
-        if self.problem is None or self._done:
-            raise RuntimeError("the episode is over or has not started: call reset()")
-        if self.action_mode == "token":
-            return self._step_token(action)
-        if not isinstance(action, str):
-            raise TypeError(f"text-mode actions are strings, got {type(action).__name__}")
-        return self._play_turn(_clean_text(action)[: self.max_turn_chars])
+        pending = self.prepare_step(action)
+        if isinstance(pending, tuple):
+            return pending
+        return self.finish_step(pending, self.panel.round([pending.queries])[0])
 
     def render(self) -> str | None:
         if self.render_mode == "ansi":
@@ -214,56 +213,34 @@ class ExpertMathEnv(gym.Env):
     def close(self) -> None:
         self.panel.close()
 
-    # ---- one turn -------------------------------------------------------------------------
+    # ---- one step in two halves, around a round of expert replies ---------------------------
 
-    def _step_token(self, action):
-        token = int(action)
-        if not 0 <= token < len(self.tokenizer):
-            raise ValueError(f"token id {token} outside the vocabulary of {len(self.tokenizer)}")
-        self._ids.append(token)
-        if token != self.tokenizer.eos_token_id:
-            self._turn_ids.append(token)
-            self._turn_text += self.tokenizer.decode([token])
-            turn_over = len(self._turn_ids) >= self.max_turn_tokens or self.protocol.turn_is_complete(
-                self._turn_text
-            )
-            if not turn_over:
-                return self._observation(), 0.0, False, False, self._info(feedback="")
-        text = self.tokenizer.decode(self._turn_ids)
-        self._turn_ids, self._turn_text = [], ""
-        return self._play_turn(text)
+    def prepare_step(self, action) -> PendingTurn | tuple:
+        """Apply ``action`` up to the point where experts must answer.
 
-    def _play_turn(self, text: str):
-        """Apply one complete turn: answer, consult, or give up."""
-        self._stats["turns"] += 1
-        self._transcript += text
-        parsed = self.protocol.parse(text)
-        if parsed.kind != "consult":
-            return self._finish(parsed.answer, truncated=False, feedback="")
-        self._stats["dropped_queries"] += parsed.dropped_queries
-        feedback = self._consult(parsed.queries)
-        self._transcript += feedback
+        Returns the step's result when no expert is needed (a token inside a turn,
+        an answer, a turn without queries), else a ``PendingTurn`` whose queries
+        go to ``self.panel.round`` (alone, or with other envs' in one round) and
+        whose outcomes go to ``finish_step``.
+        """
+        if self.problem is None or self._done:
+            raise RuntimeError("the episode is over or has not started: call reset()")
         if self.action_mode == "token":
-            feedback_ids = self.tokenizer.encode(feedback, add_special_tokens=False)
-            self._ids.extend(feedback_ids)
-            self._stats["expert_tokens"] += len(feedback_ids)
-        if self._stats["turns"] >= self.max_turns:
-            return self._finish(None, truncated=True, feedback=feedback)
-        return self._observation(), 0.0, False, False, self._info(feedback=feedback)
+            return self._token(action)
+        if not isinstance(action, str):
+            raise TypeError(f"text-mode actions are strings, got {type(action).__name__}")
+        text = _clean_text(action)
+        return self._turn(text[: self.max_turn_chars], cut=len(text) > self.max_turn_chars)
 
-    def _consult(self, queries: tuple[str, ...]) -> str:
-        """Admit each query with probability rho, ask the experts, return the reply block."""
-        admitted = self.np_random.random(len(queries)) < self.acceptance_rate
-        asked = [q for q, ok in zip(queries, admitted, strict=True) if ok]
-        outcomes = iter(
-            self.panel.ask(asked, self.problem, self._transcript, self.np_random) if asked else []
-        )
+    def finish_step(self, pending: PendingTurn, outcomes: Sequence[ExpertOutcome]):
+        """Append the replies (or notices) of a consulting turn and return the step's result."""
         replies = []
-        for ok in admitted:
-            if not ok:
+        answered = iter(outcomes)
+        for admitted in pending.admitted:
+            if not admitted:
                 replies.append(self.protocol.unavailable_notice)
                 continue
-            outcome = next(outcomes)
+            outcome = next(answered)
             replies.append(outcome.reply if outcome.reply is not None else self.protocol.failure_notice)
             if outcome.error is not None:
                 self._stats["expert_errors"] += 1
@@ -272,19 +249,85 @@ class ExpertMathEnv(gym.Env):
             self._stats["expert_prompt_tokens"] += outcome.prompt_tokens
             self._stats["expert_completion_tokens"] += outcome.completion_tokens
             self._stats["expert_retries"] += outcome.retries
-        self._stats["consults"] += len(queries)
-        self._stats["accepted"] += int(admitted.sum())
-        self._stats["rejected"] += int((~admitted).sum())
-        return self.protocol.reply_block(replies)
+        self._stats["consults"] += len(pending.admitted)
+        self._stats["accepted"] += int(sum(pending.admitted))
+        self._stats["rejected"] += int(len(pending.admitted) - sum(pending.admitted))
+        segments = self.protocol.reply_segments(replies)
+        if self.action_mode == "token":
+            segments = [
+                replace(s, token_ids=tuple(self.tokenizer.encode(s.text, add_special_tokens=False)))
+                for s in segments
+            ]
+            feedback_ids = [i for segment in segments for i in segment.token_ids]
+            self._ids.extend(feedback_ids)
+            self._stats["expert_tokens"] += len(feedback_ids)
+        self._transcript += "".join(segment.text for segment in segments)
+        if self._stats["turns"] >= self.max_turns:
+            return self._finish(None, truncated=True, segments=segments, cut=pending.cut)
+        return self._observation(), 0.0, False, False, self._info(segments, cut=pending.cut)
 
-    def _finish(self, answer: str | None, truncated: bool, feedback: str):
+    def _token(self, action) -> PendingTurn | tuple:
+        token = int(action)
+        if not 0 <= token < len(self.tokenizer):
+            raise ValueError(f"token id {token} outside the vocabulary of {len(self.tokenizer)}")
+        self._ids.append(token)
+        if token != self.tokenizer.eos_token_id:
+            self._turn_ids.append(token)
+            self._turn_text += self.tokenizer.decode([token])
+            cut = len(self._turn_ids) >= self.max_turn_tokens
+            if not cut and not self.protocol.turn_is_complete(self._turn_text):
+                return self._observation(), 0.0, False, False, self._info()
+        text = self.tokenizer.decode(self._turn_ids)
+        cut = len(self._turn_ids) >= self.max_turn_tokens and not self.protocol.turn_is_complete(text)
+        self._turn_ids, self._turn_text = [], ""
+        return self._turn(text, cut)
+
+    def _turn(self, text: str, cut: bool) -> PendingTurn | tuple:
+        """A complete turn: answer, give up, or admit its queries with probability rho."""
+        self._stats["turns"] += 1
+        self._transcript += text
+        parsed = self.protocol.parse(text)
+        if parsed.kind != "consult":
+            return self._finish(parsed.answer, truncated=False, segments=[], cut=cut)
+        self._stats["dropped_queries"] += parsed.dropped_queries
+        admitted = self.np_random.random(len(parsed.queries)) < self.acceptance_rate
+        asked = [q for q, ok in zip(parsed.queries, admitted, strict=True) if ok]
+        return PendingTurn(tuple(self._queries(asked)), tuple(bool(ok) for ok in admitted), cut)
+
+    def ask(
+        self, texts: list[str], context: str | None = None, rng: np.random.Generator | None = None
+    ) -> list[ExpertOutcome]:
+        """Ask the experts outside a turn (teachers, tooling): the same routing, episode memory and
+        seeding as a turn, but nothing enters the transcript or the counters."""
+        return self.panel.round([self._queries(texts, context, rng)])[0]
+
+    def _queries(
+        self, texts: list[str], context: str | None = None, rng: np.random.Generator | None = None
+    ) -> list[ExpertQuery]:
+        """The admitted queries with what experts may use: query j goes to expert j mod len(experts)."""
+        context = self._transcript if context is None else context
+        if not texts or not self.panel.experts:
+            return [ExpertQuery(text, self.problem, context) for text in texts]
+        seeds = (rng or self.np_random).integers(0, 2**63 - 1, size=len(texts))
+        return [
+            ExpertQuery(
+                text=text,
+                problem=self.problem,
+                context=context,
+                memory=self._memories[j % len(self._memories)],
+                rng=np.random.default_rng(int(seeds[j])),
+            )
+            for j, text in enumerate(texts)
+        ]
+
+    def _finish(self, answer: str | None, truncated: bool, segments: list[FeedbackSegment], cut: bool):
         """End the episode and pay the reward."""
         well_formed = answer is not None and 0 < len(answer) <= self.max_answer_chars
         correct = well_formed and is_correct(answer, self.problem.answer)
         reward = self.reward_correct if correct else self.reward_format if well_formed else 0.0
         reward -= self.consult_cost * self._stats["consults"]
         self._done = True
-        info = self._info(feedback=feedback)
+        info = self._info(segments, cut)
         info.update(correct=bool(correct), well_formed=bool(well_formed), answer=answer)
         return self._observation(), float(reward), not truncated, truncated, info
 
@@ -293,7 +336,8 @@ class ExpertMathEnv(gym.Env):
             return np.asarray(self._ids, dtype=np.int64)
         return self._transcript
 
-    def _info(self, feedback: str) -> dict[str, Any]:
+    def _info(self, segments: Sequence[FeedbackSegment] = (), cut: bool = False) -> dict[str, Any]:
+        """Counters so far, and this step's feedback as text and as structured segments."""
         return {
             **self._stats,
             "problem_id": self.problem.id,
@@ -301,8 +345,19 @@ class ExpertMathEnv(gym.Env):
             "acceptance_rate": self.acceptance_rate,
             "training_step": self.training_step,
             "expert_failures": list(self._failures),
-            "feedback": feedback,
+            "turn_cut": cut,
+            "feedback": "".join(segment.text for segment in segments),
+            "feedback_segments": tuple(segments),
         }
+
+
+@dataclass(frozen=True)
+class PendingTurn:
+    """A consulting turn waiting for its replies: the admitted queries, and which parsed queries were."""
+
+    queries: tuple[ExpertQuery, ...]
+    admitted: tuple[bool, ...]
+    cut: bool
 
 
 def _clean_text(text: str) -> str:

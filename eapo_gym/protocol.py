@@ -1,4 +1,4 @@
-"""The turn protocol: which tags mark expert queries, answers and expert replies.
+"""The turn protocol: the tags of queries, answers and replies, the notices, and when a turn ends.
 
 The paper does not publish its tag syntax. Our default follows the
 ReSearch/ReCall family it builds on:
@@ -9,7 +9,9 @@ ReSearch/ReCall family it builds on:
 - the environment appends ``<reply>...</reply>`` blocks, one per query, in order.
 
 A turn ends at the answer's closing tag, at the ``max_queries``-th query's closing
-tag, or at end-of-turn (EOS). Every tag is configurable.
+tag, or at end-of-turn (EOS). Every tag is configurable. The rule is written once,
+in ``turn_ends``, which works elementwise on Python values and on tensors alike, so
+the environment and a batched sampler apply the same rule.
 """
 
 from __future__ import annotations
@@ -17,6 +19,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, Literal
+
+EXHAUSTED_REPLY = "No further steps: combine the steps above to finish."
+
+SegmentKind = Literal["tag", "reply", "notice"]
+
+
+@dataclass(frozen=True)
+class FeedbackSegment:
+    """A piece of what the environment appended after a turn.
+
+    ``kind`` is ``"reply"`` for text an expert wrote, ``"notice"`` for the
+    environment's own messages in a reply's place, and ``"tag"`` for reply
+    delimiters and newlines. ``token_ids`` holds the piece's ids in token mode.
+    """
+
+    kind: SegmentKind
+    text: str
+    token_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -36,7 +57,7 @@ class ParsedTurn:
 
 @dataclass(frozen=True)
 class TurnProtocol:
-    """Tag syntax and limits of one policy turn."""
+    """Tag syntax, notices and limits of one policy turn."""
 
     query_open: str = "<expert>"
     query_close: str = "</expert>"
@@ -48,6 +69,7 @@ class TurnProtocol:
     max_query_chars: int = 1000
     unavailable_notice: str = "Expert unavailable. Continue on your own."
     failure_notice: str = "Expert did not answer. Continue on your own."
+    exhausted_notice: str = EXHAUSTED_REPLY
 
     def __post_init__(self) -> None:
         if self.max_queries < 1:
@@ -59,11 +81,6 @@ class TurnProtocol:
     @cached_property
     def _query_pattern(self) -> re.Pattern[str]:
         return re.compile(re.escape(self.query_open) + r"(.*?)" + re.escape(self.query_close), re.DOTALL)
-
-    @cached_property
-    def reply_pattern(self) -> re.Pattern[str]:
-        """Matches one reply block; group 1 is the reply's text."""
-        return re.compile(re.escape(self.reply_open) + r"(.*?)" + re.escape(self.reply_close), re.DOTALL)
 
     @cached_property
     def _answer_pattern(self) -> re.Pattern[str]:
@@ -81,11 +98,31 @@ class TurnProtocol:
             self.reply_close,
         )
 
+    @property
+    def notices(self) -> frozenset[str]:
+        """Texts that stand in a reply's place but were not written by an expert."""
+        return frozenset((self.unavailable_notice, self.failure_notice, self.exhausted_notice))
+
+    def turn_ends(
+        self, closed_queries: Any, answer_opened: Any, at_answer_close: Any, at_query_close: Any
+    ) -> Any:
+        """The turn-end rule (EOS aside), elementwise on bools/ints or on tensors.
+
+        A turn ends when its newest tag closes an answer that was opened, or closes
+        the ``max_queries``-th query.
+        """
+        return (at_answer_close & answer_opened) | (at_query_close & (closed_queries >= self.max_queries))
+
     def turn_is_complete(self, text: str) -> bool:
-        """True when ``text`` ends a turn: an answer was closed or the K-th query was closed."""
-        if text.endswith(self.answer_close) and self.answer_open in text:
-            return True
-        return text.endswith(self.query_close) and text.count(self.query_close) >= self.max_queries
+        """``turn_ends`` for a turn's text so far."""
+        return bool(
+            self.turn_ends(
+                text.count(self.query_close),
+                self.answer_open in text,
+                text.endswith(self.answer_close),
+                text.endswith(self.query_close),
+            )
+        )
 
     def parse(self, text: str) -> ParsedTurn:
         """Parse one turn. An answer wins over queries written in the same turn."""
@@ -99,9 +136,20 @@ class TurnProtocol:
         kept = tuple(queries[: self.max_queries])
         return ParsedTurn(queries=kept, dropped_queries=len(queries) - len(kept))
 
-    def reply_block(self, replies: list[str]) -> str:
-        """The text appended after a consulting turn: one delimited reply per query."""
-        return "\n" + "".join(f"{self.reply_open}{reply}{self.reply_close}\n" for reply in replies)
+    def reply_segments(self, replies: list[str]) -> list[FeedbackSegment]:
+        """What follows a consulting turn: one delimited reply per query.
+
+        The delimiters between two replies form one tag segment, so the text is
+        ``"\\n" + "".join(reply_open + reply + reply_close + "\\n")``.
+        """
+        segments: list[FeedbackSegment] = []
+        opening = "\n" + self.reply_open
+        for reply in replies:
+            segments.append(FeedbackSegment("tag", opening))
+            segments.append(FeedbackSegment("notice" if reply in self.notices else "reply", reply))
+            opening = self.reply_close + "\n" + self.reply_open
+        segments.append(FeedbackSegment("tag", self.reply_close + "\n"))
+        return [segment for segment in segments if segment.text]
 
 
 DEFAULT_PROTOCOL = TurnProtocol()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from eapo_gym.experts.reference import EXHAUSTED_REPLY
 from eapo_gym.protocol import DEFAULT_PROTOCOL, TurnProtocol
 
 _NUMBER = re.compile(r"-?\d+(?:/\d+)?")
@@ -29,7 +28,7 @@ class ExpertFollower:
         )
         numbers = [n for reply in replies for n in _NUMBER.findall(reply)] or _NUMBER.findall(observation)
         guess = numbers[-1] if numbers else "0"
-        out_of_steps = bool(replies) and replies[-1] == EXHAUSTED_REPLY
+        out_of_steps = bool(replies) and replies[-1] == self.protocol.exhausted_notice
         if not self.consult or out_of_steps or turn >= self.max_turns - 1:
             return f"{self.protocol.answer_open}{guess}{self.protocol.answer_close}"
         return f"{self.protocol.query_open}What is the next step?{self.protocol.query_close}"

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
-from agents.config import TrainConfig
-from agents.tiny import WARM_START, tiny_policy_path
+from eapo_agents.experiments.presets import WARM_START, tiny_policy_path
+from eapo_agents.training.config import TrainConfig
 
-TEST_WARM_START = dataclasses.replace(
-    WARM_START, steps=60, sft_batch_size=32, eval_problems=8, eval_k=1, eval_difficulties=(1,)
+TEST_WARM_START = WARM_START.replace(
+    steps=60, sft_batch_size=32, eval_problems=8, eval_k=1, eval_difficulties=(1,)
 )
 
 
@@ -29,7 +28,8 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def small_config(tiny_model_dir, tmp_path) -> TrainConfig:
-    """A few-second training configuration on easy problems."""
+    """A few-second GRPO configuration on easy problems; ``small_config.replace(algo=...)`` for others
+    (SFT-style agents also want ``sft_batch_size=8``)."""
     return TrainConfig(
         model=str(tiny_model_dir),
         out=str(tmp_path / "run"),
@@ -42,6 +42,5 @@ def small_config(tiny_model_dir, tmp_path) -> TrainConfig:
         eval_k=2,
         eval_every=100,
         save_every=1,
-        sft_batch_size=8,
         tensorboard=False,
     )

@@ -6,14 +6,14 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from agents.decoding import HFCacheDecoder, StaticKVDecoder, make_decoder, positions_from_mask
-from agents.policy import build_tiny_model, load_policy
-from agents.rollout import play_episodes
-from agents.sampling import SamplingConfig, TurnStopper, sample_turns
-from agents.tokens import pack_episodes, policy_logprobs
-from eapo_gym.env import ExpertMathEnv
+from eapo_agents.rollout.decoding import HFCacheDecoder, StaticKVDecoder, make_decoder, positions_from_mask
+from eapo_agents.rollout.play import play_episodes
+from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig, TurnStopper, sample_turns
+from eapo_agents.training.batch import pack_episodes, policy_logprobs
+from eapo_agents.training.policy import build_tiny_model, load_policy
 from eapo_gym.protocol import TurnProtocol
 from eapo_gym.tokenizer import load_tokenizer
+from eapo_gym.vector import ExpertMathVectorEnv
 
 TOKENIZER = load_tokenizer()
 
@@ -124,7 +124,7 @@ def test_dropping_finished_rows_changes_no_sample(name, monkeypatch):
     ends = [3, 10, 1, 7, 12]  # row 1 ends on the last allowed token, row 4 never
     greedy = SamplingConfig(10, 0.0)
     compacted = sample_turns(model, prompts, EndsAt(ends), greedy, TOKENIZER.pad_token_id)
-    monkeypatch.setattr("agents.sampling.COMPACT_SHARE", float("inf"))
+    monkeypatch.setattr("eapo_agents.rollout.sampling.COMPACT_SHARE", float("inf"))
     full = sample_turns(model, prompts, EndsAt(ends), greedy, TOKENIZER.pad_token_id)
     assert [len(t) for t in compacted.tokens] == [3, 10, 1, 7, 10]
     assert compacted.stopped == [True, True, True, True, False]
@@ -135,14 +135,14 @@ def test_dropping_finished_rows_changes_no_sample(name, monkeypatch):
 
 def test_rollout_masks_exactly_the_injected_tokens_and_never_retokenizes(tiny_model_dir):
     model, tokenizer = load_policy(tiny_model_dir)
-    envs = [
-        ExpertMathEnv(problems="arithmetic", difficulty=2, prompt_template="{question}\n", instructions="")
-        for _ in range(16)
-    ]
-    resets = [{"seed": i} for i in range(16)]
-    episodes = play_episodes(
-        model, tokenizer, envs, resets, SamplingConfig(48), 384, torch.Generator().manual_seed(0)
+    vector = ExpertMathVectorEnv(
+        16, problems="arithmetic", difficulty=2, prompt_template="{question}\n", instructions=""
     )
+    backend = LocalBackend(
+        model, tokenizer, vector.protocol, SamplingConfig(48), torch.Generator().manual_seed(0)
+    )
+    episodes = play_episodes(backend, tokenizer, vector, seeds=list(range(16)))
+    envs = vector.envs
     consulted = [(e, env) for e, env in zip(episodes, envs, strict=True) if e.info["accepted"] > 0]
     assert consulted, "the warm-started policy should consult at least once in 16 episodes"
     for episode, env in zip(episodes, envs, strict=True):
@@ -172,7 +172,7 @@ def test_rollout_masks_exactly_the_injected_tokens_and_never_retokenizes(tiny_mo
 
 
 def test_inverse_cdf_sampling_follows_the_distribution_and_skips_zero_mass():
-    from agents.sampling import _inverse_cdf_sample
+    from eapo_agents.rollout.sampling import _inverse_cdf_sample
 
     probs = torch.tensor([[0.0, 0.2, 0.0, 0.5, 0.3]]).repeat(20000, 1)
     draws = _inverse_cdf_sample(probs, torch.Generator().manual_seed(0))

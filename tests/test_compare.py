@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agents.compare import (
+from eapo_agents.experiments.compare import (
     ABLATIONS,
     METHODS,
     CompareConfig,
@@ -18,7 +18,7 @@ from agents.compare import (
     run_compare,
     updates_to_reach,
 )
-from agents.report import markdown_table, verdicts
+from eapo_agents.experiments.report import markdown_table, verdicts
 
 
 def test_training_difficulty_is_the_easiest_sparse_level():
@@ -39,7 +39,10 @@ def test_every_method_of_the_issue_and_its_overrides(tmp_path):
         "model:/models/expert"
     )
     assert job_config(method_by_name("eapo_noisy"), 0, compare, 3, tmp_path).expert_noise == 0.3
-    assert job_config(method_by_name("eapo_constant"), 0, compare, 3, tmp_path).acceptance == "constant:1"
+    assert (
+        job_config(method_by_name("eapo_constant"), 0, compare, 3, tmp_path).options.acceptance
+        == "constant:1"
+    )
     assert not job_config(method_by_name("eapo_sequential"), 0, compare, 3, tmp_path).parallel_experts
     with pytest.raises(ValueError, match="unknown method"):
         method_by_name("nope")

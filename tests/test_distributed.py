@@ -17,7 +17,7 @@ def test_two_processes_train_on_different_rollouts_with_averaged_gradients(tiny_
     out = tmp_path / "run"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "eapo_gym.cli", "train", "--plugin", "ddp_probe", "--algo", "grpo-probe",
+        "-m", "eapo_agents.cli", "train", "--plugin", "ddp_probe", "--algo", "grpo-probe",
         "--model", str(tiny_model_dir), "--out", str(out), "--steps", "2", "--problems-per-step", "2",
         "--group-size", "4", "--train-difficulties", "1", "--eval-difficulties", "1", "--eval-problems", "2",
         "--eval-k", "1", "--tensorboard", "false", "--lr", "1e-3",

@@ -73,21 +73,29 @@ class BaseExpert(ABC):
 class FunctionExpert(BaseExpert):
     """Wraps a user callable ``fn(query: ExpertQuery) -> str`` as an expert.
 
-    Several queries are answered concurrently, one thread each, so a callable
-    that waits on I/O serves a turn's K queries in parallel. With
-    ``batched=True`` the callable takes the whole list of queries and returns a
-    list of replies instead.
+    A round's queries are answered concurrently, one thread each up to
+    ``max_concurrency``, so a callable that waits on I/O serves a whole batch's
+    queries at once. With ``batched=True`` the callable takes the whole list of
+    queries and returns a list of replies instead.
     """
 
-    def __init__(self, fn: Callable[..., Any], name: str | None = None, batched: bool = False) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        batched: bool = False,
+        max_concurrency: int = 256,
+    ) -> None:
         self.fn = fn
         self.batched = batched
+        self.max_concurrency = max_concurrency
         self.name = name or getattr(fn, "__name__", "function")
 
-    def consult(self, queries: Sequence[ExpertQuery]) -> list[str]:
+    def consult(self, queries: Sequence[ExpertQuery]) -> list[str | ExpertReply]:
         if self.batched:
             return list(self.fn(list(queries)))
         if len(queries) <= 1:
             return [self.fn(query) for query in queries]
-        with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="eapo-fn-expert") as pool:
+        workers = min(len(queries), self.max_concurrency)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eapo-fn-expert") as pool:
             return list(pool.map(self.fn, queries))

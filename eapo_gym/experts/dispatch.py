@@ -1,20 +1,27 @@
-"""Sending a turn's queries to the experts: in parallel, with a deadline, never crashing."""
+"""Sending a round of queries to the experts: batched per expert, concurrent, with a deadline, never crashing.
+
+A round is every admitted query of one turn: of one episode (``ExpertMathEnv.step``)
+or of a whole batch of episodes (``ExpertMathVectorEnv``), so that a server sees a
+batch's queries arrive together.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import numpy as np
+from eapo_gym.experts.base import BaseExpert, Expert, ExpertQuery, ExpertReply
 
-from eapo_gym.experts.base import Expert, ExpertQuery, ExpertReply
-from eapo_gym.problems import Problem
+logger = logging.getLogger("eapo_gym.experts")
 
 
 @dataclass(frozen=True)
 class ExpertOutcome:
-    """What came back for one query: a reply, or ``None`` with the reason."""
+    """What came back for one query: a reply, or ``None`` with the reason, and what it cost."""
 
     expert: str
     reply: str | None
@@ -25,14 +32,19 @@ class ExpertOutcome:
 
 
 class ExpertPanel:
-    """The experts of one environment and their per-episode memory.
+    """Experts shared by one environment or a whole vector environment.
 
-    Query ``j`` of a turn goes to expert ``j mod len(experts)``. With
-    ``parallel=True`` every expert's batch is sent at once and the turn waits at
-    most ``timeout`` seconds in all; with ``parallel=False`` queries go one after
-    another, each seeing the replies before it, and each gets ``timeout``. A
-    raised exception, a timeout or a reply that is not a string becomes a failed
-    outcome: the episode goes on.
+    Query ``j`` of an episode's turn goes to expert ``j mod len(experts)``.
+    ``parallel=True``: each expert receives all of its queries of the round in
+    one ``consult`` (or ``aconsult``) call, the experts concurrently, and the round
+    waits at most ``timeout`` seconds. ``parallel=False``: the ``j``-th queries of
+    all episodes form a sub-round, each query seeing its episode's earlier
+    replies, and each sub-round gets ``timeout``. An exception, a timeout or a
+    malformed reply becomes a failed outcome (logged once per expert and kind);
+    the episode goes on.
+
+    Experts with their own ``aconsult`` (servers) run on a background event loop;
+    the others run in a thread pool that is abandoned when an expert hangs.
     """
 
     def __init__(
@@ -46,78 +58,71 @@ class ExpertPanel:
         self.timeout = timeout
         self.parallel = parallel
         self.max_reply_chars = max_reply_chars
-        self._memories: list[dict] = [{} for _ in self.experts]
-        self._executor: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._warned: set[tuple[str, str]] = set()
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_executor"] = None
-        return state
+        return {**self.__dict__, "_pool": None, "_loop": None}
 
-    def new_episode(self) -> None:
-        self._memories = [{} for _ in self.experts]
-
-    def ask(
-        self, texts: Sequence[str], problem: Problem, context: str, rng: np.random.Generator
-    ) -> list[ExpertOutcome]:
-        """One outcome per query text, in order."""
+    def round(self, turns: Sequence[Sequence[ExpertQuery]]) -> list[list[ExpertOutcome]]:
+        """One outcome per query, per turn, in order; ``turns[i]`` is one episode's admitted queries."""
         if not self.experts:
-            return [ExpertOutcome("none", None, "no experts configured") for _ in texts]
-        seeds = rng.integers(0, 2**63 - 1, size=len(texts))
-        queries = [
-            ExpertQuery(
-                text=text,
-                problem=problem,
-                context=context,
-                memory=self._memories[j % len(self.experts)],
-                rng=np.random.default_rng(int(seeds[j])),
-            )
-            for j, text in enumerate(texts)
-        ]
+            return [[ExpertOutcome("none", None, "no experts configured") for _ in turn] for turn in turns]
         if self.parallel:
-            return self._ask_parallel(queries)
-        return self._ask_sequential(queries)
+            return self._ask(turns)
+        outcomes: list[list[ExpertOutcome]] = [[] for _ in turns]
+        for position in range(max((len(turn) for turn in turns), default=0)):
+            batch = [
+                [replace(turn[position], context=turn[position].context + _replies_so_far(outcomes[i]))]
+                if position < len(turn)
+                else []
+                for i, turn in enumerate(turns)
+            ]
+            for i, outcome in enumerate(self._ask(batch, first_expert=position)):
+                outcomes[i] += outcome
+        return outcomes
 
-    def _ask_parallel(self, queries: list[ExpertQuery]) -> list[ExpertOutcome]:
-        batches: dict[int, list[int]] = {}
-        for j in range(len(queries)):
-            batches.setdefault(j % len(self.experts), []).append(j)
-        executor = self._pool()
-        futures = {
-            e: executor.submit(self.experts[e].consult, [queries[j] for j in idx])
-            for e, idx in batches.items()
-        }
+    def _ask(
+        self, turns: Sequence[Sequence[ExpertQuery]], first_expert: int = 0
+    ) -> list[list[ExpertOutcome]]:
+        """Send each expert its queries of the round in one call; wait for all, at most ``timeout``."""
+        routes: dict[int, list[tuple[int, int]]] = {}  # expert -> (turn, position) of its queries
+        for i, turn in enumerate(turns):
+            for j in range(len(turn)):
+                routes.setdefault((first_expert + j) % len(self.experts), []).append((i, j))
+        futures = {e: self._submit(e, [turns[i][j] for i, j in route]) for e, route in routes.items()}
         wait(futures.values(), timeout=self.timeout)
-        outcomes: list[ExpertOutcome] = [ExpertOutcome("none", None)] * len(queries)
-        for e, idx in batches.items():
-            for j, outcome in zip(idx, self._result(e, futures[e], len(idx)), strict=True):
-                outcomes[j] = outcome
-        return outcomes
+        outcomes: list[list[ExpertOutcome | None]] = [[None] * len(turn) for turn in turns]
+        for e, route in routes.items():
+            for (i, j), outcome in zip(route, self._collect(e, futures[e], len(route)), strict=True):
+                outcomes[i][j] = outcome
+        return outcomes  # type: ignore[return-value]
 
-    def _ask_sequential(self, queries: list[ExpertQuery]) -> list[ExpertOutcome]:
-        outcomes: list[ExpertOutcome] = []
-        for j, query in enumerate(queries):
-            e = j % len(self.experts)
-            query.context += "".join(f"\n{o.reply}" for o in outcomes if o.reply)
-            future = self._pool().submit(self.experts[e].consult, [query])
-            wait([future], timeout=self.timeout)
-            outcomes.extend(self._result(e, future, 1))
-        return outcomes
+    def _submit(self, e: int, queries: list[ExpertQuery]) -> Future:
+        expert = self.experts[e]
+        if _has_own_aconsult(expert):
+            return asyncio.run_coroutine_threadsafe(expert.aconsult(queries), self._event_loop())
+        return self._thread_pool().submit(expert.consult, queries)
 
-    def _result(self, e: int, future: Future, count: int) -> list[ExpertOutcome]:
+    def _collect(self, e: int, future: Future, count: int) -> list[ExpertOutcome]:
         """Exactly ``count`` outcomes; an error, a timeout or a malformed reply list fails the batch."""
         if not future.done():
+            future.cancel()
             self._abandon_pool()
-            return self._failed(e, count, f"no reply within {self.timeout:g} s")
+            return self._failed(e, count, "timeout", f"no reply within {self.timeout:g} s")
         error = future.exception()
         if error is not None:
-            return self._failed(e, count, f"{type(error).__name__}: {error}")
+            return self._failed(e, count, type(error).__name__, f"{type(error).__name__}: {error}")
         replies = future.result()
         valid = isinstance(replies, list | tuple) and all(isinstance(r, str | ExpertReply) for r in replies)
         if not valid:
-            return self._failed(e, count, "expert returned something other than a list of strings")
+            return self._failed(
+                e, count, "malformed", "expert returned something other than a list of strings"
+            )
         if len(replies) != count:
-            return self._failed(e, count, f"expert returned {len(replies)} replies for {count} queries")
+            message = f"expert returned {len(replies)} replies for {count} queries"
+            return self._failed(e, count, "malformed", message)
         return [self._outcome(e, reply) for reply in replies]
 
     def _outcome(self, e: int, reply: str | ExpertReply) -> ExpertOutcome:
@@ -126,23 +131,52 @@ class ExpertPanel:
             return ExpertOutcome(name, reply[: self.max_reply_chars])
         usage = (reply.prompt_tokens, reply.completion_tokens, reply.retries)
         if not isinstance(reply.text, str):
-            return ExpertOutcome(name, None, reply.error or "expert returned no text", *usage)
+            error = reply.error or "expert returned no text"
+            self._warn_once(name, error.split(":", 1)[0], error)
+            return ExpertOutcome(name, None, error, *usage)
         return ExpertOutcome(name, reply.text[: self.max_reply_chars], None, *usage)
 
-    def _failed(self, e: int, count: int, error: str) -> list[ExpertOutcome]:
-        return [ExpertOutcome(self.experts[e].name, None, error)] * count
+    def _failed(self, e: int, count: int, kind: str, error: str) -> list[ExpertOutcome]:
+        name = self.experts[e].name
+        self._warn_once(name, kind, error)
+        return [ExpertOutcome(name, None, error)] * count
 
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._executor is None:
+    def _warn_once(self, expert: str, kind: str, error: str) -> None:
+        if (expert, kind) not in self._warned:
+            self._warned.add((expert, kind))
+            logger.warning("expert %s failed (%s); the episode continues. Further failures of this kind "
+                           "are counted in info['expert_errors'] only.", expert, error)  # fmt: skip
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
             workers = max(2, len(self.experts))
-            self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eapo-expert")
-        return self._executor
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eapo-expert")
+        return self._pool
 
     def _abandon_pool(self) -> None:
-        """Leave a hung expert's thread behind so the next turn gets fresh workers."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        """Leave a hung expert's thread behind so the next round gets fresh workers."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            threading.Thread(target=self._loop.run_forever, name="eapo-expert-loop", daemon=True).start()
+        return self._loop
 
     def close(self) -> None:
         self._abandon_pool()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
+
+
+def _has_own_aconsult(expert: Expert) -> bool:
+    """Whether the expert does real async I/O (not ``BaseExpert``'s thread fallback)."""
+    method = getattr(type(expert), "aconsult", None)
+    return method is not None and method is not BaseExpert.aconsult
+
+
+def _replies_so_far(outcomes: list[ExpertOutcome]) -> str:
+    return "".join(f"\n{outcome.reply}" for outcome in outcomes if outcome.reply)

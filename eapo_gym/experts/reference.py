@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 
 from eapo_gym.experts.base import BaseExpert, ExpertQuery
+from eapo_gym.protocol import EXHAUSTED_REPLY
 
 _NUMBER = re.compile(r"-?\d+")
-EXHAUSTED_REPLY = "No further steps: combine the steps above to finish."
 
 
 class ReferenceExpert(BaseExpert):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agents.base import register_agent
-from agents.grpo import GRPOAgent
+from eapo_agents.algorithms.grpo import GRPOAgent
+from eapo_agents.training.registry import register_agent
 
 
 @register_agent("grpo-probe")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 
 import torch
@@ -20,6 +21,20 @@ class TinyModelConfig:
     num_heads: int = 4
     intermediate_size: int = 384
     max_positions: int = 1024
+
+
+# Named starting policies, as ``module:function`` returning a model directory (imported on first use).
+PRESETS = {"tiny": "eapo_agents.experiments.presets:tiny_policy_path"}
+
+
+def starting_model_path(model: str, preset: str) -> Path:
+    """``model`` if given, else the preset's directory (built on first use)."""
+    if model:
+        return Path(model)
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)} or give --model DIR")
+    module, _, function = PRESETS[preset].partition(":")
+    return getattr(import_module(module), function)()
 
 
 def pick_device(device: str = "auto") -> torch.device:

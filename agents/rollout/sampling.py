@@ -1,12 +1,17 @@
-"""Batched sampling of policy turns: KV-cached decoding, temperature, top-p, per-row stops."""
+"""Batched sampling of policy turns: KV-cached decoding, temperature, top-p, per-row stops.
+
+``LocalBackend`` presents it as the rollout's first generation backend.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from agents.decoding import make_decoder
+from eapo_agents.rollout.backend import Samples
+from eapo_agents.rollout.decoding import make_decoder
 from eapo_gym.protocol import TurnProtocol
 
 COMPACT_SHARE = 0.25  # drop finished rows from the decoder once they are this share of it
@@ -21,21 +26,12 @@ class SamplingConfig:
     top_p: float = 1.0
 
 
-@dataclass
-class Samples:
-    """Generated ids per row (the stop token included) and their log-probabilities."""
-
-    tokens: list[list[int]]
-    logprobs: list[list[float]]
-    stopped: list[bool]
-
-
 class TurnStopper:
-    """Per row, whether a turn is over: EOS, ``</answer>`` after ``<answer>``, or the K-th ``</expert>``.
+    """Per row, whether a turn is over: EOS, or the protocol's ``turn_ends`` rule.
 
-    When each tag is one token (the package's tokenizer) the check is a tensor
-    operation; otherwise the generated text is decoded and checked with
-    ``TurnProtocol.turn_is_complete``.
+    When each tag is one token (the package's tokenizer) the rule is applied to
+    tensors of counts; otherwise the generated text is decoded and checked with
+    ``TurnProtocol.turn_is_complete``, the same rule on text.
     """
 
     def __init__(self, tokenizer, protocol: TurnProtocol) -> None:
@@ -56,10 +52,12 @@ class TurnStopper:
         """Feed the newest token of each row; return which rows just ended their turn."""
         done = tokens == self.eos
         if self.single_token_tags:
-            self.queries += tokens == self.query_close
+            at_query_close = tokens == self.query_close
+            self.queries += at_query_close
             self.opened |= tokens == self.answer_open
-            done |= (tokens == self.answer_close) & self.opened
-            return done | (self.queries >= self.protocol.max_queries) & (tokens == self.query_close)
+            return done | self.protocol.turn_ends(
+                self.queries, self.opened, tokens == self.answer_close, at_query_close
+            )
         pieces = self.tokenizer.batch_decode(tokens[:, None].tolist())
         self.texts = [text + piece for text, piece in zip(self.texts, pieces, strict=True)]
         complete = [self.protocol.turn_is_complete(text) for text in self.texts]
@@ -146,3 +144,25 @@ def _inverse_cdf_sample(probs: torch.Tensor, generator: torch.Generator | None) 
     cumulative = probs.cumsum(-1)
     threshold = torch.rand(len(probs), 1, device=probs.device, generator=generator) * cumulative[:, -1:]
     return (cumulative <= threshold).sum(-1).clamp(max=probs.shape[-1] - 1)
+
+
+class LocalBackend:
+    """The rollout's generation backend in this process: ``sample_turns`` with the model's own
+    (KV-cached) decoder, stopping each row where the environment's protocol ends a turn."""
+
+    def __init__(
+        self, model, tokenizer, protocol: TurnProtocol, sampling: SamplingConfig, generator: torch.Generator
+    ) -> None:
+        self.model, self.tokenizer, self.sampling, self.generator = model, tokenizer, sampling, generator
+        self.stopper = TurnStopper(tokenizer, protocol)
+        self.max_new_tokens = sampling.max_new_tokens
+
+    def generate(self, contexts: Sequence[list[int]], keys: Sequence[Hashable]) -> Samples:
+        return sample_turns(
+            self.model,
+            list(contexts),
+            self.stopper,
+            self.sampling,
+            self.tokenizer.pad_token_id,
+            self.generator,
+        )

@@ -18,13 +18,32 @@ The critic is a linear value head on the policy's last hidden state
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from agents.base import BaseAgent, episode_metrics, register_agent
-from agents.grpo import clipped_surrogate
-from agents.tokens import TokenBatch, loss_weights, pack_episodes, policy_logprobs
+from eapo_agents.algorithms.policy_gradient import (
+    PolicyGradientAgent,
+    PolicyGradientOptions,
+    clipped_surrogate,
+)
+from eapo_agents.training.batch import TokenBatch, policy_logprobs
+from eapo_agents.training.config import option
+from eapo_agents.training.registry import register_agent
+
+
+@dataclass
+class PPOOptions(PolicyGradientOptions):
+    """PPO's own options."""
+
+    gamma: float = option(1.0, "discount over policy tokens")
+    gae_lambda: float = option(0.95, "lambda of generalised advantage estimation")
+    value_coef: float = option(0.5, "weight of the value loss")
+    value_clip: float = option(0.2, "value predictions move at most this much from the rollout's")
+    critic: str = option(
+        "head", "head: a value head on the policy; separate: a copy of the model", ("head", "separate")
+    )
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
@@ -53,12 +72,14 @@ def terminal_rewards(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 @register_agent("ppo")
-class PPOAgent(BaseAgent):
+class PPOAgent(PolicyGradientAgent):
     """PPO: one episode per problem, a critic, GAE advantages; experts decline every query."""
+
+    Options = PPOOptions
 
     def __init__(self, model, tokenizer, config) -> None:
         super().__init__(model, tokenizer, config)
-        self.critic_trunk = copy.deepcopy(model) if config.critic == "separate" else None
+        self.critic_trunk = copy.deepcopy(model) if self.options.critic == "separate" else None
         hidden = model.config.hidden_size
         parameter = next(model.parameters())
         self.value_head = nn.Linear(hidden, 1).to(device=parameter.device, dtype=parameter.dtype)
@@ -79,60 +100,45 @@ class PPOAgent(BaseAgent):
         return logp, self.value_head(hidden).squeeze(-1).float()
 
     def train_step(self, step: int) -> dict[str, float]:
-        config = self.config
+        config, options = self.config, self.options
         groups = self.collect_groups(step, config.problems_per_step * config.group_size, 1)
         episodes = [group[0] for group in groups]
-        metrics = episode_metrics(episodes)
-        batch = pack_episodes(episodes, self.tokenizer.pad_token_id, self.device)
-        if config.overlong == "filter":
-            cut = torch.tensor([bool(e.info.get("cut_off")) for e in episodes], device=self.device)
-            batch.loss_mask[cut] = 0.0
+        batch = self.pack(episodes)
         mask = batch.loss_mask
         with torch.no_grad():
             old_logp, old_values = self.per_token(batch, self.forward)
             rewards = terminal_rewards(torch.tensor([e.reward for e in episodes]), mask)
             if self.reference is not None:
-                rewards -= config.kl_beta * (old_logp - self.logprobs_in_chunks(self.reference, batch)) * mask
-            advantages, returns = gae(rewards, old_values, mask, config.gamma, config.gae_lambda)
+                rewards -= options.kl_beta * (old_logp - self.logprobs(self.reference, batch)) * mask
+            advantages, returns = gae(rewards, old_values, mask, options.gamma, options.gae_lambda)
             on = mask > 0
             advantages = torch.where(
                 on, (advantages - advantages[on].mean()) / (advantages[on].std() + 1e-6), 0.0
             )
-        weights = loss_weights(mask, config.loss_aggregation)
-        totals = {"loss": 0.0, "policy_loss": 0.0, "value_loss": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
-        share = 1.0 / config.epochs_per_batch
-        token_share = loss_weights(mask, "token")
-        for _ in range(config.epochs_per_batch):
-            chunks = self.micro_batches(
-                batch,
-                weights=weights,
-                share=token_share,
-                old=old_logp,
-                old_values=old_values,
-                advantages=advantages,
-                returns=returns,
-            )
-            for chunk, rows in chunks:
-                logp, values = self.forward(chunk)
-                surrogate, clipped = clipped_surrogate(
-                    logp, rows["old"], rows["advantages"], config.clip_low, config.clip_high
-                )
-                policy_loss = -(surrogate * rows["weights"]).sum()
-                clipped_values = rows["old_values"] + (values - rows["old_values"]).clamp(
-                    -config.value_clip, config.value_clip
-                )
-                value_error = torch.maximum(
-                    (values - rows["returns"]) ** 2, (clipped_values - rows["returns"]) ** 2
-                )
-                value_loss = 0.5 * (value_error * rows["weights"]).sum()
-                loss = policy_loss + config.value_coef * value_loss
-                loss.backward()
-                totals["loss"] += loss.item() * share
-                totals["policy_loss"] += policy_loss.item() * share
-                totals["value_loss"] += value_loss.item() * share
-                totals["clip_fraction"] += (clipped.float() * rows["share"]).sum().item() * share
-            totals["grad_norm"] += self.apply_gradients() * share
-        return {**metrics, **totals, "trained_episodes": float(len(episodes))}
+        stats = self.update(
+            batch, self.loss, old=old_logp, old_values=old_values, advantages=advantages, returns=returns
+        )
+        return {**self.rollout_metrics(episodes), **stats, "trained_episodes": float(len(episodes))}
+
+    def loss(self, chunk: TokenBatch, rows: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """L_pi + value_coef * L_V of one micro-batch, as in the module docstring."""
+        options = self.options
+        logp, values = self.forward(chunk)
+        surrogate, clipped = clipped_surrogate(
+            logp, rows["old"], rows["advantages"], options.clip_low, options.clip_high
+        )
+        policy_loss = -(surrogate * rows["weights"]).sum()
+        clipped_values = rows["old_values"] + (values - rows["old_values"]).clamp(
+            -options.value_clip, options.value_clip
+        )
+        value_error = torch.maximum((values - rows["returns"]) ** 2, (clipped_values - rows["returns"]) ** 2)
+        value_loss = 0.5 * (value_error * rows["weights"]).sum()
+        stats = {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "clip_fraction": (clipped.float() * rows["share"]).sum(),
+        }
+        return policy_loss + options.value_coef * value_loss, stats
 
     def state_dict(self) -> dict:
         state = {**super().state_dict(), "value_head": self.value_head.state_dict()}

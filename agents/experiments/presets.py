@@ -21,8 +21,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from agents.config import TrainConfig
-from agents.policy import TinyModelConfig, build_tiny_model, save_policy
+from eapo_agents.algorithms.sft import SFTOptions
+from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.loop import train
+from eapo_agents.training.policy import TinyModelConfig, build_tiny_model, save_policy
 from eapo_gym.tokenizer import load_tokenizer
 
 WARM_START_EVAL = "warm_start_eval.json"
@@ -35,21 +37,17 @@ WARM_START = TrainConfig(
     eval_difficulties=(1, 2, 3, 4),
     steps=750,
     lr=2e-3,
-    sft_batch_size=64,
-    consult_fraction=0.3,
-    acceptance="constant:0.8",
     eval_every=10**9,
     save_every=10**9,
     eval_problems=64,
     eval_k=4,
     tensorboard=False,
+    options=SFTOptions(sft_batch_size=64, consult_fraction=0.3, trace_acceptance=0.8),
 )
 # The model expert of the comparison's ablation: a larger model trained longer on full solutions
 # of every level the comparison uses, the analogue of the paper's stronger LLM expert.
 EXPERT_MODEL = TinyModelConfig(hidden_size=192, num_layers=4, num_heads=4, intermediate_size=576)
-EXPERT_TRAINING = dataclasses.replace(
-    WARM_START, train_difficulties=(1, 2, 3), steps=1000, consult_fraction=0.0
-)
+EXPERT_TRAINING = WARM_START.replace(train_difficulties=(1, 2, 3), steps=1000, consult_fraction=0.0)
 
 
 def cache_root() -> Path:
@@ -57,8 +55,8 @@ def cache_root() -> Path:
 
 
 def _changed_fields(config: TrainConfig) -> dict:
-    """The fields that differ from ``TrainConfig``'s defaults (new fields leave cache keys alone)."""
-    default = TrainConfig().to_dict()
+    """The settings that differ from the defaults of its algorithm (new fields leave cache keys alone)."""
+    default = TrainConfig(algo=config.algo).to_dict()
     return {name: value for name, value in config.to_dict().items() if value != default[name]}
 
 
@@ -84,13 +82,11 @@ def tiny_policy_path(
     warm_start: TrainConfig = WARM_START, cache: Path | None = None, model: TinyModelConfig | None = None
 ) -> Path:
     """The warm-started tiny policy's directory, trained on first use (minutes on 2 CPU cores)."""
-    from agents.trainer import train
-
     tokenizer = load_tokenizer()
     model = model or TinyModelConfig()
     settings = {
         "model": dataclasses.asdict(model),
-        "warm_start": _changed_fields(dataclasses.replace(warm_start, out="", model="")),
+        "warm_start": _changed_fields(warm_start.replace(out="", model="")),
         "vocab": sorted(tokenizer.get_vocab().items()),
         "trace_format": TRACE_FORMAT,
     }
@@ -101,7 +97,7 @@ def tiny_policy_path(
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as work:
         save_policy(build_tiny_model(tokenizer, model), tokenizer, Path(work) / "init")
-        config = dataclasses.replace(warm_start, model=str(Path(work) / "init"), out=str(Path(work) / "run"))
+        config = warm_start.replace(model=str(Path(work) / "init"), out=str(Path(work) / "run"))
         train(config)
         shutil.copy(
             Path(work) / "run" / "eval.json",

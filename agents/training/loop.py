@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agents import make_agent
-from agents.config import TrainConfig
-from agents.distributed import make_accelerator
-from agents.evaluation import evaluate
-from agents.policy import load_policy, save_policy
-from agents.tiny import tiny_policy_path
+from eapo_agents.training.agent import Agent
+from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.distributed import make_accelerator
+from eapo_agents.training.evaluation import evaluate
+from eapo_agents.training.policy import load_policy, save_policy, starting_model_path
+from eapo_agents.training.registry import agent_class
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "trainer_state.pt"
@@ -55,21 +55,13 @@ class MetricsLog:
             self.writer.close()
 
 
-def starting_model_path(config: TrainConfig) -> Path:
-    if config.model:
-        return Path(config.model)
-    if config.preset == "tiny":
-        return tiny_policy_path()
-    raise ValueError(f"unknown preset {config.preset!r}; use --preset tiny or --model PATH")
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-def save_checkpoint(out: Path, agent, step: int, config: TrainConfig) -> None:
+def save_checkpoint(out: Path, agent: Agent, step: int, config: TrainConfig) -> None:
     directory = out / CHECKPOINT
     save_policy(agent.model, agent.tokenizer, directory / "model")
     state = {
@@ -89,25 +81,28 @@ def train(
 
     ``on_step(step, metrics)`` is called after every logged update (e.g. to drive
     an outer progress bar). Under ``accelerate launch`` every process trains on its
-    own rollouts and the main one logs, evaluates and saves (``agents.distributed``);
-    the others return an empty dict."""
+    own rollouts and the main one logs, evaluates and saves (``training.distributed``);
+    the others return an empty dict. With ``config.resume`` a run continues from
+    ``config.out``'s checkpoint, if there is one.
+    """
     accelerator = make_accelerator(config.device)
     main = accelerator is None or accelerator.is_main_process
     out = Path(config.out)
     state_path = out / CHECKPOINT / STATE_FILE
     resuming = config.resume and state_path.exists()
+    model_path = out / CHECKPOINT / "model" if resuming else None
     if main:
+        if not resuming:
+            model_path = starting_model_path(config.model, config.preset)  # builds a preset once, if needed
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-        if not resuming:
-            starting_model_path(config)  # builds the preset's model once, if it has to
     if accelerator is not None:
         accelerator.wait_for_everyone()
-    model_path = out / CHECKPOINT / "model" if resuming else starting_model_path(config)
+    model_path = model_path or starting_model_path(config.model, config.preset)
     seed_everything(config.seed)
     device = str(accelerator.device) if accelerator is not None else config.device
     model, tokenizer = load_policy(model_path, device, config.dtype, config.lora_rank if not resuming else 0)
-    agent = make_agent(config.algo, model, tokenizer, config)
+    agent = agent_class(config.algo)(model, tokenizer, config)
     agent.accelerator = accelerator
     start = 0
     if resuming:
@@ -136,8 +131,6 @@ def train(
         metrics["step_seconds"] = time.perf_counter() - tick
         if metrics.get("policy_tokens"):
             metrics["tokens_per_s"] = metrics["policy_tokens"] / metrics["step_seconds"]
-        if getattr(agent, "rollout_seconds", 0.0) > 0:  # agents that play rollouts (BaseAgent.collect_groups)
-            metrics["rollout_seconds"] = agent.rollout_seconds
         if accelerator is not None:
             metrics["processes"] = float(accelerator.num_processes)
         if step % config.eval_every == 0 or step == steps:
@@ -160,8 +153,24 @@ def train(
     return final
 
 
-def evaluate_agent(agent, config: TrainConfig) -> dict[str, float]:
-    first_turn = getattr(agent, "first_turn", None)
+def evaluate_agent(agent: Agent, config: TrainConfig) -> dict[str, float]:
     return evaluate(
-        agent.model, agent.tokenizer, config, with_experts=agent.eval_with_experts, first_turn=first_turn
+        agent.model,
+        agent.tokenizer,
+        config,
+        with_experts=agent.eval_with_experts,
+        first_turn=agent.first_turn,
+    )
+
+
+def summary_line(config: TrainConfig, final: dict[str, Any]) -> str:
+    """One line for the end of ``eapo-gym train``: what ran, how long, how well, where it is."""
+    k = config.eval_k
+    updates = config.steps if agent_class(config.algo).trains else 0
+    return (
+        f"{config.algo}: {updates} updates in {final['train_seconds']:.0f} s; held-out avg@{k} "
+        f"{100 * final['eval/avg_at_k']:.1f}%, pass@{k} {100 * final['eval/pass_at_k']:.1f}%, "
+        f"format {100 * final['eval/format_rate']:.0f}%, "
+        f"consult rate {100 * final['eval/consult_rate']:.0f}% "
+        f"(levels {','.join(map(str, config.eval_difficulties)) or 'all'}) -> {config.out}"
     )

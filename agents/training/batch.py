@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.rollout import Episode
+from eapo_agents.rollout.episode import Episode
 
 
 @dataclass

@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from agents.config import TrainConfig
-from agents.tiny import expert_model_path, tiny_policy_path, warm_start_accuracy
+from eapo_agents.experiments.presets import expert_model_path, tiny_policy_path, warm_start_accuracy
+from eapo_agents.experiments.report import write_report
+from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.loop import train
 
 
 @dataclass(frozen=True)
@@ -117,21 +119,23 @@ def job_config(method: Method, seed: int, compare: CompareConfig, level: int, po
     if overrides.get("experts") == "model":
         overrides["experts"] = f"model:{compare.expert_model or expert_model_path()}"
     supervised = method.algo in ("sft", "distill")
-    return TrainConfig(
-        algo=method.algo,
-        model=str(policy),
-        steps=compare.steps,
-        seed=seed,
-        out=str(Path(compare.out) / method.name / f"seed{seed}"),
-        train_difficulties=(level,),
-        eval_difficulties=(level, level + 1),
-        lr=SUPERVISED_LR if supervised else compare.lr,
-        eval_every=compare.eval_every,
-        eval_k=compare.eval_k,
-        eval_problems=compare.eval_problems,
-        save_every=10**9,
-        tensorboard=False,
-        **overrides,
+    return TrainConfig.from_dict(
+        {
+            "algo": method.algo,
+            "model": str(policy),
+            "steps": compare.steps,
+            "seed": seed,
+            "out": str(Path(compare.out) / method.name / f"seed{seed}"),
+            "train_difficulties": (level,),
+            "eval_difficulties": (level, level + 1),
+            "lr": SUPERVISED_LR if supervised else compare.lr,
+            "eval_every": compare.eval_every,
+            "eval_k": compare.eval_k,
+            "eval_problems": compare.eval_problems,
+            "save_every": 10**9,
+            "tensorboard": False,
+            **overrides,
+        }
     )
 
 
@@ -146,8 +150,6 @@ def finished(config: TrainConfig) -> bool:
 def _run_job(config: TrainConfig, queue, threads: int) -> None:
     """One training run in a worker process; reports each update through ``queue``."""
     import torch
-
-    from agents.trainer import train
 
     torch.set_num_threads(threads)
     out = Path(config.out)
@@ -251,8 +253,6 @@ def updates_to_reach(curve: Sequence[tuple[int, float]], target: float) -> int |
 
 def run_compare(compare: CompareConfig) -> dict[str, Any]:
     """Train and evaluate every (method, seed); write compare JSON, markdown and plots; return the JSON."""
-    from agents.report import write_report
-
     started = time.perf_counter()
     policy = Path(compare.policy) if compare.policy else tiny_policy_path()
     accuracy = warm_start_accuracy(policy) if not compare.train_difficulty else {}

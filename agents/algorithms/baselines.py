@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from agents.base import BaseAgent, register_agent
-from agents.traces import TEACHER_QUERY
+from eapo_agents.rollout.teacher import TEACHER_QUERY
+from eapo_agents.training.agent import BaseAgent
+from eapo_agents.training.registry import register_agent
 from eapo_gym.env import ExpertMathEnv
 
 

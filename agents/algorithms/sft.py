@@ -2,41 +2,57 @@
 
     L = -sum_t w_t log pi_theta(y_t | x, y_<t),   w_t = 1 / (policy tokens in the batch) on teacher tokens
 
-Traces are episodes of the real environment written by a teacher (``agents.traces``),
+Traces are episodes of the real environment written by a teacher (``eapo_agents.rollout.teacher``),
 so expert replies inside consulting traces are masked exactly as in RL.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import torch
 
-from agents.base import BaseAgent, register_agent
-from agents.environments import acceptance_spec, make_env
-from agents.rollout import Episode
-from agents.tokens import loss_weights, pack_episodes, policy_logprobs
-from agents.traces import distill_episode, teacher_episode
+from eapo_agents.rollout.episode import Episode
+from eapo_agents.rollout.teacher import distill_episode, teacher_episode
+from eapo_agents.training.agent import BaseAgent
+from eapo_agents.training.batch import TokenBatch, policy_logprobs
+from eapo_agents.training.config import option
+from eapo_agents.training.environments import make_env
+from eapo_agents.training.registry import register_agent
+
+
+@dataclass
+class SFTOptions:
+    """Supervised options (sft, distill, and the tiny preset's warm start)."""
+
+    sft_batch_size: int = option(64, "traces per update")
+    consult_fraction: float = option(0.0, "share of traces that consult the experts before solving")
+    trace_acceptance: float = option(1.0, "probability that a trace's query is answered")
 
 
 @register_agent("sft")
 class SFTAgent(BaseAgent):
-    """Plain supervised warm start on reference solutions.
+    """Plain supervised training on reference solutions.
 
     A ``consult_fraction`` of the traces first asks the experts (1-2 turns of 1..K
     queries) and continues from the replies: this is how the tiny preset's warm
     start teaches the consultation protocol.
     """
 
+    Options = SFTOptions
+
     @cached_property
     def trace_env(self):
-        return make_env(self.config, "train", self.config.train_difficulties, acceptance_spec(self.config))
+        config = self.config
+        return make_env(config, "train", config.train_difficulties, self.options.trace_acceptance)
 
     def traces(self, step: int) -> list[Episode]:
         rng = self.rng(step)
         source = self.trace_env.problems
         episodes = []
-        for _ in range(self.config.sft_batch_size):
+        for _ in range(self.options.sft_batch_size):
             reset = {
                 "seed": int(rng.integers(2**31)),
                 "options": {"problem_id": source[int(rng.integers(len(source)))].id},
@@ -45,7 +61,7 @@ class SFTAgent(BaseAgent):
         return [e for e in episodes if e is not None]
 
     def trace(self, reset: dict, rng: np.random.Generator) -> Episode | None:
-        consult = rng.random() < self.config.consult_fraction
+        consult = rng.random() < self.options.consult_fraction
         turns = int(rng.integers(1, 3)) if consult else 0
         queries = int(rng.integers(1, self.config.max_queries + 1))
         return teacher_episode(self.trace_env, self.tokenizer, reset, turns, queries)
@@ -54,20 +70,16 @@ class SFTAgent(BaseAgent):
         episodes = self.traces(step)
         if not episodes:
             return {"loss": 0.0, "trained_episodes": 0.0}
-        batch = pack_episodes(episodes, self.tokenizer.pad_token_id, self.device)
-        weights = loss_weights(batch.loss_mask, "token")
-        total = 0.0
-        for chunk, rows in self.micro_batches(batch, weights=weights):
-            loss = -(policy_logprobs(self.model, chunk) * rows["weights"]).sum()
-            loss.backward()
-            total += loss.item()
-        grad_norm = self.apply_gradients()
+        batch = self.pack(episodes)
+        stats = self.optimise(batch, self.loss)
         return {
-            "loss": total,
-            "grad_norm": grad_norm,
+            **stats,
             "trained_episodes": float(len(episodes)),
             "policy_tokens": float(batch.loss_mask.sum()),
         }
+
+    def loss(self, chunk: TokenBatch, rows: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return -(policy_logprobs(self.model, chunk) * rows["weights"]).sum(), {}
 
 
 @register_agent("distill")

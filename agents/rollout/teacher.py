@@ -1,4 +1,4 @@
-"""Supervised traces played through the environment: reference solutions, consultations, expert solutions.
+"""Supervised episodes played through the environment: reference solutions, consultations, expert solutions.
 
 Every trace is a real episode of ``ExpertMathEnv`` written by a teacher instead
 of the policy, so its prompt, tags and reply blocks are exactly what the policy
@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.rollout import Episode, apply_turn
+from eapo_agents.rollout.episode import Episode
 from eapo_gym.env import ExpertMathEnv
-from eapo_gym.experts.reference import EXHAUSTED_REPLY
 from eapo_gym.verify import extract_answer, is_correct
 
 TEACHER_QUERY = "next step"
@@ -22,7 +21,7 @@ TEACHER_QUERY = "next step"
 def _policy_turn(env: ExpertMathEnv, episode: Episode, text: str, tokenizer, end_with_eos: bool) -> None:
     ids = tokenizer.encode(text, add_special_tokens=False)
     episode.add_policy_tokens(ids + ([tokenizer.eos_token_id] if end_with_eos else []))
-    apply_turn(env, episode, text, tokenizer)
+    episode.record_step(env.step(text), tokenizer)
 
 
 def solution_text(steps: tuple[str, ...] | list[str], answer: str, env: ExpertMathEnv) -> str:
@@ -65,8 +64,8 @@ def expert_solution(
     replies: list[str] = []
     context = env.transcript
     for _ in range(max_calls):
-        outcome = env.panel.ask([TEACHER_QUERY], env.problem, context, rng)[0]
-        if outcome.reply is None or outcome.reply == EXHAUSTED_REPLY:
+        outcome = env.ask([TEACHER_QUERY], context, rng)[0]
+        if outcome.reply is None or outcome.reply == env.protocol.exhausted_notice:
             break
         replies.append(outcome.reply)
         context += "\n" + outcome.reply

@@ -11,10 +11,10 @@ from math import comb
 import numpy as np
 import torch
 
-from agents.config import TrainConfig
-from agents.environments import make_env
-from agents.rollout import play_episodes
-from agents.sampling import SamplingConfig
+from eapo_agents.rollout.play import play_episodes
+from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig
+from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.environments import make_vector_env
 from eapo_gym.env import ExpertMathEnv
 
 
@@ -61,22 +61,17 @@ def evaluate(
     for difficulty in config.eval_difficulties or (None,):
         levels = () if difficulty is None else (difficulty,)
         acceptance = 1.0 if with_experts else 0.0
-        envs = [make_env(config, "test", levels, acceptance) for _ in range(min(batch_size, problems * k))]
-        source = envs[0].problems
+        envs = make_vector_env(config, min(batch_size, problems * k), "test", levels, acceptance)
+        backend = LocalBackend(model, tokenizer, envs.protocol, sampling, generator)
+        source = envs.problems
         jobs = [(p, s) for p in range(min(problems, len(source))) for s in range(k)]
         episodes = []
-        for start in range(0, len(jobs), len(envs)):
-            chunk = jobs[start : start + len(envs)]
-            resets = [{"seed": p * 1000 + s, "options": {"problem_id": source[p].id}} for p, s in chunk]
+        for start in range(0, len(jobs), envs.num_envs):
+            chunk = jobs[start : start + envs.num_envs]
+            seeds = [p * 1000 + s for p, s in chunk]
+            problem_ids = [source[p].id for p, _ in chunk]
             episodes += play_episodes(
-                model,
-                tokenizer,
-                envs[: len(chunk)],
-                resets,
-                sampling,
-                config.max_context,
-                generator,
-                first_turn,
+                backend, tokenizer, envs, seeds, problem_ids, config.max_context, first_turn
             )
         correct = np.array([bool(e.info.get("correct")) for e in episodes], dtype=float).reshape(-1, k)
         if difficulty is not None:

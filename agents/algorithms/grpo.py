@@ -1,0 +1,100 @@
+"""GRPO with DAPO's refinements: group-relative advantages and a clipped surrogate.
+
+For a group of G episodes of one problem with rewards r_1..r_G::
+
+    A_i      = (r_i - mean(r)) / (std(r) + eps)          (no division when scale_rewards=False: Dr. GRPO)
+    L_clip   = -sum_t w_t * min(ratio_t A_i, clip(ratio_t, 1 - eps_low, 1 + eps_high) A_i)
+    L        = L_clip + beta * sum_t w_t * KL_t                      (ratio_t and k3 KL_t: policy_gradient.py)
+
+w_t are the aggregation weights (``loss_weights``) over policy tokens only;
+prompt, expert-reply and notice tokens have w_t = 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from eapo_agents.algorithms.policy_gradient import (
+    PolicyGradientAgent,
+    PolicyGradientOptions,
+    clipped_surrogate,
+    k3_kl,
+)
+from eapo_agents.training.batch import TokenBatch, policy_logprobs
+from eapo_agents.training.config import option
+from eapo_agents.training.registry import register_agent
+
+EPS = 1e-6
+
+
+@dataclass
+class GRPOOptions(PolicyGradientOptions):
+    """GRPO's own options."""
+
+    scale_rewards: bool = option(True, "divide advantages by the group's std (false: Dr. GRPO)")
+    dynamic_sampling: bool = option(False, "drop groups whose rewards are all equal (DAPO)")
+
+
+def group_advantages(rewards: torch.Tensor, scale: bool) -> torch.Tensor:
+    """A = r - mean over the group (dim 1), divided by the group's std when ``scale``."""
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    return centred / (rewards.std(dim=1, keepdim=True) + EPS) if scale else centred
+
+
+@register_agent("grpo")
+class GRPOAgent(PolicyGradientAgent):
+    """Self-exploratory RL: groups of G episodes per problem; experts decline every query."""
+
+    Options = GRPOOptions
+
+    def train_step(self, step: int) -> dict[str, float]:
+        config, options = self.config, self.options
+        groups = self.collect_groups(step, config.problems_per_step, config.group_size)
+        rewards = torch.tensor([[e.reward for e in group] for group in groups])
+        advantages = group_advantages(rewards, options.scale_rewards)
+        informative = rewards.std(dim=1) > 0
+        metrics = self.rollout_metrics([e for group in groups for e in group])
+        metrics["all_equal_groups"] = 1.0 - informative.float().mean().item()
+        keep = informative if options.dynamic_sampling else torch.ones_like(informative)
+        trained = [
+            (e, a)
+            for g, group in enumerate(groups)
+            if keep[g]
+            for e, a in zip(group, advantages[g], strict=True)
+        ]
+        if not trained:
+            return {**metrics, "loss": 0.0, "trained_episodes": 0.0}
+        batch = self.pack([e for e, _ in trained])
+        row_advantages = torch.stack([a for _, a in trained]).to(self.device)[:, None]
+        with torch.no_grad():
+            old = self.logprobs(self.model, batch) if options.epochs_per_batch > 1 else None
+            ref = self.logprobs(self.reference, batch) if self.reference is not None else None
+        inputs = {
+            "advantages": row_advantages,
+            "old": old,
+            "ref": ref,
+            **self.extra_inputs(batch, row_advantages),
+        }
+        return {**metrics, **self.update(batch, self.loss, **inputs), "trained_episodes": float(len(trained))}
+
+    def extra_inputs(self, batch: TokenBatch, advantages: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Further per-row tensors for ``objective`` (EAPO's off-policy term uses this)."""
+        return {}
+
+    def loss(self, chunk: TokenBatch, rows: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.objective(policy_logprobs(self.model, chunk, self.config.temperature), rows)
+
+    def objective(self, logp: torch.Tensor, rows: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """L_clip (+ beta KL) of one micro-batch, as in the module docstring."""
+        old = rows["old"] if rows["old"] is not None else logp.detach()
+        surrogate, clipped = clipped_surrogate(
+            logp, old, rows["advantages"], self.options.clip_low, self.options.clip_high
+        )
+        loss = -(surrogate * rows["weights"]).sum()
+        stats = {"clip_fraction": (clipped.float() * rows["share"]).sum()}
+        if rows["ref"] is not None:
+            stats["kl"] = (k3_kl(logp, rows["ref"]) * rows["weights"]).sum()
+            loss = loss + self.options.kl_beta * stats["kl"]
+        return loss, stats

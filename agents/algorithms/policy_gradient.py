@@ -1,0 +1,74 @@
+"""What GRPO, PPO and EAPO share: the clipped surrogate, the k3 KL estimate, and their common options.
+
+ratio_t  = pi_theta(y_t | x, y_<t) / pi_old(y_t | x, y_<t)
+surr_t   = min(ratio_t A_t, clip(ratio_t, 1 - eps_low, 1 + eps_high) A_t)
+KL_t     = exp(ref_t - logp_t) - (ref_t - logp_t) - 1                        (k3, unbiased, >= 0)
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from eapo_agents.rollout.episode import Episode
+from eapo_agents.training.agent import BaseAgent, Loss
+from eapo_agents.training.batch import TokenBatch
+from eapo_agents.training.config import option
+
+
+@dataclass
+class PolicyGradientOptions:
+    """Options of every policy-gradient agent."""
+
+    epochs_per_batch: int = option(1, "mu: gradient passes over each rollout batch")
+    clip_low: float = option(0.2, "eps_low: the ratio is clipped below 1 - eps_low")
+    clip_high: float = option(0.28, "eps_high: the ratio is clipped above 1 + eps_high (DAPO clip-higher)")
+    kl_beta: float = option(0.0, "KL coefficient to the frozen start policy; 0 loads no reference model")
+    loss_aggregation: str = option(
+        "token", "token (DAPO), sequence (GRPO) or constant (Dr. GRPO)", ("token", "sequence", "constant")
+    )
+    overlong: str = option(
+        "filter", "filter: episodes cut off at max_context get no loss; none", ("filter", "none")
+    )
+
+
+def clipped_surrogate(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, clip_low: float, clip_high: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token min(ratio A, clip(ratio) A) and whether clipping was active."""
+    ratio = torch.exp(logp - old_logp)
+    unclipped = ratio * advantages
+    clipped = ratio.clamp(1 - clip_low, 1 + clip_high) * advantages
+    return torch.minimum(unclipped, clipped), (clipped < unclipped)
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token unbiased, non-negative estimate of KL(pi_theta || pi_ref)."""
+    delta = ref_logp - logp
+    return torch.exp(delta) - delta - 1
+
+
+class PolicyGradientAgent(BaseAgent):
+    """A frozen copy of the start policy when ``kl_beta > 0``, the overlong filter, and the update
+    with the options' epochs and loss aggregation."""
+
+    Options = PolicyGradientOptions
+
+    def __init__(self, model, tokenizer, config) -> None:
+        super().__init__(model, tokenizer, config)
+        self.reference = (
+            copy.deepcopy(model).eval().requires_grad_(False) if self.options.kl_beta > 0 else None
+        )
+
+    def pack(self, episodes: list[Episode]) -> TokenBatch:
+        batch = super().pack(episodes)
+        if self.options.overlong == "filter":
+            cut = torch.tensor([bool(e.info.get("cut_off")) for e in episodes], device=self.device)
+            batch.loss_mask[cut] = 0.0
+        return batch
+
+    def update(self, batch: TokenBatch, loss: Loss, **per_row: torch.Tensor | None) -> dict[str, float]:
+        options = self.options
+        return self.optimise(batch, loss, options.epochs_per_batch, options.loss_aggregation, **per_row)
