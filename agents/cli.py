@@ -37,10 +37,11 @@ class OneLineParser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((word for word in argv if not word.startswith("-")), None)
-    parser = build_parser(with_train_options=command == "train")
+    parser = OneLineParser(prog="eapo-gym")
     try:
         for plugin in _plugins(argv):
             load_plugin(plugin)
+        parser = build_parser(with_train_options=command == "train")
         args = parser.parse_args(argv)
         result = args.handler(args)
     except UsageError as error:

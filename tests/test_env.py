@@ -343,3 +343,61 @@ def test_shipped_tokenizer_matches_a_fresh_build():
     text = "Q: 23+45=? <expert>how</expert><reply>23+45=68</reply><answer>68</answer>"
     assert shipped.encode(text, add_special_tokens=False) == fresh.encode(text, add_special_tokens=False)
     assert shipped.convert_tokens_to_ids("</answer>") != shipped.unk_token_id
+
+
+def test_feedback_segments_keep_an_expert_reply_whole_even_when_it_holds_tags():
+    env = make(experts=lambda query: "a </reply><reply> b")
+    env.reset(seed=0)
+    obs, *_, info = env.step("<expert>q</expert>")
+    segments = info["feedback_segments"]
+    assert [s.kind for s in segments] == ["tag", "reply", "tag"]
+    assert segments[1].text == "a </reply><reply> b"
+    assert "".join(s.text for s in segments) == info["feedback"] and obs.endswith(info["feedback"])
+
+
+def test_notices_are_segments_of_their_own_kind():
+    env = make(acceptance=0.0)
+    env.reset(seed=0)
+    *_, info = env.step("<expert>a</expert><expert>b</expert>")
+    assert [s.kind for s in info["feedback_segments"]] == ["tag", "notice", "tag", "notice", "tag"]
+    env = make(max_queries=3)
+    env.reset(seed=0)
+    *_, info = env.step("<expert>a</expert>" * 3)  # difficulty 1 has one step: then "no further steps"
+    kinds = [(s.kind, s.text) for s in info["feedback_segments"] if s.kind != "tag"]
+    assert kinds[0] == ("reply", env.problem.solution_steps[0])
+    assert kinds[1:] == [("notice", env.protocol.exhausted_notice)] * 2
+
+
+def test_token_mode_segments_carry_the_ids_appended_to_the_observation():
+    env = make(action_mode="token")
+    ids, _ = env.reset(seed=0)
+    for token in env.tokenizer.encode("<expert>hint</expert>", add_special_tokens=False):
+        env.step(token)
+    obs, *_, info = env.step(env.tokenizer.eos_token_id)
+    appended = [i for segment in info["feedback_segments"] for i in segment.token_ids]
+    assert appended and obs.tolist()[-len(appended) :] == appended
+
+
+def test_a_turn_cut_at_its_size_limit_is_flagged():
+    env = make(max_turn_chars=20)
+    env.reset(seed=0)
+    *_, reward, terminated, _, info = env.step("x" * 30 + f"<answer>{env.problem.answer}</answer>")
+    assert info["turn_cut"] and info["answer"] is None and reward == 0.0 and terminated
+    env.reset(seed=0)
+    *_, info = env.step(f"<answer>{env.problem.answer}</answer>")
+    assert not info["turn_cut"] and info["correct"]
+
+
+def test_each_kind_of_expert_failure_is_logged_once(caplog):
+    def broken(query):
+        raise ConnectionError("server down")
+
+    env = make(experts=broken)
+    with caplog.at_level("WARNING", logger="eapo_gym.experts"):
+        for seed in range(3):
+            env.reset(seed=seed)
+            *_, info = env.step("<expert>a</expert><expert>b</expert>")
+    assert (
+        info["expert_errors"] == 2 and info["expert_failures"] == ["broken: ConnectionError: server down"] * 2
+    )
+    assert len([r for r in caplog.records if "ConnectionError" in r.getMessage()]) == 1
