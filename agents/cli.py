@@ -90,6 +90,12 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
         "--difficulties", type=_ints, default=None, help="levels, comma-separated, e.g. 3,4"
     )
     evaluate.add_argument("--with-experts", action="store_true", help="experts answer every query")
+    evaluate.add_argument(
+        "--consult",
+        choices=("locked", "declined"),
+        default=None,
+        help="without experts: locked (the query tag cannot be written) or declined (default: the run's)",
+    )
     evaluate.add_argument("--experts", default=None, help="experts for --with-experts (default: the run's)")
     evaluate.add_argument(
         "--json", dest="json_path", help="where to write the metrics (default: DIR/eval_k{K}.json)"

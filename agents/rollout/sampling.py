@@ -12,6 +12,7 @@ import torch
 
 from eapo_agents.rollout.backend import Samples
 from eapo_agents.rollout.decoding import make_decoder
+from eapo_agents.rollout.lock import QueryLock
 from eapo_gym.protocol import TurnProtocol
 
 COMPACT_SHARE = 0.25  # drop finished rows from the decoder once they are this share of it
@@ -77,11 +78,13 @@ def sample_turns(
     config: SamplingConfig,
     pad_id: int,
     generator: torch.Generator | None = None,
+    lock: QueryLock | None = None,
 ) -> Samples:
     """Continue every prompt until its turn ends or ``max_new_tokens`` is reached.
 
     Finished rows leave the decoding batch once they make up ``COMPACT_SHARE`` of it,
-    so later steps only pay for the rows still writing.
+    so later steps only pay for the rows still writing. With a ``lock``, no row can
+    write the query-open tag (consultation locked, as at the paper's evaluation).
     """
     device = next(model.parameters()).device
     batch, width = len(prompts), max(len(p) for p in prompts)
@@ -93,16 +96,22 @@ def sample_turns(
     decoder = make_decoder(model, batch, width + config.max_new_tokens)
     logits = decoder.prefill(input_ids, attention_mask)
     stopper.start(batch, device)
+    if lock is not None:
+        lock.start(prompts)
     tokens = torch.full((batch, config.max_new_tokens), pad_id, dtype=torch.long, device=device)
     logprobs = torch.zeros((batch, config.max_new_tokens), device=device)
     lengths = torch.full((batch,), config.max_new_tokens, dtype=torch.long, device=device)
     rows = torch.arange(batch, device=device)  # the batch row of each decoder row
     live = torch.ones(batch, dtype=torch.bool, device=device)  # decoder rows still in their turn
     for t in range(config.max_new_tokens):
+        if lock is not None:
+            logits = logits.masked_fill(lock.banned(), float("-inf"))
         token, logprob = _choose(logits, config, generator)
         token = torch.where(live, token, pad_id)
         tokens[rows, t], logprobs[rows, t] = token, logprob
         ended = stopper.update(token) & live
+        if lock is not None:
+            lock.update(token)
         lengths[rows[ended]] = t + 1
         live &= ~ended
         remaining = int(live.sum())
@@ -112,6 +121,8 @@ def sample_turns(
             kept = live.nonzero()[:, 0]
             decoder.keep(kept)
             stopper.keep(kept)
+            if lock is not None:
+                lock.keep(kept)
             rows, live, token = rows[kept], live[kept], token[kept]
         logits = decoder.step(token)
     finished = lengths < config.max_new_tokens
@@ -148,21 +159,28 @@ def _inverse_cdf_sample(probs: torch.Tensor, generator: torch.Generator | None) 
 
 class LocalBackend:
     """The rollout's generation backend in this process: ``sample_turns`` with the model's own
-    (KV-cached) decoder, stopping each row where the environment's protocol ends a turn."""
+    (KV-cached) decoder, stopping each row where the environment's protocol ends a turn.
+    ``lock_queries`` keeps the policy from writing the query-open tag."""
 
     def __init__(
-        self, model, tokenizer, protocol: TurnProtocol, sampling: SamplingConfig, generator: torch.Generator
+        self,
+        model,
+        tokenizer,
+        protocol: TurnProtocol,
+        sampling: SamplingConfig,
+        generator: torch.Generator,
+        lock_queries: bool = False,
     ) -> None:
         self.model, self.tokenizer, self.sampling, self.generator = model, tokenizer, sampling, generator
         self.stopper = TurnStopper(tokenizer, protocol)
         self.max_new_tokens = sampling.max_new_tokens
+        self.lock = None
+        if lock_queries:
+            vocab = model.get_output_embeddings().weight.shape[0]
+            self.lock = QueryLock(tokenizer, protocol.query_open, vocab, next(model.parameters()).device)
 
     def generate(self, contexts: Sequence[list[int]], keys: Sequence[Hashable]) -> Samples:
+        pad_id = self.tokenizer.pad_token_id
         return sample_turns(
-            self.model,
-            list(contexts),
-            self.stopper,
-            self.sampling,
-            self.tokenizer.pad_token_id,
-            self.generator,
+            self.model, list(contexts), self.stopper, self.sampling, pad_id, self.generator, self.lock
         )

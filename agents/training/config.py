@@ -95,6 +95,11 @@ class TrainConfig:
     eval_every: int = _evaluation(20, "updates between held-out evaluations")
     eval_problems: int = _evaluation(64, "test problems per evaluated level")
     eval_k: int = _evaluation(4, "samples per test problem")
+    eval_consult: str = _evaluation(
+        "locked",
+        "without experts: locked (the query tag cannot be written) or declined",
+        ("locked", "declined"),
+    )
     save_every: int = _evaluation(20, "updates between checkpoints")
     tensorboard: bool = _evaluation(True, "also write TensorBoard events")
 

@@ -49,9 +49,16 @@ def evaluate(
     with_experts: bool = False,
     first_turn: Callable[[ExpertMathEnv], str] | None = None,
     batch_size: int = 128,
+    consult: str | None = None,
 ) -> dict[str, float]:
-    """Sample k attempts at the first ``problems`` test problems of each evaluation difficulty."""
+    """Sample k attempts at the first ``problems`` test problems of each evaluation difficulty.
+
+    Without experts, ``consult`` (default ``config.eval_consult``) is ``locked``: the policy
+    cannot write the query tag, as in the paper; or ``declined``: it may ask, and every query
+    gets "unavailable". With experts every query is answered.
+    """
     k = k or config.eval_k
+    locked = not with_experts and (consult or config.eval_consult) == "locked"
     problems = problems or config.eval_problems
     model.eval()
     sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
@@ -62,7 +69,7 @@ def evaluate(
         levels = () if difficulty is None else (difficulty,)
         acceptance = 1.0 if with_experts else 0.0
         envs = make_vector_env(config, min(batch_size, problems * k), "test", levels, acceptance)
-        backend = LocalBackend(model, tokenizer, envs.protocol, sampling, generator)
+        backend = LocalBackend(model, tokenizer, envs.protocol, sampling, generator, lock_queries=locked)
         source = envs.problems
         jobs = [(p, s) for p in range(min(problems, len(source))) for s in range(k)]
         episodes = []
