@@ -114,11 +114,19 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     )
     compare.add_argument("--seeds", type=_ints, help="comma-separated (default 0,1,2; quick: 0)")
     compare.add_argument("--methods", type=_names, help="comma-separated subset of the table's rows")
-    compare.add_argument("--steps", type=int, help="policy updates per method (default 40)")
-    compare.add_argument("--train-difficulty", type=int, help="default: picked from the warm start")
+    compare.add_argument("--steps", type=int, help="policy updates per method (default 120)")
+    compare.add_argument(
+        "--train-levels", type=_ints, help="default: picked from the warm start's train split"
+    )
+    compare.add_argument(
+        "--eval-split", choices=("test", "train"), help="train: a validation run (default test)"
+    )
+    compare.add_argument(
+        "--acceptance-scale", type=float, help="EAPO rows: rho = min(1, scale / s) (default 1)"
+    )
     compare.add_argument("--eval-k", type=int, help="samples per test problem (default 8)")
     compare.add_argument("--eval-problems", type=int, help="test problems per level (default 32)")
-    compare.add_argument("--eval-every", type=int, help="updates between evaluations (default 10)")
+    compare.add_argument("--eval-every", type=int, help="updates between evaluations (default 20)")
     compare.add_argument("--lr", type=float, help="RL learning rate (default 1e-4)")
     compare.add_argument("--workers", type=int, help="runs in parallel (default 2)")
     compare.add_argument("--out", help="run directories (default runs/compare)")
@@ -309,7 +317,7 @@ def run_compare(args: argparse.Namespace) -> dict:
         raise UsageError(str(error)) from None
     compare = CompareConfig.quick_preset(**given) if args.quick else CompareConfig(**given)
     result = run_compare(compare)
-    print(Path(compare.results, "compare_quick.md" if args.quick else "compare.md").read_text())
+    print(Path(compare.results, f"{compare.stem}.md").read_text())
     return result
 
 

@@ -51,6 +51,10 @@ class ExpertMathEnv(gym.Env):
         problems, split, difficulty: the problem source (see ``eapo_gym.problems.load_problems``).
         experts: a name (``"reference"``, ``"symbolic"``), an ``Expert``, a callable, a list, or None.
         acceptance: rho as a number, a schedule name, ``{"type": ..., **params}`` or a callable of the step.
+        max_turns / turn_schedule / final_turns: the turn budget at training step s is
+            ``final_turns + round((max_turns - final_turns) * turn_schedule(s))``; ``turn_schedule``
+            takes the same forms as ``acceptance`` (default 1.0: always ``max_turns``). The paper
+            shrinks the budget toward the evaluation budget during training.
         max_queries: K, the most queries one turn may send (extra ones are ignored).
         parallel_experts: send a turn's queries at once (True) or one after another (False).
         expert_timeout: seconds a turn waits for its replies before an expert counts as failed.
@@ -76,6 +80,8 @@ class ExpertMathEnv(gym.Env):
         action_mode: str = "text",
         render_mode: str | None = None,
         *,
+        turn_schedule: float | str | dict | AcceptanceSchedule = 1.0,
+        final_turns: int = 1,
         max_queries: int = 3,
         parallel_experts: bool = True,
         expert_timeout: float = 60.0,
@@ -95,13 +101,15 @@ class ExpertMathEnv(gym.Env):
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}"
             )
-        if max_turns < 1:
-            raise ValueError("max_turns must be at least 1")
+        if not 1 <= final_turns <= max_turns:
+            raise ValueError(f"need 1 <= final_turns <= max_turns, got {final_turns} and {max_turns}")
         self.problems = load_problems(problems, split=split, difficulty=difficulty)
         self.protocol = replace(protocol or TurnProtocol(), max_queries=max_queries)
         self.panel = ExpertPanel(make_experts(experts), expert_timeout, parallel_experts, max_reply_chars)
         self.acceptance = make_schedule(acceptance)
         self.max_turns = max_turns
+        self.turn_schedule = make_schedule(turn_schedule)
+        self.final_turns = final_turns
         self.reward_correct = reward_correct
         self.reward_format = reward_format
         self.consult_cost = consult_cost
@@ -141,6 +149,12 @@ class ExpertMathEnv(gym.Env):
     def acceptance_rate(self) -> float:
         """rho at the current training step."""
         return float(self.acceptance(self.training_step))
+
+    @property
+    def turn_budget(self) -> int:
+        """Turns an episode may take at the current training step."""
+        share = float(self.turn_schedule(self.training_step))
+        return self.final_turns + round((self.max_turns - self.final_turns) * share)
 
     def set_training_step(self, step: int) -> None:
         """Tell the env the global training step ``s`` that the acceptance schedule follows."""
@@ -262,7 +276,7 @@ class ExpertMathEnv(gym.Env):
             self._ids.extend(feedback_ids)
             self._stats["expert_tokens"] += len(feedback_ids)
         self._transcript += "".join(segment.text for segment in segments)
-        if self._stats["turns"] >= self.max_turns:
+        if self._stats["turns"] >= self.turn_budget:
             return self._finish(None, truncated=True, segments=segments, cut=pending.cut)
         return self._observation(), 0.0, False, False, self._info(segments, cut=pending.cut)
 
@@ -343,6 +357,7 @@ class ExpertMathEnv(gym.Env):
             "problem_id": self.problem.id,
             "difficulty": self.problem.difficulty,
             "acceptance_rate": self.acceptance_rate,
+            "max_turns": self.turn_budget,
             "training_step": self.training_step,
             "expert_failures": list(self._failures),
             "turn_cut": cut,

@@ -46,16 +46,26 @@ def test_make_schedule_from_specs_and_errors():
             make_schedule(bad)
 
 
-def query(text: str = "next?", memory: dict | None = None, seed: int = 0) -> ExpertQuery:
-    return ExpertQuery(text=text, problem=PROBLEM, memory={} if memory is None else memory,
+def query(text: str = "next?", memory: dict | None = None, seed: int = 0, context: str = "") -> ExpertQuery:
+    return ExpertQuery(text=text, problem=PROBLEM, context=context, memory={} if memory is None else memory,
                        rng=np.random.default_rng(seed))  # fmt: skip
 
 
-def test_reference_expert_reveals_successive_steps_then_says_it_is_done():
-    expert, memory = ReferenceExpert(), {}
+def test_reference_expert_gives_the_next_step_not_yet_in_the_transcript():
+    expert = ReferenceExpert()
+    first, second = PROBLEM.solution_steps
+    assert expert.consult([query(), query()]) == [first, first]  # parallel queries: the same single step
+    assert expert.consult([query(context=f"3x+5=20, x=?\n{first}\n")]) == [second]  # the policy wrote it
+    assert expert.consult([query(context=f"{first} {second}")]) == [EXHAUSTED_REPLY]
+    assert ReferenceExpert(hints_first=True).consult([query()]) == [PROBLEM.hints[0]]
+
+
+def test_successive_reference_expert_reveals_a_step_per_query():
+    expert, memory = ReferenceExpert(reveal="successive"), {}
     assert expert.consult([query(memory=memory), query(memory=memory)]) == list(PROBLEM.solution_steps)
     assert expert.consult([query(memory=memory)]) == [EXHAUSTED_REPLY]
-    assert ReferenceExpert(hints_first=True).consult([query()]) == [PROBLEM.hints[0]]
+    with pytest.raises(ValueError, match="reveal"):
+        ReferenceExpert(reveal="all")
 
 
 def test_noisy_reference_expert_corrupts_the_last_number_at_its_rate():
@@ -66,12 +76,13 @@ def test_noisy_reference_expert_corrupts_the_last_number_at_its_rate():
     assert all(r.startswith("3x=20-5=") and r != "3x=20-5=15" for r in wrong)
 
 
-def test_symbolic_expert_solves_equations_and_evaluates_arithmetic_safely(tmp_path):
+def test_symbolic_expert_answers_the_sub_question_and_not_the_problem(tmp_path):
     expert = SymbolicExpert()
     replies = expert.consult([query("Solve 2x+3=11 please"), query("what is 12*7?"), query("hello")])
     assert replies[0] == "x = 4"
     assert replies[1] == "12*7 = 84"
-    assert replies[2] == "x = 5"  # nothing in the query: it solves the problem statement instead
+    assert replies[2] == expert.declined_reply  # no math in the query: the problem is left to the policy
+    assert SymbolicExpert(solve_problem=True).consult([query("hello")]) == ["x = 5"]
     marker = tmp_path / "pwned"
     payload = f"__import__('os').system('touch {marker}') 1+1=x"
     expert.consult([query(payload)])

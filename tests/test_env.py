@@ -362,10 +362,13 @@ def test_notices_are_segments_of_their_own_kind():
     assert [s.kind for s in info["feedback_segments"]] == ["tag", "notice", "tag", "notice", "tag"]
     env = make(max_queries=3)
     env.reset(seed=0)
-    *_, info = env.step("<expert>a</expert>" * 3)  # difficulty 1 has one step: then "no further steps"
+    *_, info = env.step("<expert>a</expert>" * 3)  # difficulty 1 has one step, given to every query
     kinds = [(s.kind, s.text) for s in info["feedback_segments"] if s.kind != "tag"]
-    assert kinds[0] == ("reply", env.problem.solution_steps[0])
-    assert kinds[1:] == [("notice", env.protocol.exhausted_notice)] * 2
+    assert kinds == [("reply", env.problem.solution_steps[0])] * 3
+    *_, info = env.step("<expert>more?</expert>")  # the step is in the transcript now: no further steps
+    assert [(s.kind, s.text) for s in info["feedback_segments"] if s.kind != "tag"] == [
+        ("notice", env.protocol.exhausted_notice)
+    ]
 
 
 def test_token_mode_segments_carry_the_ids_appended_to_the_observation():
@@ -401,3 +404,22 @@ def test_each_kind_of_expert_failure_is_logged_once(caplog):
         info["expert_errors"] == 2 and info["expert_failures"] == ["broken: ConnectionError: server down"] * 2
     )
     assert len([r for r in caplog.records if "ConnectionError" in r.getMessage()]) == 1
+
+
+def test_the_turn_budget_shrinks_with_the_training_step():
+    schedule = {"type": "linear", "total_steps": 10}
+    env = make(max_turns=10, final_turns=2, turn_schedule=schedule, acceptance=0.0)
+    budgets = []
+    for step in (0, 5, 10, 50):
+        env.set_training_step(step)
+        _, info = env.reset(seed=0)
+        budgets.append(info["max_turns"])
+    assert budgets == [10, 6, 2, 2]
+    env.set_training_step(10)
+    env.reset(seed=0)
+    *_, terminated, truncated, info = env.step("<expert>a</expert>")
+    assert not truncated
+    *_, terminated, truncated, info = env.step("<expert>b</expert>")
+    assert truncated and info["turns"] == 2
+    with pytest.raises(ValueError, match="final_turns"):
+        make(max_turns=3, final_turns=4)

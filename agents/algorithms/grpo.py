@@ -22,6 +22,7 @@ from eapo_agents.algorithms.policy_gradient import (
     clipped_surrogate,
     k3_kl,
 )
+from eapo_agents.rollout.episode import Episode
 from eapo_agents.training.batch import TokenBatch, policy_logprobs
 from eapo_agents.training.config import option
 from eapo_agents.training.registry import register_agent
@@ -35,6 +36,18 @@ class GRPOOptions(PolicyGradientOptions):
 
     scale_rewards: bool = option(True, "divide advantages by the group's std (false: Dr. GRPO)")
     dynamic_sampling: bool = option(False, "drop groups whose rewards are all equal (DAPO)")
+
+
+def all_fail_shares(groups: list[list[Episode]]) -> dict[str, float]:
+    """The share of groups with no correct episode (no signal toward correctness), overall and per level."""
+    failing = [not any(e.info.get("correct") for e in group) for group in groups]
+    shares = {"all_fail_groups": sum(failing) / len(groups)}
+    for level in sorted({group[0].info.get("difficulty") for group in groups} - {None}):
+        at_level = [
+            fail for fail, group in zip(failing, groups, strict=True) if group[0].info["difficulty"] == level
+        ]
+        shares[f"all_fail_groups/d{level}"] = sum(at_level) / len(at_level)
+    return shares
 
 
 def group_advantages(rewards: torch.Tensor, scale: bool) -> torch.Tensor:
@@ -57,6 +70,7 @@ class GRPOAgent(PolicyGradientAgent):
         informative = rewards.std(dim=1) > 0
         metrics = self.rollout_metrics([e for group in groups for e in group])
         metrics["all_equal_groups"] = 1.0 - informative.float().mean().item()
+        metrics.update(all_fail_shares(groups))
         keep = informative if options.dynamic_sampling else torch.ones_like(informative)
         trained = [
             (e, a)

@@ -36,9 +36,10 @@ class SFTOptions:
 class SFTAgent(BaseAgent):
     """Plain supervised training on reference solutions.
 
-    A ``consult_fraction`` of the traces first asks the experts (1-2 turns of 1..K
-    queries) and continues from the replies: this is how the tiny preset's warm
-    start teaches the consultation protocol.
+    A ``consult_fraction`` of the traces first asks the experts for help (1-3
+    turns of 1..K sub-questions) and continues from the replies, or alone after
+    "unavailable": this is how the tiny preset's warm start teaches the
+    consultation protocol (``eapo_agents.rollout.teacher.teacher_episode``).
     """
 
     Options = SFTOptions
@@ -62,9 +63,7 @@ class SFTAgent(BaseAgent):
 
     def trace(self, reset: dict, rng: np.random.Generator) -> Episode | None:
         consult = rng.random() < self.options.consult_fraction
-        turns = int(rng.integers(1, 3)) if consult else 0
-        queries = int(rng.integers(1, self.config.max_queries + 1))
-        return teacher_episode(self.trace_env, self.tokenizer, reset, turns, queries)
+        return teacher_episode(self.trace_env, self.tokenizer, reset, rng, consult)
 
     def train_step(self, step: int) -> dict[str, float]:
         episodes = self.traces(step)

@@ -1,9 +1,10 @@
 """``eapo-gym compare``: the paper's table at small scale, every method from the same warm-started policy.
 
 Each method trains for the same number of updates on the same 64 rollouts (or
-traces) per update, at a training difficulty where the warm-started policy is
-rarely right, and is evaluated on the disjoint test split at that difficulty
-and one harder, experts off (the workflow baseline excepted). Runs are
+traces) per update, on a mix of difficulty levels chosen from the warm start's
+*training-split* accuracy (``pick_train_levels``), and is evaluated on the
+disjoint test split at those levels and one harder, with consultation locked as
+in the paper (the primary column) and, beside it, declined. Runs are
 ``(method, seed)`` jobs spread over worker processes; a finished job is reused
 when its configuration is unchanged, so an interrupted comparison resumes.
 """
@@ -26,7 +27,12 @@ from tqdm import tqdm
 from eapo_agents.experiments.presets import expert_model_path, tiny_policy_path, warm_start_accuracy
 from eapo_agents.experiments.report import write_report
 from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.loop import train
+from eapo_agents.training.policy import load_policy
+
+DECLINED_EVAL = "eval_declined.json"
+START_UPDATES, END_UPDATES = 5, 10  # the all-fail share "at the start" and "at the end" averages these
 
 
 @dataclass(frozen=True)
@@ -44,20 +50,33 @@ METHODS = (
     Method("sft", "sft", description="SFT on the reference solutions of the training problems"),
     Method("workflow", "workflow", description="the base policy with K experts consulted at inference"),
     Method("distill", "distill", description="SFT on the expert's own verified solutions"),
-    Method("grpo", "grpo", description="self-exploratory RL (GRPO with DAPO's clip-higher)"),
-    Method("ppo", "ppo", description="PPO with a value head and GAE"),
-    Method("eapo", "eapo", description="GRPO with K=3 parallel experts, acceptance 1/s"),
+    Method(
+        "grpo", "grpo", description="self-exploratory RL (GRPO with DAPO's clip-higher), no consult action"
+    ),
+    Method("ppo", "ppo", description="PPO with a value head and GAE, no consult action"),
+    Method(
+        "eapo", "eapo", description="EAPO: K=3 parallel queries, the next step per turn, rho_s, turn schedule"
+    ),
 )
 ABLATIONS = (
+    Method("eapo_fixed_turns", "eapo", {"turn_schedule": "constant:1"}, "EAPO, turn budget fixed at 10"),
+    Method(
+        "eapo_successive",
+        "eapo",
+        {"experts": "reference-successive"},
+        "EAPO, K queries reveal K successive steps (the earlier default)",
+    ),
+    Method(
+        "eapo_symbolic", "eapo", {"experts": "symbolic"}, "EAPO, a symbolic expert computes the sub-question"
+    ),
+    Method("eapo_cost", "eapo", {"consult_cost": 0.05}, "EAPO, each query costs 0.05 reward"),
+    Method("eapo_fail_only", "eapo", {"help_only_failing": True}, "EAPO, help only for groups that all fail"),
     Method("eapo_k1", "eapo", {"max_queries": 1}, "EAPO, one query per turn"),
-    Method("eapo_sequential", "eapo", {"parallel_experts": False}, "EAPO, experts asked one after another"),
     Method("eapo_noisy", "eapo", {"expert_noise": 0.3}, "EAPO, 30% of expert replies wrong"),
+    Method("eapo_model_expert", "eapo", {"experts": "model"}, "EAPO, a larger tiny model as the expert"),
     Method(
         "eapo_constant", "eapo", {"acceptance": "constant:1"}, "EAPO, every query answered (no annealing)"
     ),
-    Method("eapo_model_expert", "eapo", {"experts": "model"}, "EAPO, a larger tiny model as the expert"),
-    Method("eapo_offpolicy", "eapo", {"expert_token_coef": 1.0}, "EAPO, expert tokens learned off-policy"),
-    Method("eapo_slow_anneal", "eapo", {"acceptance_scale": 10.0}, "EAPO, rho = min(1, 10/s)"),
 )
 QUICK_METHODS = ("base", "sft", "workflow", "grpo", "eapo")
 # The paper's avg@32 (AIME24/25 + AIMO25, 7B policy, 32B expert); rows without a counterpart are None.
@@ -67,7 +86,7 @@ PAPER_AVG = {
     "distill": 43.24,
     "grpo": 59.16,
     "eapo": 64.07,
-    "eapo_sequential": 61.79,
+    "eapo_k1": 61.79,  # the paper's sequential ablation: one query per turn, so turns run out
     "eapo_model_expert": 61.55,  # the paper's weaker (14B) expert
 }
 COST_RANK = {"ppo": 0, "eapo": 0, "grpo": 1, "sft": 2, "distill": 2, "workflow": 3, "base": 3}
@@ -81,13 +100,15 @@ class CompareConfig:
     quick: bool = False
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = tuple(m.name for m in METHODS + ABLATIONS)
-    steps: int = 40
-    eval_every: int = 10
+    steps: int = 120
+    eval_every: int = 20
     eval_k: int = 8
     eval_problems: int = 32
-    train_difficulty: int = 0  # 0: the easiest level where the warm start is right at most sparse_max
-    sparse_max: float = 0.25
+    train_levels: tuple[int, ...] = ()  # empty: pick_train_levels on the warm start's training-split accuracy
+    learnable_max: float = 0.5
+    eval_split: str = "test"  # "train": a validation run on training-split problems (preregistration pilots)
     lr: float = 1e-4
+    acceptance_scale: float = 1.0  # EAPO rows: rho = min(1, scale / s)
     workers: int = 2
     policy: str = ""  # starting policy directory; empty: the tiny preset's warm start
     expert_model: str = ""  # the model expert's directory; empty: the tiny preset's expert model
@@ -98,6 +119,13 @@ class CompareConfig:
     def quick_preset(cls, **changes: Any) -> CompareConfig:
         return cls(quick=True, seeds=(0,), methods=QUICK_METHODS, **changes)
 
+    @property
+    def stem(self) -> str:
+        """The results' file name: compare, compare_quick, or with ``_validation`` on the training split."""
+        return ("compare_quick" if self.quick else "compare") + (
+            "_validation" if self.eval_split == "train" else ""
+        )
+
 
 def method_by_name(name: str) -> Method:
     for method in METHODS + ABLATIONS:
@@ -106,18 +134,21 @@ def method_by_name(name: str) -> Method:
     raise ValueError(f"unknown method {name!r}; choose from {[m.name for m in METHODS + ABLATIONS]}")
 
 
-def pick_train_difficulty(accuracy: dict[int, float], sparse_max: float) -> int:
-    """The easiest level at which the warm-started policy's accuracy is at most ``sparse_max``."""
-    for level in sorted(accuracy):
-        if accuracy[level] <= sparse_max:
-            return level
-    return max(accuracy) + 1
+def pick_train_levels(accuracy: dict[int, float], learnable_max: float) -> tuple[int, ...]:
+    """The preregistered rule: the easiest level where the warm start is right at most ``learnable_max``
+    of the time (it still gives GRPO signal) and the next level (sparse: most groups all fail)."""
+    level = next((level for level in sorted(accuracy) if accuracy[level] <= learnable_max), max(accuracy) + 1)
+    return (level, level + 1)
 
 
-def job_config(method: Method, seed: int, compare: CompareConfig, level: int, policy: Path) -> TrainConfig:
+def job_config(
+    method: Method, seed: int, compare: CompareConfig, levels: tuple[int, ...], policy: Path
+) -> TrainConfig:
     overrides = dict(method.overrides)
     if overrides.get("experts") == "model":
         overrides["experts"] = f"model:{compare.expert_model or expert_model_path()}"
+    if method.algo == "eapo":
+        overrides.setdefault("acceptance_scale", compare.acceptance_scale)
     supervised = method.algo in ("sft", "distill")
     return TrainConfig.from_dict(
         {
@@ -126,8 +157,9 @@ def job_config(method: Method, seed: int, compare: CompareConfig, level: int, po
             "steps": compare.steps,
             "seed": seed,
             "out": str(Path(compare.out) / method.name / f"seed{seed}"),
-            "train_difficulties": (level,),
-            "eval_difficulties": (level, level + 1),
+            "train_difficulties": levels,
+            "eval_difficulties": (*levels, max(levels) + 1),
+            "eval_split": compare.eval_split,
             "lr": SUPERVISED_LR if supervised else compare.lr,
             "eval_every": compare.eval_every,
             "eval_k": compare.eval_k,
@@ -142,7 +174,7 @@ def job_config(method: Method, seed: int, compare: CompareConfig, level: int, po
 def finished(config: TrainConfig) -> bool:
     """Whether ``config.out`` holds a finished run of exactly ``config`` (it is then reused)."""
     out = Path(config.out)
-    return (out / "eval.json").exists() and json.loads((out / "config.json").read_text()) == json.loads(
+    return (out / DECLINED_EVAL).exists() and json.loads((out / "config.json").read_text()) == json.loads(
         json.dumps(config.to_dict())
     )
 
@@ -154,10 +186,12 @@ def _run_job(config: TrainConfig, queue, threads: int) -> None:
     torch.set_num_threads(threads)
     out = Path(config.out)
     if out.exists():
-        for stale in ("metrics.jsonl", "eval.json"):
+        for stale in ("metrics.jsonl", "eval.json", DECLINED_EVAL):
             (out / stale).unlink(missing_ok=True)
     updates: list[int] = []
     train(config, progress=False, on_step=lambda step, metrics: (updates.append(step), queue.put(1)))
+    declined = evaluate(*load_policy(out / "checkpoint" / "model", "cpu"), config, consult="declined")
+    (out / DECLINED_EVAL).write_text(json.dumps(declined, indent=2))
     queue.put(config.steps - len(updates))  # evaluation-only agents make no updates
 
 
@@ -185,60 +219,84 @@ def _cpu_count() -> int:
 
 
 def read_run(out: Path) -> dict[str, Any]:
-    """Final evaluation, the evaluation curve, the training log's totals and its per-step series."""
+    """Final evaluations (locked and declined), the evaluation curves, the training log's totals and
+    its per-update series."""
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     final = json.loads((out / "eval.json").read_text())
     updates = [row for row in rows if "step_seconds" in row]
-    curve = [(row["step"], row["eval/avg_at_k"]) for row in rows if "eval/avg_at_k" in row]
-    series = {
-        name: [(row["step"], row[name]) for row in updates if name in row]
-        for name in ("consult_rate", "acceptance_rate", "all_equal_groups", "reward", "accuracy")
+    evaluations = [row for row in rows if "eval/avg_at_k" in row]
+    curves = {
+        name: [(row["step"], row[name]) for row in evaluations]
+        for name in final
+        if name.startswith("eval/") and name.endswith("/avg_at_k")
     }
+    series_names = sorted(
+        {name for row in updates for name in row if name in SERIES or name.startswith("all_fail")}
+    )
     return {
         "final": final,
-        "curve": curve,
-        "series": series,
+        "declined": json.loads((out / DECLINED_EVAL).read_text()),
+        "curves": curves,
+        "series": {
+            name: [(row["step"], row[name]) for row in updates if name in row] for name in series_names
+        },
         "train_seconds": final.get("train_seconds", 0.0),
-        "expert_calls": sum(row.get("expert_calls", 0.0) for row in updates)
-        + final.get("eval/expert_calls", 0),
-        "expert_chars": sum(row.get("expert_chars", 0.0) for row in updates)
-        + final.get("eval/expert_chars", 0),
+        "expert_calls": sum(row.get("expert_calls", 0.0) for row in updates),
+        "expert_chars": sum(row.get("expert_chars", 0.0) for row in updates),
     }
+
+
+SERIES = (
+    "consult_rate",
+    "queries_per_episode",
+    "expert_calls",
+    "acceptance_rate",
+    "reward",
+    "accuracy",
+    "turns",
+)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
 
-def aggregate(runs: dict[str, dict[int, dict[str, Any]]], level: int) -> dict[str, dict[str, Any]]:
-    """Per method: mean and std over seeds of the held-out metrics, cost, and the mean curves."""
+def aggregate(runs: dict[str, dict[int, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per method: mean and std over seeds of every held-out metric (locked, and declined beside it),
+    cost, the all-fail shares at the start and end of training, and the mean curves."""
     methods = {}
     for name, by_seed in runs.items():
         seeds = sorted(by_seed)
-        final = [by_seed[s]["final"] for s in seeds]
         row: dict[str, Any] = {}
-        for key, metric in (
-            ("avg_at_k", "eval/avg_at_k"),
-            ("pass_at_k", "eval/pass_at_k"),
-            ("var_over_samples", "eval/avg_at_k_var"),
-            ("avg_at_k_train_level", f"eval/d{level}/avg_at_k"),
-            ("avg_at_k_harder_level", f"eval/d{level + 1}/avg_at_k"),
-            ("format_rate", "eval/format_rate"),
-            ("consult_rate_eval", "eval/consult_rate"),
-            ("response_tokens", "eval/response_tokens"),
-        ):
-            row[key], row[f"{key}_std"] = _mean_std([f[metric] for f in final])
+        for source, suffix in (("final", ""), ("declined", "_declined")):
+            metrics = [by_seed[s][source] for s in seeds]
+            for metric in metrics[0]:
+                if metric.startswith("eval/"):
+                    key = metric.removeprefix("eval/") + suffix
+                    row[key], row[f"{key}_std"] = _mean_std([m[metric] for m in metrics])
         row["wall_s"], row["wall_s_std"] = _mean_std([by_seed[s]["train_seconds"] for s in seeds])
         row["expert_calls"] = float(np.mean([by_seed[s]["expert_calls"] for s in seeds]))
         row["expert_chars"] = float(np.mean([by_seed[s]["expert_chars"] for s in seeds]))
-        row["per_seed_avg_at_k"] = [f["eval/avg_at_k"] for f in final]
-        row["curve"] = _mean_series([by_seed[s]["curve"] for s in seeds])
+        row["per_seed_avg_at_k"] = [by_seed[s]["final"]["eval/avg_at_k"] for s in seeds]
+        row["curves"] = {
+            key: _mean_series([by_seed[s]["curves"][key] for s in seeds])
+            for key in by_seed[seeds[0]]["curves"]
+        }
         row["series"] = {
-            key: _mean_series([by_seed[s]["series"][key] for s in seeds])
+            key: _mean_series([by_seed[s]["series"].get(key, []) for s in seeds])
             for key in by_seed[seeds[0]]["series"]
+        }
+        row["all_fail"] = {
+            key: {"start": _mean_of(values[:START_UPDATES]), "end": _mean_of(values[-END_UPDATES:])}
+            for key, values in row["series"].items()
+            if key.startswith("all_fail")
         }
         methods[name] = row
     return methods
+
+
+def _mean_of(points: Sequence[tuple[int, float]]) -> float:
+    return float(np.mean([value for _, value in points]))
 
 
 def _mean_series(series: Sequence[Sequence[tuple[int, float]]]) -> list[tuple[int, float]]:
@@ -255,32 +313,41 @@ def run_compare(compare: CompareConfig) -> dict[str, Any]:
     """Train and evaluate every (method, seed); write compare JSON, markdown and plots; return the JSON."""
     started = time.perf_counter()
     policy = Path(compare.policy) if compare.policy else tiny_policy_path()
-    accuracy = warm_start_accuracy(policy) if not compare.train_difficulty else {}
-    level = compare.train_difficulty or pick_train_difficulty(accuracy, compare.sparse_max)
+    train_accuracy = warm_start_accuracy(policy, "train") if not compare.train_levels else {}
+    levels = compare.train_levels or pick_train_levels(train_accuracy, compare.learnable_max)
     methods = [method_by_name(name) for name in compare.methods]
     configs = {
-        (m.name, seed): job_config(m, seed, compare, level, policy) for m in methods for seed in compare.seeds
+        (m.name, seed): job_config(m, seed, compare, levels, policy)
+        for m in methods
+        for seed in compare.seeds
     }
     longest_first = sorted(configs.values(), key=lambda config: COST_RANK.get(config.algo, 0))
     run_jobs(longest_first, compare.workers)
     runs: dict[str, dict[int, dict[str, Any]]] = {}
     for (name, seed), config in configs.items():
         runs.setdefault(name, {})[seed] = read_run(Path(config.out))
-    results_by_method = aggregate(runs, level)
-    base_curve = results_by_method.get("base", {}).get("curve", [])
+    results_by_method = aggregate(runs)
+    base_curves = results_by_method.get("base", {}).get("curves", {})
     for row in results_by_method.values():  # every method starts from the base policy's score
-        if base_curve and (not row["curve"] or row["curve"][0][0] > 0):
-            row["curve"] = [(0, base_curve[-1][1]), *row["curve"]]
+        for key, curve in row["curves"].items():
+            if base_curves.get(key) and (not curve or curve[0][0] > 0):
+                row["curves"][key] = [(0, base_curves[key][-1][1]), *curve]
     if "grpo" in results_by_method:
         target = results_by_method["grpo"]["avg_at_k"]
         for row in results_by_method.values():
-            row["updates_to_grpo_final"] = updates_to_reach(row["curve"], target)
+            row["updates_to_grpo_final"] = updates_to_reach(row["curves"].get("eval/avg_at_k", []), target)
     result = {
         "command": command_line(compare),
         "seeds": list(compare.seeds),
-        "train_difficulty": level,
-        "eval_difficulties": [level, level + 1],
-        "warm_start_accuracy": {str(k): v for k, v in accuracy.items()},
+        "train_levels": list(levels),
+        "eval_levels": [*levels, max(levels) + 1],
+        "eval_split": compare.eval_split,
+        "warm_start_accuracy": {
+            split: {str(k): v for k, v in warm_start_accuracy(policy, split).items()}
+            for split in ("train", "test")
+        }
+        if not compare.policy
+        else {},
         "compare_config": dataclasses.asdict(compare),
         "train_config": {
             name: config.to_dict() for (name, seed), config in configs.items() if seed == compare.seeds[0]
@@ -290,7 +357,7 @@ def run_compare(compare: CompareConfig) -> dict[str, Any]:
         "methods": results_by_method,
         "total_wall_s": time.perf_counter() - started,
     }
-    write_report(result, Path(compare.results), "compare_quick" if compare.quick else "compare")
+    write_report(result, Path(compare.results), compare.stem)
     return result
 
 

@@ -11,47 +11,77 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+TARGET_LEARNING = 0.05  # GRPO's held-out gain over base that shows the testbed learns at all
+TARGET_GAIN = 0.05  # EAPO over GRPO (the paper: +4.9 points)
+
 
 def _points(value: float | None) -> str:
     return "" if value is None else f"{100 * value:+.1f}"
 
 
 def markdown_table(result: dict[str, Any]) -> str:
-    """Ours (avg@k, as a gain over base, mean ± std over seeds) beside the paper's avg@32 gains."""
+    """Ours (avg@k locked, mean ± std over seeds, declined beside it) beside the paper's avg@32 gains."""
     methods, paper = result["methods"], result["paper_avg_at_32"]
     base = methods.get("base", {}).get("avg_at_k")
     k = result["compare_config"]["eval_k"]
-    level = result["train_difficulty"]
+    levels = result["eval_levels"]
+    per_level = " / ".join(f"d{level}" for level in levels)
     lines = [
-        f"| method | avg@{k} (%) | ± std over seeds | gain over base | paper avg@32 | paper gain | "
-        f"pass@{k} (%) | var over samples | d{level} / d{level + 1} (%) | wall s | expert calls |",
+        f"| method | avg@{k} locked (%) | ± std | avg@{k} declined (%) | gain over base | paper gain | "
+        f"pass@{k} (%) | {per_level} (%) | consult rate, declined | wall s | expert calls |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in methods.items():
         gain = None if base is None else row["avg_at_k"] - base
         paper_gain = f"{paper[name] - paper['base']:+.2f}" if name in paper else ""
+        by_level = " / ".join(f"{100 * row.get(f'd{level}/avg_at_k', float('nan')):.1f}" for level in levels)
         lines.append(
-            f"| {name} | {100 * row['avg_at_k']:.1f} | {100 * row['avg_at_k_std']:.1f} | {_points(gain)} | "
-            f"{paper.get(name, '')} | {paper_gain} | {100 * row['pass_at_k']:.1f} | "
-            f"{row['var_over_samples']:.4f} | {100 * row['avg_at_k_train_level']:.1f} / "
-            f"{100 * row['avg_at_k_harder_level']:.1f} | {row['wall_s']:.0f} | {row['expert_calls']:.0f} |"
+            f"| {name} | {100 * row['avg_at_k']:.1f} | {100 * row['avg_at_k_std']:.1f} | "
+            f"{100 * row.get('avg_at_k_declined', float('nan')):.1f} | {_points(gain)} | {paper_gain} | "
+            f"{100 * row['pass_at_k']:.1f} | {by_level} | "
+            f"{100 * row.get('consult_rate_declined', 0.0):.0f}% | {row['wall_s']:.0f} | "
+            f"{row['expert_calls']:.0f} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def all_fail_table(result: dict[str, Any]) -> str:
+    """Share of training groups in which no episode is correct, per level, first and last updates."""
+    rows = {name: row["all_fail"] for name, row in result["methods"].items() if row.get("all_fail")}
+    if not rows:
+        return ""
+    keys = sorted({key for shares in rows.values() for key in shares})
+    header = " | ".join(key.replace("all_fail_groups", "all levels").lstrip("/") for key in keys)
+    lines = [f"| method | {header} |", "|---|" + "---|" * len(keys)]
+    for name, shares in rows.items():
+        cells = [
+            f"{100 * shares[key]['start']:.0f}% → {100 * shares[key]['end']:.0f}%" if key in shares else ""
+            for key in keys
+        ]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 
 def verdicts(result: dict[str, Any]) -> list[str]:
     """The issue's targets, each stated as met or not from the measured numbers."""
     methods = result["methods"]
+    lines = []
+    if "grpo" in methods and "base" in methods:
+        learning = methods["grpo"]["avg_at_k"] - methods["base"]["avg_at_k"]
+        lines.append(
+            f"- The testbed learns: GRPO - base = {100 * learning:+.1f} points, consultation locked "
+            f"(target +{100 * TARGET_LEARNING:.0f}): {'met' if learning >= TARGET_LEARNING else 'not met'}."
+        )
     if "eapo" not in methods or "grpo" not in methods:
-        return []
+        return lines
     eapo, grpo = methods["eapo"], methods["grpo"]
     gap = eapo["avg_at_k"] - grpo["avg_at_k"]
     separated = abs(gap) > eapo["avg_at_k_std"] + grpo["avg_at_k_std"]  # either side above the other
-    lines = [
-        f"- EAPO - GRPO = {100 * gap:+.1f} points (target +5, paper +4.9): "
-        f"{'met' if gap >= 0.05 else 'not met'}; ±1 std ranges "
-        f"{'do not overlap' if separated else 'overlap'}.",
-    ]
+    lines.append(
+        f"- EAPO - GRPO = {100 * gap:+.1f} points (target +{100 * TARGET_GAIN:.0f}, paper +4.9): "
+        f"{'met' if gap >= TARGET_GAIN and separated else 'not met'}; ±1 std ranges "
+        f"{'do not overlap' if separated else 'overlap'}."
+    )
     for other in ("workflow", "distill", "base"):
         if other in methods:
             above = eapo["avg_at_k"] > methods[other]["avg_at_k"]
@@ -64,69 +94,85 @@ def verdicts(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def plot_curves(result: dict[str, Any], path: Path) -> None:
-    k = result["compare_config"]["eval_k"]
+def _plot(path: Path, title: str, ylabel: str, draw) -> None:
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name, row in result["methods"].items():
-        if len(row["curve"]) > 1:
-            steps, values = zip(*row["curve"], strict=True)
-            axis.plot(steps, [100 * v for v in values], marker="o", label=name)
-        else:  # evaluation-only baselines: a level line
-            axis.axhline(100 * row["avg_at_k"], linestyle="--", linewidth=1, label=name)
-    axis.set(xlabel="policy update", ylabel=f"held-out avg@{k} (%)", title="Held-out accuracy, experts off")
-    axis.legend(fontsize=8, ncol=2)
+    draw(axis)
+    axis.set(xlabel="policy update", ylabel=ylabel, title=title)
+    axis.legend(fontsize=7, ncol=2)
     axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def plot_accuracy(result: dict[str, Any], path: Path) -> None:
+    k = result["compare_config"]["eval_k"]
+
+    def draw(axis) -> None:
+        for name, row in result["methods"].items():
+            curve = row["curves"].get("eval/avg_at_k", [])
+            if len(curve) > 1:
+                steps, values = zip(*curve, strict=True)
+                axis.plot(steps, [100 * v for v in values], marker="o", markersize=3, label=name)
+            else:  # evaluation-only baselines: a level line
+                axis.axhline(100 * row["avg_at_k"], linestyle="--", linewidth=1, label=name)
+
+    _plot(path, "Held-out accuracy, consultation locked", f"avg@{k} (%)", draw)
 
 
 def plot_series(result: dict[str, Any], names: list[str], keys: list[str], title: str, path: Path) -> None:
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name in names:
-        for key in keys:
-            series = result["methods"].get(name, {}).get("series", {}).get(key, [])
-            if series:
-                steps, values = zip(*series, strict=True)
-                axis.plot(steps, values, label=f"{name}: {key}")
-    axis.set(xlabel="policy update", ylabel="fraction", title=title, ylim=(-0.02, 1.02))
-    axis.legend(fontsize=8)
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    def draw(axis) -> None:
+        for name in names:
+            row = result["methods"].get(name, {})
+            for key in keys:
+                points = row.get("series", {}).get(key) or row.get("curves", {}).get(key, [])
+                if points:
+                    steps, values = zip(*points, strict=True)
+                    axis.plot(steps, values, label=f"{name}: {key}")
+
+    _plot(path, title, "value", draw)
 
 
 def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
-    """``{stem}.json``, ``{stem}.md`` and three PNG plots under ``directory``."""
+    """``{stem}.json``, ``{stem}.md`` and four PNG plots under ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{stem}.json").write_text(json.dumps(result, indent=2))
-    plot_curves(result, directory / f"{stem}_accuracy.png")
-    eapo_runs = [name for name in result["methods"] if name.startswith("eapo")]
+    names = [name for name in ("grpo", "eapo") if name in result["methods"]]
+    levels = result["eval_levels"]
+    plot_accuracy(result, directory / f"{stem}_accuracy.png")
     plot_series(
         result,
-        eapo_runs[:1],
-        ["consult_rate", "acceptance_rate"],
-        "EAPO: consult and acceptance rates",
-        directory / f"{stem}_consult.png",
+        names,
+        [f"eval/d{level}/avg_at_k" for level in levels],
+        "Held-out accuracy per level, consultation locked",
+        directory / f"{stem}_levels.png",
     )
     plot_series(
         result,
-        [n for n in ("grpo", "eapo") if n in result["methods"]],
-        ["all_equal_groups"],
-        "Reward sparsity: share of groups with all-equal rewards",
-        directory / f"{stem}_sparsity.png",
+        [name for name in result["methods"] if name.startswith("eapo")][:1],
+        ["consult_rate", "queries_per_episode", "acceptance_rate", "turns"],
+        "EAPO in training: consult rate, queries per episode, acceptance rho, turns",
+        directory / f"{stem}_consult.png",
+    )
+    sparsity = sorted(
+        {key for name in names for key in result["methods"][name]["series"] if "all_fail" in key}
+    )
+    plot_series(
+        result, names, sparsity, "Training groups with no correct episode", directory / f"{stem}_sparsity.png"
     )
     text = [
         f"# {stem}\n",
         f"Command: `{result['command']}`\n",
-        f"Train difficulty {result['train_difficulty']} (warm start avg@k per level: "
-        f"{result['warm_start_accuracy']}); evaluation on the test split at levels "
-        f"{result['eval_difficulties']}, experts off (workflow: experts on). Seeds {result['seeds']}; "
-        f"this invocation took {result['total_wall_s'] / 60:.1f} min (finished runs are reused); "
-        f"wall s is per run, with {result['compare_config']['workers']} runs in parallel.\n",
+        f"Trained on levels {result['train_levels']} (picked from the warm start's training-split "
+        f"accuracy {result['warm_start_accuracy'].get('train', {})}); evaluated on the "
+        f"{result['eval_split']} split at levels {result['eval_levels']}, consultation locked (declined "
+        f"beside it; workflow: experts answer). Seeds {result['seeds']}; this invocation took "
+        f"{result['total_wall_s'] / 60:.1f} min (finished runs are reused); wall s is per run, with "
+        f"{result['compare_config']['workers']} runs in parallel.\n",
         markdown_table(result),
         *[line + "\n" for line in verdicts(result)],
+        "\nShare of training groups with no correct episode, first → last updates:\n",
+        all_fail_table(result),
         f"\n![accuracy]({stem}_accuracy.png)\n",
     ]
     (directory / f"{stem}.md").write_text("\n".join(text))

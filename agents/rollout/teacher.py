@@ -15,7 +15,8 @@ from eapo_agents.rollout.episode import Episode
 from eapo_gym.env import ExpertMathEnv
 from eapo_gym.verify import extract_answer, is_correct
 
-TEACHER_QUERY = "next step"
+TEACHER_QUERY = "What is the next step?"
+ASK_WHEN_DONE = 0.25  # how often a teacher that knows every step asks once more anyway
 
 
 def _policy_turn(env: ExpertMathEnv, episode: Episode, text: str, tokenizer, end_with_eos: bool) -> None:
@@ -31,29 +32,40 @@ def solution_text(steps: tuple[str, ...] | list[str], answer: str, env: ExpertMa
 
 
 def teacher_episode(
-    env: ExpertMathEnv, tokenizer, reset: dict[str, Any], consult_turns: int = 0, queries_per_turn: int = 1
+    env: ExpertMathEnv, tokenizer, reset: dict[str, Any], rng: np.random.Generator, consult: bool = False
 ) -> Episode:
-    """A reference-solution episode; with ``consult_turns > 0`` it first asks the experts.
+    """A reference-solution episode; a consulting one first asks for help, turn by turn.
 
-    A consulting turn sends ``queries_per_turn`` queries, never more than the
-    steps not yet revealed, and ends with EOS when fewer than K; consulting stops
-    once every step is known. The teacher then writes the remaining steps and
-    answers. Steps revealed = queries accepted, as with the reference expert.
+    In each of 1-3 consulting turns the teacher may first write the next unknown step
+    itself, then asks 1..K queries about the step after it ("What is 54+57?"), and
+    ends the turn (EOS when fewer than K). A step is known once its text is in the
+    transcript, so a declined query ("unavailable") leaves the step to the teacher.
+    When every step is known it sometimes asks once more and meets "no further
+    steps". It then writes the steps still unknown and answers.
     """
     observation, info = env.reset(**reset)
     episode = Episode(info["problem_id"], tokenizer.encode(observation, add_special_tokens=False))
-    query = f"{env.protocol.query_open}{TEACHER_QUERY}{env.protocol.query_close}"
     steps = env.problem.solution_steps
-    for _ in range(consult_turns):
-        queries = min(queries_per_turn, len(steps) - episode.info.get("accepted", 0))
-        if queries <= 0:
+    for _ in range(int(rng.integers(1, 4)) if consult else 0):
+        unknown = [step for step in steps if step not in env.transcript]
+        if not unknown and rng.random() > ASK_WHEN_DONE:
             break
-        _policy_turn(env, episode, query * queries, tokenizer, queries < env.protocol.max_queries)
+        own = unknown[: int(rng.integers(0, 2))] if len(unknown) > 1 else []
+        queries = int(rng.integers(1, env.protocol.max_queries + 1))
+        asked = unknown[len(own)] if len(unknown) > len(own) else None
+        text = "".join(f"{step}\n" for step in own) + query_for(asked, env) * queries
+        _policy_turn(env, episode, text, tokenizer, queries < env.protocol.max_queries)
         if episode.done:
             return episode
-    remaining = steps[min(episode.info.get("accepted", 0), len(steps)) :]
+    remaining = [step for step in steps if step not in env.transcript]
     _policy_turn(env, episode, solution_text(remaining, env.problem.answer, env), tokenizer, False)
     return episode
+
+
+def query_for(step: str | None, env: ExpertMathEnv) -> str:
+    """The sub-question whose answer is ``step``: "What is 54+57?" for "54+57=111"."""
+    question = f"What is {step.split('=')[0]}?" if step and "=" in step else TEACHER_QUERY
+    return f"{env.protocol.query_open}{question}{env.protocol.query_close}"
 
 
 def expert_solution(

@@ -79,6 +79,7 @@ class BaseAgent:
     trains = True
     eval_with_experts = False
     first_turn: Callable[[ExpertMathEnv], str] | None = None
+    consults_in_training = False  # False: rollouts cannot write the query tag (self-exploratory RL)
 
     def __init__(self, model, tokenizer, config: TrainConfig) -> None:
         self.model, self.tokenizer, self.config = model, tokenizer, config
@@ -91,45 +92,81 @@ class BaseAgent:
 
     @cached_property
     def envs(self) -> ExpertMathVectorEnv:
-        """One training episode per rollout of an update; experts answer only if ``uses_experts``."""
+        """One training episode per rollout of an update, with this agent's acceptance and turn budget."""
+        return self.make_envs(self.acceptance(), self.turn_schedule())
+
+    def make_envs(self, acceptance: Any, turn_schedule: Any) -> ExpertMathVectorEnv:
         count = self.config.problems_per_step * self.config.group_size
-        return make_vector_env(self.config, count, "train", self.config.train_difficulties, self.acceptance())
+        config = self.config
+        return make_vector_env(config, count, "train", config.train_difficulties, acceptance, turn_schedule)
 
     def acceptance(self) -> Any:
         """The training episodes' acceptance rate rho (0: every query is declined)."""
         return 0.0
 
+    def turn_schedule(self) -> Any:
+        """The share of ``max_turns`` that the turn budget keeps at each training step (1: all of it)."""
+        return 1.0
+
     @cached_property
     def backend(self) -> LocalBackend:
-        """How rollouts generate: our KV-cached sampler by default (``eapo_agents.rollout.backend``)."""
+        """How rollouts generate: our KV-cached sampler by default (``eapo_agents.rollout.backend``).
+        The query tag is locked unless the agent consults during training (EAPO)."""
+        return self.make_backend(lock_queries=not self.consults_in_training)
+
+    def make_backend(self, lock_queries: bool) -> LocalBackend:
         sampling = SamplingConfig(self.config.max_new_tokens, self.config.temperature, self.config.top_p)
-        return LocalBackend(self.model, self.tokenizer, self.envs.protocol, sampling, self.generator)
+        return LocalBackend(
+            self.model, self.tokenizer, self.envs.protocol, sampling, self.generator, lock_queries
+        )
 
     def rng(self, step: int) -> np.random.Generator:
         rank = self.accelerator.process_index if self.accelerator is not None else 0
         return np.random.default_rng([self.config.seed, step, *([rank] if rank else [])])
 
-    def collect_groups(self, step: int, problems: int, group_size: int) -> list[list[Episode]]:
-        """``problems`` training problems, ``group_size`` episodes each, at training step ``step``."""
+    def collect_groups(
+        self,
+        step: int,
+        problems: int,
+        group_size: int,
+        envs: ExpertMathVectorEnv | None = None,
+        backend: LocalBackend | None = None,
+    ) -> list[list[Episode]]:
+        """``problems`` training problems, ``group_size`` episodes each, at training step ``step``
+        (in ``self.envs`` with ``self.backend`` unless others are given)."""
         rng = self.rng(step)
         source = self.envs.problems
         problem_ids = [source[int(i)].id for i in rng.integers(len(source), size=problems)]
         seeds = rng.integers(2**31, size=problems * group_size)
         self.generator.manual_seed(int(rng.integers(2**63)))
-        self.envs.set_training_step(step)
-        started = time.perf_counter()
-        self.model.eval()
-        episodes = play_episodes(
-            self.backend,
-            self.tokenizer,
-            self.envs,
+        self.rollout_seconds = 0.0
+        episodes = self.play(
+            step,
             [int(seed) for seed in seeds],
             [problem_id for problem_id in problem_ids for _ in range(group_size)],
-            self.config.max_context,
+            envs,
+            backend,
         )
-        self.model.train()
-        self.rollout_seconds = time.perf_counter() - started
         return [episodes[g * group_size : (g + 1) * group_size] for g in range(problems)]
+
+    def play(
+        self,
+        step: int,
+        seeds: list[int],
+        problem_ids: list[str],
+        envs: ExpertMathVectorEnv | None = None,
+        backend: LocalBackend | None = None,
+    ) -> list[Episode]:
+        """One episode per seed, on the given problems, at training step ``step`` (timed into
+        ``rollout_seconds``)."""
+        envs, backend = envs or self.envs, backend or self.backend
+        envs.set_training_step(step)
+        started = time.perf_counter()
+        self.model.eval()
+        episodes = play_episodes(backend, self.tokenizer, envs, seeds, problem_ids, self.config.max_context)
+        self.model.train()
+        self.rollout_seconds += time.perf_counter() - started
+        return episodes
 
     def rollout_metrics(self, episodes: list[Episode]) -> dict[str, float]:
         """Statistics of the latest rollouts, for the training log."""

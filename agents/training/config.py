@@ -85,16 +85,27 @@ class TrainConfig:
     micro_batch_size: int = _optimisation(0, "most sequences per forward/backward (0: no limit)")
     micro_batch_tokens: int = _optimisation(2048, "most padded tokens per forward/backward (0: no limit)")
 
-    experts: str = _environment("reference", "comma-separated experts: reference, symbolic, model:DIR, ...")
+    experts: str = _environment(
+        "reference",
+        "comma-separated: reference, reference-successive, symbolic, model:DIR, openai:M@URL, ...",
+    )
     expert_noise: float = _environment(0.0, "reference expert: probability that a reply is corrupted")
     max_queries: int = _environment(3, "K, the most expert queries per turn")
     parallel_experts: bool = _environment(True, "send a turn's queries at once (false: one after another)")
     consult_cost: float = _environment(0.0, "reward subtracted per query")
-    max_turns: int = _environment(10, "turn budget per episode")
+    max_turns: int = _environment(
+        10, "turn budget per episode (EAPO's --turn-schedule shrinks it in training)"
+    )
+    final_turns: int = _environment(
+        1, "the turn budget a turn schedule ends at: evaluation's, locked (1 turn)"
+    )
 
     eval_every: int = _evaluation(20, "updates between held-out evaluations")
     eval_problems: int = _evaluation(64, "test problems per evaluated level")
     eval_k: int = _evaluation(4, "samples per test problem")
+    eval_split: str = _evaluation(
+        "test", "the split evaluated: test (held out) or train (validation)", ("test", "train")
+    )
     eval_consult: str = _evaluation(
         "locked",
         "without experts: locked (the query tag cannot be written) or declined",

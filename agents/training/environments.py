@@ -21,17 +21,22 @@ def shared_expert(spec: str):
 
 
 def make_experts(config: TrainConfig) -> list:
+    """The configured experts; the reference expert's two reveal modes take ``expert_noise``."""
+    reference = {"reference": "next", "reference-successive": "successive"}
     return [
-        ReferenceExpert(noise=config.expert_noise) if name == "reference" else shared_expert(name)
+        ReferenceExpert(config.expert_noise, reveal=reference[name], name=name)
+        if name in reference
+        else shared_expert(name)
         for name in config.experts.split(",")
         if name
     ]
 
 
 def env_settings(
-    config: TrainConfig, split: str, difficulties: Sequence[int], acceptance: Any
+    config: TrainConfig, split: str, difficulties: Sequence[int], acceptance: Any, turn_schedule: Any = 1.0
 ) -> dict[str, Any]:
-    """ExpertMathEnv keywords for ``config``; ``acceptance`` 0 declines every query (experts off).
+    """ExpertMathEnv keywords for ``config``; ``acceptance`` 0 declines every query (experts off);
+    ``turn_schedule`` shrinks the turn budget from ``max_turns`` to ``final_turns``.
 
     Empty ``difficulties`` means every level (and is required for sources without levels)."""
     return {
@@ -41,6 +46,8 @@ def env_settings(
         "experts": make_experts(config),
         "acceptance": acceptance,
         "max_turns": config.max_turns,
+        "turn_schedule": turn_schedule,
+        "final_turns": config.final_turns,
         "consult_cost": config.consult_cost,
         "max_queries": config.max_queries,
         "parallel_experts": config.parallel_experts,
@@ -56,7 +63,12 @@ def make_env(config: TrainConfig, split: str, difficulties: Sequence[int], accep
 
 
 def make_vector_env(
-    config: TrainConfig, count: int, split: str, difficulties: Sequence[int], acceptance: Any
+    config: TrainConfig,
+    count: int,
+    split: str,
+    difficulties: Sequence[int],
+    acceptance: Any,
+    turn_schedule: Any = 1.0,
 ) -> ExpertMathVectorEnv:
     """``count`` text-mode envs stepped together, one expert round per turn (rollouts)."""
-    return ExpertMathVectorEnv(count, **env_settings(config, split, difficulties, acceptance))
+    return ExpertMathVectorEnv(count, **env_settings(config, split, difficulties, acceptance, turn_schedule))

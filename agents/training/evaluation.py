@@ -50,8 +50,10 @@ def evaluate(
     first_turn: Callable[[ExpertMathEnv], str] | None = None,
     batch_size: int = 128,
     consult: str | None = None,
+    split: str | None = None,
 ) -> dict[str, float]:
-    """Sample k attempts at the first ``problems`` test problems of each evaluation difficulty.
+    """Sample k attempts at the first ``problems`` problems of ``split`` (default ``config.eval_split``)
+    at each evaluation difficulty.
 
     Without experts, ``consult`` (default ``config.eval_consult``) is ``locked``: the policy
     cannot write the query tag, as in the paper; or ``declined``: it may ask, and every query
@@ -68,7 +70,9 @@ def evaluate(
     for difficulty in config.eval_difficulties or (None,):
         levels = () if difficulty is None else (difficulty,)
         acceptance = 1.0 if with_experts else 0.0
-        envs = make_vector_env(config, min(batch_size, problems * k), "test", levels, acceptance)
+        envs = make_vector_env(
+            config, min(batch_size, problems * k), split or config.eval_split, levels, acceptance
+        )
         backend = LocalBackend(model, tokenizer, envs.protocol, sampling, generator, lock_queries=locked)
         source = envs.problems
         jobs = [(p, s) for p in range(min(problems, len(source))) for s in range(k)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from eapo_gym.experts.symbolic import SymbolicExpert
 
 EXPERTS: dict[str, Callable[[], Expert]] = {
     "reference": ReferenceExpert,
+    "reference-successive": partial(ReferenceExpert, reveal="successive", name="reference-successive"),
     "symbolic": SymbolicExpert,
 }
 
@@ -40,7 +42,7 @@ def register_expert(name: str) -> Callable[[Callable], Callable]:
 def make_expert(spec: ExpertSpec) -> Expert:
     """An expert from a name, an ``Expert`` or a callable.
 
-    Names: ``reference``, ``symbolic``, a registered name, ``model:<local dir>``
+    Names: ``reference``, ``reference-successive``, ``symbolic``, a registered name, ``model:<local dir>``
     (a transformers model), ``openai:<model>@<base url>`` (an OpenAI-compatible
     server), or ``package.module:attribute`` (an ``Expert``, an expert class, or
     a callable ``fn(query) -> str``).

@@ -17,23 +17,26 @@ _MAX_DEGREE = 4
 
 
 class SymbolicExpert(BaseExpert):
-    """Answers the math it finds: solves a one-variable equation, evaluates arithmetic.
+    """Answers the sub-question the policy wrote: solves a one-variable equation or evaluates arithmetic.
 
-    It looks for an equation or expression in the query first, then in the
-    problem statement. Text goes through ``eapo_gym.verify.safe_parse`` (no
+    "What is 37+48?" gets "37+48 = 85": the policy decides what to ask, the
+    expert computes it. A query without math is declined, unless
+    ``solve_problem=True``, which then solves the problem statement itself (and
+    hands over the answer). Text goes through ``eapo_gym.verify.safe_parse`` (no
     ``eval``); expressions longer than 200 characters or of degree above 4 are
     declined, which bounds sympy's work.
     """
 
-    def __init__(self, name: str = "symbolic") -> None:
+    def __init__(self, solve_problem: bool = False, name: str = "symbolic") -> None:
+        self.solve_problem = solve_problem
         self.name = name
-        self.declined_reply = "I can only solve equations and evaluate expressions."
+        self.declined_reply = "Ask me a calculation, e.g. What is 37+48?"
 
     def consult(self, queries: Sequence[ExpertQuery]) -> list[str]:
         return [self._answer(query) for query in queries]
 
     def _answer(self, query: ExpertQuery) -> str:
-        for text in (query.text, query.problem.question):
+        for text in (query.text, query.problem.question) if self.solve_problem else (query.text,):
             reply = solve_text(text)
             if reply is not None:
                 return reply
