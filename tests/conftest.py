@@ -1,18 +1,15 @@
-"""Shared fixtures: a small warm-started tiny policy, built once per test session."""
+"""Shared fixtures: a copy of the shipped warm-started tiny policy, and a small training configuration."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from eapo_agents.experiments.presets import WARM_START, tiny_policy_path
+from eapo_agents.experiments.presets import tiny_policy_path
 from eapo_agents.training.config import TrainConfig
-
-TEST_WARM_START = WARM_START.replace(
-    steps=60, sft_batch_size=32, eval_problems=8, eval_k=1, eval_difficulties=(1,)
-)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,8 +19,10 @@ def _two_threads():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    """A tiny policy warm-started for 60 SFT steps (it emits the protocol, consultations included)."""
-    return tiny_policy_path(TEST_WARM_START, cache=tmp_path_factory.mktemp("cache"))
+    """A copy of the shipped warm-started tiny policy (it emits the protocol, consultations included)."""
+    copy = tmp_path_factory.mktemp("presets") / "tiny-policy"
+    shutil.copytree(tiny_policy_path(), copy)
+    return copy
 
 
 @pytest.fixture

@@ -93,10 +93,14 @@ def test_eapo_loss_never_sees_expert_reply_tokens(small_config, tiny_model_dir):
         assert injected.count(reply_id) == episode.info["consults"]  # every reply block is masked out
         assert all(not (m and x) for m, x in zip(episode.mask, episode.expert_mask, strict=True))
     consulted = next(e for e in episodes if e.info["accepted"])
-    pairs = zip(consulted.completion_ids, consulted.expert_mask, strict=True)
-    expert_text = tokenizer.decode([t for t, x in pairs if x])
-    steps = "".join(agent.envs.problems.get(consulted.problem_id).solution_steps)
-    assert expert_text and expert_text in steps  # the expert mask covers the replies' step text only
+    steps = agent.envs.problems.get(consulted.problem_id).solution_steps
+    runs, run = [], []
+    for token, expert in zip(consulted.completion_ids, consulted.expert_mask, strict=True):
+        if expert:
+            run.append(token)
+        elif run:
+            runs, run = [*runs, tokenizer.decode(run)], []
+    assert runs and all(text in steps for text in runs)  # the expert mask covers each reply's step, no more
 
 
 def test_off_policy_expert_term_raises_the_likelihood_of_expert_replies(small_config, tiny_model_dir):
@@ -315,6 +319,53 @@ def test_distill_traces_answer_with_the_final_value_not_the_last_equation():
     env = make_env(TrainConfig(train_difficulties=(2,)), "train", (2,), 1.0)
     episode = distill_episode(env, tokenizer, {"seed": 1}, np.random.default_rng(0))
     distilled = env.transcript
-    teacher_episode(env, tokenizer, {"seed": 1})
+    teacher_episode(env, tokenizer, {"seed": 1}, np.random.default_rng(0))
     assert episode.reward == 1.0 and distilled == env.transcript  # the reference expert's solution
     assert distilled.endswith(f"<answer>{env.problem.answer}</answer>")
+
+
+def test_grpo_rollouts_cannot_consult_and_eapo_rollouts_can(small_config, tiny_model_dir):
+    """GRPO is self-exploratory RL: no consult action (the query tag is locked), as in the paper."""
+    for algo, consults in (("grpo", False), ("eapo", True)):
+        model, tokenizer = load_policy(tiny_model_dir)
+        agent = agent_class(algo)(model, tokenizer, small_config.replace(algo=algo, problems_per_step=4))
+        episodes = [e for group in agent.collect_groups(1, 4, 4) for e in group]
+        asked = sum(e.info["consults"] for e in episodes)
+        assert (asked > 0) == consults, (algo, asked)
+
+
+def test_help_only_for_groups_whose_own_rollouts_all_fail(small_config, tiny_model_dir):
+    model, tokenizer = load_policy(tiny_model_dir)
+    config = small_config.replace(
+        algo="eapo", help_only_failing=True, train_difficulties=(1, 3), problems_per_step=6
+    )
+    agent = agent_class("eapo")(model, tokenizer, config)
+    unaided, _ = agent.unaided
+    groups = agent.collect_groups(1, 6, 4)
+    helped = [group for group in groups if any(e.info["consults"] for e in group)]
+    assert 0 < agent.helped_share <= 1 and len(helped) <= round(agent.helped_share * 6)
+    assert all(e.info["accepted"] == 0 or e.info["acceptance_rate"] == 1.0 for g in helped for e in g)
+    assert unaided.get_attr("acceptance_rate") == (0.0,) * unaided.num_envs  # the own rollouts get no help
+    metrics = agent.train_step(2)
+    assert metrics["helped_groups"] == agent.helped_share
+
+
+def test_teacher_traces_ask_sub_questions_and_carry_on_after_unavailable_and_exhausted():
+    import numpy as np
+
+    from eapo_agents.rollout.teacher import teacher_episode
+    from eapo_agents.training.environments import make_env
+    from eapo_gym.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    env = make_env(TrainConfig(train_difficulties=(3,)), "train", (3,), 0.6)
+    rng = np.random.default_rng(0)
+    seen = {"sub-question": 0, "unavailable": 0, "exhausted": 0}
+    for seed in range(60):
+        episode = teacher_episode(env, tokenizer, {"seed": seed}, rng, consult=True)
+        assert episode.reward == 1.0  # the teacher always finishes the solution
+        transcript = env.transcript
+        seen["sub-question"] += "<expert>What is " in transcript
+        seen["unavailable"] += env.protocol.unavailable_notice in transcript
+        seen["exhausted"] += env.protocol.exhausted_notice in transcript
+    assert all(count > 0 for count in seen.values()), seen

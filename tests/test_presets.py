@@ -1,0 +1,52 @@
+"""The shipped presets: checked by hash, used without training, rebuilt only when their recipe changes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from eapo_agents.experiments import presets
+
+
+def test_the_shipped_presets_match_their_recipes_and_hashes():
+    manifest = json.loads(presets.MANIFEST.read_text())
+    assert set(manifest) == set(presets.PRESETS)
+    for name, (recipe, model) in presets.PRESETS.items():
+        assert manifest[name]["key"] == presets.settings_key(
+            recipe, model
+        )  # the recipe has not changed since
+        for file, digest in manifest[name]["sha256"].items():
+            assert presets.file_sha256(presets.SHIPPED / name / file) == digest
+        accuracy = presets.warm_start_accuracy(presets.SHIPPED / name, "train")
+        assert set(accuracy) == set(recipe.eval_difficulties)
+
+
+def test_the_default_presets_load_without_training(monkeypatch):
+    monkeypatch.setattr(presets, "build", lambda *args: pytest.fail("a shipped preset was rebuilt"))
+    assert presets.tiny_policy_path() == presets.SHIPPED / "tiny-policy"
+    assert presets.expert_model_path() == presets.SHIPPED / "tiny-expert"
+
+
+def test_a_changed_file_fails_its_hash_check(tmp_path, monkeypatch):
+    copy = tmp_path / "weights"
+    shutil.copytree(presets.SHIPPED, copy)
+    monkeypatch.setattr(presets, "SHIPPED", copy)
+    monkeypatch.setattr(presets, "MANIFEST", copy / "manifest.json")
+    weights = copy / "tiny-policy" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(
+        RuntimeError, match="fail their hash check; python -m eapo_agents.experiments.presets"
+    ):
+        presets.tiny_policy_path()
+
+
+def test_other_settings_are_built_into_the_cache(tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr(presets, "build", lambda recipe, model, path: built.append(path))
+    recipe = presets.WARM_START.replace(steps=3)
+    path = presets.tiny_policy_path(recipe, cache=tmp_path)
+    assert built == [path] and path.parent == tmp_path and path.name.startswith("tiny-")
