@@ -44,7 +44,8 @@ class FaultServer(ThreadingHTTPServer):
 class FaultHandler(BaseHTTPRequestHandler):
     """Faults by the query's first word: ``5xx`` (503 twice, then a reply), ``429`` (429 with
     ``Retry-After: 1`` once), ``later`` (429 with ``Retry-After: 30``), ``down`` (503 always),
-    ``stall`` (5 s of silence), ``badjson``, ``notstring`` (``content: 42``), ``slow`` (0.2 s)."""
+    ``stall`` (5 s of silence), ``echo`` (401 quoting the key), ``badjson``, ``notstring``
+    (``content: 42``), ``slow`` (0.2 s)."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, so connection reuse is visible in client ports
     server: FaultServer
@@ -80,6 +81,8 @@ class FaultHandler(BaseHTTPRequestHandler):
             return self._send(
                 429, b'{"error": "rate limited"}', {"Retry-After": "1" if fault == "429" else "30"}
             )
+        if fault == "echo":  # a careless server that quotes the key back
+            return self._send(401, json.dumps({"error": f"bad key {self.headers['Authorization']}"}).encode())
         if fault == "badjson":
             return self._send(200, b'{"choices": [')
         text = 42 if fault == "notstring" else f" hint for {query} "
@@ -138,6 +141,7 @@ FAULTS = [  # query, retries done, the failure's message (None: answered)
     ("down", 2, "HTTP 503"),
     ("later", 0, "would pass the deadline"),
     ("stall", 0, "no reply within the 2.5 s deadline"),
+    ("echo", 0, "HTTP 401"),
     ("badjson", 0, "malformed JSON"),
     ("notstring", 0, "reply content is int, not text"),
 ]
