@@ -269,6 +269,22 @@ def test_rounds_run_on_a_long_lived_loop_and_on_fresh_loops(fake):
         expert.close()
 
 
+def test_a_round_cancelled_at_the_panels_deadline_frees_its_slots(fake):
+    expert = expert_for(fake.url, concurrency=1)
+
+    async def cancelled_then_next() -> str:
+        try:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(expert.aconsult(queries("stall a")), 0.3)
+            # the stalled request would hold the only slot for its 2.5 s deadline if it were not cancelled
+            (reply,) = await asyncio.wait_for(expert.aconsult(queries("ok b")), 1.5)
+            return reply.text
+        finally:
+            await expert.aclose()
+
+    assert asyncio.run(cancelled_then_next()) == "hint for ok b"
+
+
 # ---- the reply cache ------------------------------------------------------------------------
 
 
