@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.expert_round import build_model, transformers_serve
+from benchmarks.expert_round import build_model, measure_server_round, round_queries, transformers_serve
 from eapo_gym.env import ExpertMathEnv
 from eapo_gym.experts import ExpertQuery, OpenAIExpert, make_expert
 from eapo_gym.problems import Problem, load_problems
@@ -126,3 +126,22 @@ def test_a_concurrent_round_gets_each_query_its_own_reply(served):
     together, alone = asyncio.run(both())
     assert [r.text for r in together] == [r.text for r in alone] and all(r.error is None for r in together)
     assert len({r.text for r in together}) > 1  # the prompts differ, and so do the replies
+
+
+def test_the_round_benchmark_measures_both_ways_on_the_server(served):
+    server, base, _ = served
+    expert = OpenAIExpert(str(base), server.base_url, endpoint="completions", max_tokens=2)
+
+    async def measure() -> dict:
+        try:
+            return await measure_server_round(expert, round_queries(3), repeats=1)
+        finally:
+            await expert.aclose()
+
+    rows = asyncio.run(measure())
+    for name in ("batched", "one_at_a_time"):
+        (run,) = rows[name]["runs"]
+        assert run["replies_per_s"] == pytest.approx(3 / run["seconds"]) == rows[name]["replies_per_s"]
+        assert 0 < run["completion_tokens_per_s"] <= 2 * run["replies_per_s"]
+    ratio = rows["batched"]["replies_per_s"] / rows["one_at_a_time"]["replies_per_s"]
+    assert rows["ratio_batched_over_one_at_a_time"] == pytest.approx(ratio)
