@@ -44,8 +44,8 @@ class FaultServer(ThreadingHTTPServer):
 class FaultHandler(BaseHTTPRequestHandler):
     """Faults by the query's first word: ``5xx`` (503 twice, then a reply), ``429`` (429 with
     ``Retry-After: 1`` once), ``later`` (429 with ``Retry-After: 30``), ``down`` (503 always),
-    ``stall`` (5 s of silence), ``echo`` (401 quoting the key), ``badjson``, ``notstring``
-    (``content: 42``), ``slow`` (0.2 s)."""
+    ``worse`` (503, then 400), ``stall`` (5 s of silence), ``echo`` (401 quoting the key),
+    ``badjson``, ``notstring`` (``content: 42``), ``slow`` (0.2 s)."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, so connection reuse is visible in client ports
     server: FaultServer
@@ -75,8 +75,10 @@ class FaultHandler(BaseHTTPRequestHandler):
             time.sleep(0.2)
         if fault == "stall":
             time.sleep(5.0)
-        if (fault == "5xx" and tries <= 2) or fault == "down":
+        if (fault == "5xx" and tries <= 2) or fault == "down" or (fault == "worse" and tries == 1):
             return self._send(503, b'{"error": "overloaded"}')
+        if fault == "worse":
+            return self._send(400, b'{"error": "bad request"}')
         if (fault == "429" and tries == 1) or fault == "later":
             return self._send(
                 429, b'{"error": "rate limited"}', {"Retry-After": "1" if fault == "429" else "30"}
@@ -139,6 +141,7 @@ FAULTS = [  # query, retries done, the failure's message (None: answered)
     ("5xx", 2, None),
     ("429", 1, None),
     ("down", 2, "HTTP 503"),
+    ("worse", 1, "HTTP 400"),
     ("later", 0, "would pass the deadline"),
     ("stall", 0, "no reply within the 2.5 s deadline"),
     ("echo", 0, "HTTP 401"),
@@ -182,6 +185,12 @@ def test_one_failing_query_leaves_the_rest_of_the_round_answered(fake):
     assert [r.text for r in replies] == ["hint for ok a", "hint for 5xx b", None, None, "hint for 429 e"]
     assert [r.retries for r in replies] == [0, 2, 0, 0, 1]
     assert "malformed JSON" in replies[2].error and "deadline" in replies[3].error
+
+
+def test_a_failure_names_its_last_and_its_first_cause(fake):
+    (reply,) = expert_for(fake.url).consult(queries("worse x"))
+    assert reply.retries == 1 and reply.error.startswith("HTTP 400 from http://127.0.0.1")
+    assert "the first attempt got HTTP 503" in reply.error and reply.error.endswith("(after 1 retries)")
 
 
 def test_retry_after_is_honoured(fake):

@@ -251,6 +251,7 @@ class OpenAIExpert(BaseExpert):
         """One query with retries, within its deadline; never raises except on cancellation."""
         loop = asyncio.get_running_loop()
         deadline: float | None = None
+        first_failure = ""
         retries = 0
         while True:
             async with session.slots:
@@ -267,13 +268,13 @@ class OpenAIExpert(BaseExpert):
                     )
                 except _Failure as error:
                     failure = error
+            first_failure = first_failure or str(failure)
             if not failure.retryable or retries >= self.retries:
-                return self._failed(str(failure), retries)
+                return self._failed(str(failure), retries, first_failure)
             wait = self._wait_before_retry(retries, failure.retry_after)
             if loop.time() + wait >= deadline:
-                return self._failed(
-                    f"{failure}; waiting {wait:.3g} s to retry would pass the deadline", retries
-                )
+                message = f"{failure}; waiting {wait:.3g} s to retry would pass the deadline"
+                return self._failed(message, retries, first_failure)
             await asyncio.sleep(wait)
             retries += 1
 
@@ -315,9 +316,11 @@ class OpenAIExpert(BaseExpert):
             return retry_after
         return min(self.max_backoff, self.backoff * 2**retries) * self._jitter.uniform(0.5, 1.0)
 
-    def _failed(self, message: str, retries: int) -> ExpertReply:
-        """A failed query's reply; its message never holds the API key."""
-        message = f"{message} (after {retries} retries)" if retries else message
+    def _failed(self, message: str, retries: int, first_failure: str) -> ExpertReply:
+        """A failed query's reply, naming the first failure too; its message never holds the API key."""
+        if retries:
+            first = "" if message.startswith(first_failure) else f"; the first attempt got {first_failure}"
+            message = f"{message}{first} (after {retries} retries)"
         message = message.replace(self._api_key, "***") if self._api_key else message
         return ExpertReply(None, message, retries=retries)
 
