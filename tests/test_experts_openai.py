@@ -8,6 +8,7 @@ import json
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +36,10 @@ class FaultServer(ThreadingHTTPServer):
         self.tries: collections.Counter[str] = collections.Counter()
         self.reported_prompt_tokens = 0
         self.active = self.peak = 0
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up on a stall is expected
+            super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:
