@@ -1,123 +1,147 @@
-"""Experts backed by models: an OpenAI-compatible server (a local fake) and a local transformers model."""
+"""The OpenAI-compatible expert against a real ``transformers serve`` that the tests start on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import asyncio
+import functools
+from pathlib import Path
 
 import pytest
+import torch
 
+from benchmarks.expert_round import build_model, measure_server_round, round_queries, transformers_serve
 from eapo_gym.env import ExpertMathEnv
-from eapo_gym.experts import ExpertQuery, OpenAIExpert, TransformersExpert, make_expert
-from eapo_gym.experts.reference import EXHAUSTED_REPLY
-from eapo_gym.problems import Problem
+from eapo_gym.experts import ExpertQuery, OpenAIExpert, make_expert
+from eapo_gym.problems import Problem, load_problems
+from eapo_gym.tokenizer import load_tokenizer
 
 PROBLEM = Problem(id="p", question="12+30+7=?", answer="49", solution_steps=("12+30=42", "42+7=49"))
-
-
-class ChatHandler(BaseHTTPRequestHandler):
-    """A minimal /v1/chat/completions: replies 'hint for <question>', or misbehaves by path."""
-
-    requests: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        ChatHandler.requests.append({"path": self.path, "body": body, "auth": self.headers["Authorization"]})
-        if self.path.startswith("/slow"):
-            time.sleep(2.0)
-        if self.path.startswith("/garbage"):
-            payload = b"not json"
-        else:
-            question = body["messages"][-1]["content"].rsplit("\n", 1)[-1]
-            payload = json.dumps({"choices": [{"message": {"content": f" hint for {question} "}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args) -> None:
-        pass
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
+MAX_TOKENS = 6
 
 
 @pytest.fixture(scope="module")
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), ChatHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+def served(tmp_path_factory):
+    """One server for the module, loading a base model and a chat model by path; always stopped."""
+    models = tmp_path_factory.mktemp("served")
+    build_model(models / "base", init_std=0.5)
+    build_model(models / "chat", chat_template=CHAT_TEMPLATE, init_std=0.5)
+    with transformers_serve(startup_timeout=90) as server:
+        yield server, models / "base", models / "chat"
+    assert server.process.returncode is not None  # the server is gone
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@functools.cache
+def local_model(model_dir: Path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model_dir).eval()
 
 
-def test_openai_expert_posts_chat_completions_and_answers_each_query(server):
-    ChatHandler.requests.clear()
-    expert = OpenAIExpert("qwq-32b", base_url=f"{server}/v1", api_key="secret", max_tokens=64)
-    queries = [ExpertQuery(f"q{i}", PROBLEM, context="12+30=42") for i in range(3)]
-    assert sorted(expert.consult(queries)) == ["hint for q0", "hint for q1", "hint for q2"]
-    request = ChatHandler.requests[0]
-    assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer secret"
-    assert request["body"]["model"] == "qwq-32b" and request["body"]["max_tokens"] == 64
-    assert "12+30+7=?" in request["body"]["messages"][-1]["content"]
-    assert "12+30=42" in request["body"]["messages"][-1]["content"]
+def greedy_continuation(model_dir: Path, prompt_ids: list[int]) -> tuple[str, int]:
+    """What the model itself writes after ``prompt_ids`` (text without special tokens, token count)."""
+    tokenizer = load_tokenizer(model_dir)
+    with torch.no_grad():
+        output = local_model(model_dir).generate(
+            torch.tensor([prompt_ids]), max_new_tokens=MAX_TOKENS, do_sample=False,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )[0, len(prompt_ids):]  # fmt: skip
+    return tokenizer.decode(output, skip_special_tokens=True).strip(), len(output)
 
 
-def test_openai_expert_by_name_inside_the_environment(server):
-    env = ExpertMathEnv(problems=[PROBLEM], experts=[make_expert(f"openai:m@{server}/v1")], acceptance=1.0)
+def test_a_base_model_answers_through_completions_with_its_own_words_and_usage(served):
+    server, base, _ = served
+    expert = OpenAIExpert(str(base), server.base_url, endpoint="completions", max_tokens=MAX_TOKENS)
+    queries = [ExpertQuery(text, PROBLEM, context="12+30=42") for text in ("what next?", "and then?")]
+    replies = expert.consult(queries)
+    tokenizer = load_tokenizer(base)
+    for query, reply in zip(queries, replies, strict=True):
+        prompt_ids = tokenizer.encode(expert.request_body(query)["prompt"])
+        text, generated = greedy_continuation(base, prompt_ids)
+        assert reply.error is None and reply.text == text
+        assert (reply.prompt_tokens, reply.completion_tokens) == (len(prompt_ids), generated)
+    expert.close()
+
+
+def test_a_chat_model_answers_through_chat_completions(served):
+    server, _, chat = served
+    expert = OpenAIExpert(str(chat), server.base_url, endpoint="chat", max_tokens=MAX_TOKENS)
+    query = ExpertQuery("what next?", PROBLEM)
+    (reply,) = expert.consult([query])
+    tokenizer = load_tokenizer(chat)
+    messages = expert.request_body(query)["messages"]
+    prompt_ids = tokenizer.encode(
+        tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    )
+    text, generated = greedy_continuation(chat, prompt_ids)
+    assert reply.error is None and reply.text == text
+    assert (reply.prompt_tokens, reply.completion_tokens) == (len(prompt_ids), generated)
+    expert.close()
+
+
+def test_the_environment_consults_the_server_and_counts_tokens(served):
+    server, base, _ = served
+    spec = f"openai:{base}@{server.base_url}?endpoint=completions&max_tokens={MAX_TOKENS}&retries=1"
+    env = ExpertMathEnv(problems=[PROBLEM], experts=[make_expert(spec)], acceptance=1.0, expert_timeout=60)
     env.reset(seed=0)
-    _, _, terminated, _, info = env.step("<expert>what first?</expert>")
-    assert not terminated and info["accepted"] == 1 and info["expert_errors"] == 0
-    assert "<reply>hint for what first?</reply>" in info["feedback"]
-
-
-@pytest.mark.parametrize("path", ["down", "slow", "garbage"])
-def test_a_down_slow_or_broken_server_degrades_the_turn(server, path):
-    url = f"http://127.0.0.1:{free_port()}/v1" if path == "down" else f"{server}/{path}/v1"
-    env = ExpertMathEnv(
-        problems=[PROBLEM], experts=[OpenAIExpert("m", base_url=url, timeout=5)], acceptance=1.0,
-        expert_timeout=0.5,
-    )  # fmt: skip
-    env.reset(seed=0)
-    start = time.perf_counter()
-    _, reward, terminated, _, info = env.step("<expert>help</expert>")
-    assert time.perf_counter() - start < 1.5
-    assert not terminated and info["expert_errors"] == 1
-    assert env.protocol.failure_notice in info["feedback"]
-    _, reward, terminated, _, info = env.step("<answer>49</answer>")
+    _, _, terminated, _, info = env.step("<expert>first?</expert><expert>second?</expert>")
+    assert not terminated and info["accepted"] == 2 and info["expert_errors"] == 0
+    assert info["feedback"].count("<reply>") == 2 and env.protocol.failure_notice not in info["feedback"]
+    assert info["expert_prompt_tokens"] > 2 * len(PROBLEM.question)
+    assert 0 < info["expert_completion_tokens"] <= 2 * MAX_TOKENS
+    _, reward, terminated, _, _ = env.step("<answer>49</answer>")
     assert terminated and reward == 1.0
 
 
-def test_transformers_expert_loads_a_local_model_and_gives_successive_lines(tiny_model_dir):
-    expert = make_expert(f"model:{tiny_model_dir}")
-    assert isinstance(expert, TransformersExpert)
-    memory: dict = {}
-    replies = [expert.consult([ExpertQuery("next step", PROBLEM, memory=memory)])[0] for _ in range(2)]
-    assert len(replies) == 2 and all(isinstance(r, str) and r and "\n" not in r for r in replies)
-    assert memory["lines"] == replies
-    env = ExpertMathEnv(problems=[PROBLEM], experts=[expert], acceptance=1.0)
+def test_a_base_model_has_no_chat_and_the_episode_goes_on(served):
+    server, base, _ = served
+    expert = OpenAIExpert(
+        str(base), server.base_url, endpoint="chat", retries=1, backoff=0.01, api_key="sk-x9"
+    )
+    env = ExpertMathEnv(problems=[PROBLEM], experts=[expert], acceptance=1.0, expert_timeout=60)
     env.reset(seed=0)
-    _, _, _, _, info = env.step("<expert>a</expert><expert>b</expert>")
-    assert info["accepted"] == 2 and info["expert_errors"] == 0
+    _, _, terminated, _, info = env.step("<expert>help</expert>")
+    assert not terminated and info["expert_errors"] == 1 and info["expert_retries"] == 1
+    assert "HTTP 500" in info["expert_failures"][0] and "sk-x9" not in info["expert_failures"][0]
+    _, reward, terminated, _, _ = env.step("<answer>49</answer>")
+    assert terminated and reward == 1.0
 
 
-def test_transformers_expert_leaves_the_answer_to_the_policy(tiny_model_dir, monkeypatch):
-    expert = TransformersExpert(tiny_model_dir)
-    lines = iter(["12+30=42\n", "<answer>49</answer>"])
-    monkeypatch.setattr(expert, "_generate", lambda prompt: next(lines))
-    memory: dict = {}
-    query = ExpertQuery("next", PROBLEM, memory=memory)
-    assert expert.consult([query, query, query]) == ["12+30=42", EXHAUSTED_REPLY, EXHAUSTED_REPLY]
+def test_a_concurrent_round_gets_each_query_its_own_reply(served):
+    server, base, _ = served
+    expert = OpenAIExpert(str(base), server.base_url, endpoint="completions", max_tokens=MAX_TOKENS)
+    queries = [ExpertQuery("next?", problem) for problem in list(load_problems("mixed", split="train"))[:8]]
+
+    async def both() -> tuple[list, list]:
+        try:
+            together = await expert.aconsult(queries)
+            alone = [(await expert.aconsult([query]))[0] for query in queries]
+            return together, alone
+        finally:
+            await expert.aclose()
+
+    together, alone = asyncio.run(both())
+    assert [r.text for r in together] == [r.text for r in alone] and all(r.error is None for r in together)
+    assert len({r.text for r in together}) > 1  # the prompts differ, and so do the replies
 
 
-def test_transformers_expert_needs_a_tokenizer_for_a_loaded_model(tiny_model_dir):
-    from transformers import AutoModelForCausalLM
+def test_the_round_benchmark_measures_both_ways_on_the_server(served):
+    server, base, _ = served
+    expert = OpenAIExpert(str(base), server.base_url, endpoint="completions", max_tokens=2)
 
-    with pytest.raises(ValueError, match="tokenizer"):
-        TransformersExpert(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    async def measure() -> dict:
+        try:
+            return await measure_server_round(expert, round_queries(3), repeats=1)
+        finally:
+            await expert.aclose()
+
+    rows = asyncio.run(measure())
+    for name in ("batched", "one_at_a_time"):
+        (run,) = rows[name]["runs"]
+        assert run["replies_per_s"] == pytest.approx(3 / run["seconds"]) == rows[name]["replies_per_s"]
+        assert 0 < run["completion_tokens_per_s"] <= 2 * run["replies_per_s"]
+    ratio = rows["batched"]["replies_per_s"] / rows["one_at_a_time"]["replies_per_s"]
+    assert rows["ratio_batched_over_one_at_a_time"] == pytest.approx(ratio)

@@ -185,6 +185,7 @@ class BaseAgent:
             "expert_prompt_tokens": total("expert_prompt_tokens"),
             "expert_completion_tokens": total("expert_completion_tokens"),
             "expert_errors": total("expert_errors"),
+            "expert_retries": total("expert_retries"),
             "acceptance_rate": episodes[0].info.get("acceptance_rate", 0.0),
             "policy_tokens": float(sum(e.policy_token_count for e in episodes)),
             "turns": total("turns") / count,

@@ -93,6 +93,9 @@ class TrainConfig:
     max_queries: int = _environment(3, "K, the most expert queries per turn")
     parallel_experts: bool = _environment(True, "send a turn's queries at once (false: one after another)")
     consult_cost: float = _environment(0.0, "reward subtracted per query")
+    expert_timeout: float = _environment(
+        60.0, "seconds a turn's round of queries may take (keep servers' below)"
+    )
     max_turns: int = _environment(
         10, "turn budget per episode (EAPO's --turn-schedule shrinks it in training)"
     )

@@ -51,6 +51,7 @@ def env_settings(
         "consult_cost": config.consult_cost,
         "max_queries": config.max_queries,
         "parallel_experts": config.parallel_experts,
+        "expert_timeout": config.expert_timeout,
         "prompt_template": SHORT_PROMPT if config.short_prompt else DEFAULT_PROMPT_TEMPLATE,
         "instructions": "" if config.short_prompt else DEFAULT_INSTRUCTIONS,
         "max_turn_tokens": config.max_new_tokens,

@@ -52,8 +52,7 @@ def make_expert(spec: ExpertSpec) -> Expert:
         if kind == "model" and target:
             return TransformersExpert(target)
         if kind == "openai" and target:
-            model, _, base_url = target.partition("@")
-            return OpenAIExpert(model, base_url) if base_url else OpenAIExpert(model)
+            return OpenAIExpert.from_spec(target)
         if spec in EXPERTS:
             return EXPERTS[spec]()
         if target:

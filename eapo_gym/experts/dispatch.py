@@ -166,8 +166,12 @@ class ExpertPanel:
         return self._loop
 
     def close(self) -> None:
+        """Stop the workers; experts with ``aclose`` (pooled clients) close on the loop they ran on."""
         self._abandon_pool()
         if self._loop is not None:
+            for expert in self.experts:
+                if _has_own_aconsult(expert) and hasattr(expert, "aclose"):
+                    asyncio.run_coroutine_threadsafe(expert.aclose(), self._loop).result(timeout=5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
 

@@ -16,17 +16,21 @@ DEFAULT_EXPERT_PROMPT = "{question}\n{previous}"
 class TransformersExpert(BaseExpert):
     """Each query is answered with the model's next solution line, greedy by default.
 
-    The prompt is ``prompt_template`` filled with the problem's question and the
-    lines this expert already gave in the episode (``{previous}``, one per
-    line), so parallel queries in one turn get successive steps, as with the
-    reference expert. A line that holds ``final_marker`` (the model wants to
-    answer) becomes the reference expert's "no further steps" reply: experts
-    help with steps and leave the answer to the policy. Replies stop at the
-    first newline or EOS and at ``max_new_tokens``.
+    The prompt is ``prompt_template`` filled with the problem's ``{question}``
+    and the lines this expert already gave in the episode (``{previous}``, one
+    per line); ``{context}`` (the transcript) and ``{query}`` (the policy's
+    question) are available too. Queries of one episode get successive steps,
+    as with the reference expert. A line that holds ``final_marker`` (the model
+    wants to answer) becomes the reference expert's "no further steps" reply:
+    experts help with steps and leave the answer to the policy. Replies stop at
+    the first newline or EOS and at ``max_new_tokens``.
 
-    ``model`` is a local directory (loaded with ``from_pretrained``) or a
-    loaded model, in which case ``tokenizer`` is required. Calls are serialised
-    by a lock, so the env's thread pool can share one model.
+    A round is answered in passes: pass j generates the j-th pending query of
+    every episode in the round in one left-padded, KV-cached ``generate`` call,
+    so 64 episodes with 3 queries each cost 3 calls. ``model`` is a local
+    directory (loaded with ``from_pretrained``) or a loaded model, in which case
+    ``tokenizer`` is required. Generation runs under a lock, so envs on several
+    threads can share one model.
     """
 
     def __init__(
@@ -40,6 +44,10 @@ class TransformersExpert(BaseExpert):
         device: str = "cpu",
         name: str = "model",
     ) -> None:
+        try:
+            prompt_template.format(question="", previous="", context="", query="")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"prompt_template {prompt_template!r} is not valid: {error!r}") from None
         if isinstance(model, str | Path):
             from transformers import AutoModelForCausalLM
 
@@ -58,35 +66,65 @@ class TransformersExpert(BaseExpert):
         self._lock = threading.Lock()
 
     def consult(self, queries: Sequence[ExpertQuery]) -> list[str]:
-        return [self._next_line(query) for query in queries]
+        """One reply per query; pass j answers the j-th query of each episode (by ``memory``) at once."""
+        episodes: dict[int, list[int]] = {}
+        for i, query in enumerate(queries):
+            episodes.setdefault(id(query.memory), []).append(i)
+        replies = [EXHAUSTED_REPLY] * len(queries)
+        for j in range(max((len(indices) for indices in episodes.values()), default=0)):
+            pending = [
+                indices[j]
+                for indices in episodes.values()
+                if j < len(indices) and not _exhausted(queries[indices[j]].memory)
+            ]
+            if not pending:
+                continue
+            texts = self._generate_batch([self.prompt_for(queries[i]) for i in pending])
+            for i, text in zip(pending, texts, strict=True):
+                replies[i] = self.reply_from(text)
+                queries[i].memory.setdefault("lines", []).append(replies[i])
+        return replies
 
-    def _next_line(self, query: ExpertQuery) -> str:
-        previous = query.memory.setdefault("lines", [])
-        if previous and previous[-1] == EXHAUSTED_REPLY:
-            return EXHAUSTED_REPLY
-        prompt = self.prompt_template.format(
-            question=query.problem.question, previous="".join(f"{line}\n" for line in previous)
+    def prompt_for(self, query: ExpertQuery) -> str:
+        """The model's prompt for one query."""
+        previous = "".join(f"{line}\n" for line in query.memory.get("lines", []))
+        return self.prompt_template.format(
+            question=query.problem.question, previous=previous, context=query.context, query=query.text
         )
-        line = self._generate(prompt).split("\n", 1)[0].strip()
-        reply = EXHAUSTED_REPLY if not line or self.final_marker in line else line
-        previous.append(reply)
-        return reply
 
-    def _generate(self, prompt: str) -> str:
+    def reply_from(self, text: str) -> str:
+        """The reply in a generated text: its first line, or "no further steps" if it would answer."""
+        line = text.split("\n", 1)[0].strip()
+        return EXHAUSTED_REPLY if not line or self.final_marker in line else line
+
+    def _generate_batch(self, prompts: list[str]) -> list[str]:
+        """Each prompt's continuation (EOS read as a newline), from one left-padded ``generate`` call."""
         import torch
 
-        ids = self.tokenizer.encode(prompt, add_special_tokens=False)
+        encoded = [self.tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
+        width = max(len(ids) for ids in encoded)
+        pad = next(
+            (t for t in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if t is not None), 0
+        )
         device = next(self.model.parameters()).device
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], device=device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
         sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {}
         with self._lock, torch.no_grad():
             output = self.model.generate(
-                torch.tensor([ids], device=device),
-                attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=device),
+                input_ids,
+                attention_mask=mask,
                 max_new_tokens=self.max_new_tokens,
-                pad_token_id=self.tokenizer.pad_token_id,
+                pad_token_id=pad,
                 eos_token_id=self.tokenizer.eos_token_id,
                 **({"do_sample": False} | sampling),
             )
-        return self.tokenizer.decode(output[0, len(ids) :], skip_special_tokens=False).replace(
-            self.tokenizer.eos_token or "\0", "\n"
-        )
+        eos = self.tokenizer.eos_token or "\0"
+        return [
+            self.tokenizer.decode(row[width:], skip_special_tokens=False).replace(eos, "\n") for row in output
+        ]
+
+
+def _exhausted(memory: dict) -> bool:
+    lines = memory.get("lines", [])
+    return bool(lines) and lines[-1] == EXHAUSTED_REPLY
