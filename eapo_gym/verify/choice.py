@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .extract import find_answer, last_match
+from .extract import last_match
 from .normalize import text_key
 
 _GOLD_LETTER = re.compile(r"\(?([A-J])\)?[.:]?")
@@ -26,15 +26,14 @@ def gold_choice(gold: str) -> str | None:
     return m.group(1).upper() if m else None
 
 
-def response_choice(response: str) -> str | None:
-    """The option letter chosen in ``response``, or None."""
-    found = find_answer(response)
+def response_choice(response: str, found: tuple[str, str] | None) -> str | None:
+    """The option letter chosen in ``response``, whose extracted ``(answer, source)`` is ``found``."""
     if found is not None:
         answer, source = found
         m = _LEAD_LETTER.match(_ANSWER_PREFIX.sub("", _MARKUP.sub("", answer).strip()))
         if m:
             return (m.group(1) or m.group(2) or m.group(3)).upper()
-        if source in ("boxed", "tag"):
+        if source in ("boxed", "tag", "final"):
             return None
     last = last_match(_PROSE_LETTER, response)
     return last.group(1) if last else None
@@ -45,14 +44,13 @@ def gold_yes_no(gold: str) -> str | None:
     return _YES_NO.get(text_key(gold))
 
 
-def response_yes_no(response: str) -> str | None:
-    """``yes`` or ``no`` as answered in ``response``, or None."""
-    found = find_answer(response)
+def response_yes_no(response: str, found: tuple[str, str] | None) -> str | None:
+    """``yes`` or ``no`` as answered in ``response``, whose extracted ``(answer, source)`` is ``found``."""
     if found is not None and found[1] != "last":
         first = re.match(r"[a-z]+", text_key(found[0]))
         if first and first.group(0) in _YES_NO:
             return _YES_NO[first.group(0)]
-        if found[1] in ("boxed", "tag"):
+        if found[1] in ("boxed", "tag", "final"):
             return None
     last = last_match(_LAST_YES_NO, response[-2000:])
     return _YES_NO[last.group(1).lower()] if last else None

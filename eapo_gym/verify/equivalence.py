@@ -46,7 +46,7 @@ _MIN_APPROX_DIGITS = 4
 
 def equivalent(gold: Node, pred: Node, budget: Budget) -> bool:
     """True when ``pred`` is mathematically the answer ``gold``."""
-    gold, pred = expand_pm(gold), expand_pm(pred)
+    gold, pred = group_assignments(expand_pm(gold)), group_assignments(expand_pm(pred))
     evaluator = Evaluator(free_symbols([gold, pred]), budget)
     return _Judge(evaluator, budget).eq(gold, pred)
 
@@ -141,9 +141,29 @@ def _cut_approx(rel: Rel) -> Node:
     return sides[0] if k == 0 else Rel(tuple(ops[:k]), sides[: k + 1])
 
 
+def _is_label(node: Node) -> bool:
+    """A name for a quantity: symbols under products, quotients, ratios and ``|.|``.
+
+    ``AB``, ``V_1 : V_2``, ``\\frac{NO}{BO}``, ``|AB|`` and ``f(x)`` are labels; anything with a
+    number or a sum (``2x``, ``a + b``) is not.
+    """
+    if isinstance(node, Sym):
+        return True
+    if isinstance(node, Mul):
+        return all(_is_label(arg) for arg in node.args)
+    if isinstance(node, Pow):
+        return isinstance(node.exp, Num) and node.exp.value == -1 and _is_label(node.base)
+    if isinstance(node, Func) and node.name == "abs":
+        return _is_label(node.args[0])
+    return False
+
+
 def _is_target(lhs: Node, rest: tuple[Node, ...]) -> bool:
-    """True for an assignment target: ``x``, ``(a, b)`` or ``f(x)`` not used on the right."""
+    """True for an assignment target: ``x``, ``(a, b)``, ``f(x)`` not used on the right, or a label
+    (``AB = 4``, ``V_1 : V_2 = 11 : 21``) whose symbols do not occur on the right."""
     if isinstance(lhs, Sym):
+        return True
+    if _is_label(lhs) and not free_symbols([lhs]) & free_symbols(rest):
         return True
     if isinstance(lhs, Seq) and lhs.kind == "tuple" and all(isinstance(i, Sym) for i in lhs.items):
         return True
@@ -197,21 +217,21 @@ def _two_sided(rel: Rel) -> tuple[str, Node, Node] | None:
 
 
 def _rel_to_set(rel: Rel) -> list[Node] | None:
-    """``a < x <= b`` style relations in one variable as a list of intervals, else None."""
-    if any(op in ("=", "!=", "in") for op in rel.ops) or len(free_symbols([rel])) != 1:
+    """``a < x <= b`` style relations of one variable or label (``0 < f(x) < 1``) as intervals, else None."""
+    if any(op in ("=", "!=", "in") for op in rel.ops):
         return None
     sides, ops = rel.sides, rel.ops
     if len(sides) == 2:
-        if isinstance(sides[0], Sym) and not free_symbols([sides[1]]):
+        if _is_label(sides[0]) and not free_symbols([sides[1]]):
             op, bound = ops[0], sides[1]
-        elif isinstance(sides[1], Sym) and not free_symbols([sides[0]]):
+        elif _is_label(sides[1]) and not free_symbols([sides[0]]):
             op, bound = _FLIP[ops[0]], sides[0]
         else:
             return None
         if op in ("<", "<="):
             return [Interval(neg(_OO), bound, True, op == "<")]
         return [Interval(bound, _OO, op == ">", True)]
-    if len(sides) == 3 and isinstance(sides[1], Sym) and not free_symbols([sides[0], sides[2]]):
+    if len(sides) == 3 and _is_label(sides[1]) and not free_symbols([sides[0], sides[2]]):
         if all(op in ("<", "<=") for op in ops):
             return [Interval(sides[0], sides[2], ops[0] == "<", ops[1] == "<")]
         if all(op in (">", ">=") for op in ops):
@@ -256,6 +276,62 @@ def _rows(node: Node) -> tuple[tuple[Node, ...], ...] | None:
     return None
 
 
+def group_assignments(node: Node) -> Node:
+    """``p=5, q=2; p=7, q=2`` as the tuples ``(5, 2), (7, 2)``: names repeating in one order."""
+    if not (isinstance(node, Seq) and node.kind == "bare"):
+        return node
+    names = []
+    for item in node.items:
+        if not (isinstance(item, Rel) and item.ops == ("=",) and isinstance(item.sides[0], Sym)):
+            return node
+        names.append(item.sides[0].name)
+    width = len(set(names))
+    if width < 2 or len(names) == width or len(names) % width:
+        return node
+    starts = range(0, len(names), width)
+    if any(names[k : k + width] != names[:width] for k in starts):
+        return node
+    values = [item.sides[1] for item in node.items]  # type: ignore[attr-defined]
+    return Seq("bare", tuple(Seq("tuple", tuple(values[k : k + width])) for k in starts))
+
+
+def _fold_matrices(node: Node) -> Node:
+    """A sum or product of matrices (and scalar factors) as one matrix of entry expressions."""
+    if not isinstance(node, (Add, Mul)):
+        return node
+    parts = [_fold_matrices(arg) for arg in node.args]
+    matrices = [p for p in parts if isinstance(p, Matrix)]
+    if not matrices or any(_is_collection(p) and not isinstance(p, Matrix) for p in parts):
+        return node
+    if isinstance(node, Add):
+        shapes = {(len(p.rows), len(p.rows[0])) for p in parts if isinstance(p, Matrix)}
+        if len(matrices) != len(parts) or len(shapes) != 1:
+            return node
+        rows, cols = shapes.pop()
+        return Matrix(
+            tuple(tuple(Add(tuple(m.rows[i][j] for m in matrices)) for j in range(cols)) for i in range(rows))
+        )
+    product = matrices[0]
+    for right in matrices[1:]:
+        if len(product.rows[0]) != len(right.rows):
+            return node
+        if len(product.rows) * len(right.rows[0]) * len(right.rows) > MAX_ITEMS**2:
+            raise LimitExceeded("matrix product too large")
+        product = Matrix(
+            tuple(
+                tuple(
+                    Add(tuple(Mul((row[k], right.rows[k][j])) for k in range(len(row))))
+                    for j in range(len(right.rows[0]))
+                )
+                for row in product.rows
+            )
+        )
+    scalars = tuple(p for p in parts if not isinstance(p, Matrix))
+    if not scalars:
+        return product
+    return Matrix(tuple(tuple(Mul((*scalars, entry)) for entry in row) for row in product.rows))
+
+
 # -- the judge --------------------------------------------------------------------------
 class _Judge:
     def __init__(self, evaluator: Evaluator, budget: Budget) -> None:
@@ -281,6 +357,7 @@ class _Judge:
         return self._plain_eq(g, p)
 
     def _plain_eq(self, g: Node, p: Node) -> bool:
+        g, p = _fold_matrices(g), _fold_matrices(p)
         if _is_collection(g) or _is_collection(p):
             return self._coll_eq(g, p)
         if isinstance(g, Text) or isinstance(p, Text):
@@ -434,25 +511,16 @@ class _Judge:
         return self._approx(g, p, vg[0], vp[0])
 
     def _approx(self, g: Node, p: Node, gv: object, pv: object) -> bool:
+        """A decimal against an irrational value (no decimal can be exact): it must be that value
+        correctly rounded. Two rationals never get here as approximations: they compare exactly."""
         g_dec = isinstance(g, Num) and g.places >= 0
         p_dec = isinstance(p, Num) and p.places >= 0
         if g_dec == p_dec:
             return False
         if g_dec:
-            return not _terminating(pv) and self.ev.rounds_to(pv, g)  # type: ignore[arg-type]
+            return not isinstance(pv, Fraction) and self.ev.rounds_to(pv, g)  # type: ignore[arg-type]
         return (
             p.digits >= _MIN_APPROX_DIGITS  # type: ignore[union-attr]
-            and not _terminating(gv)
+            and not isinstance(gv, Fraction)
             and self.ev.rounds_to(gv, p)  # type: ignore[arg-type]
         )
-
-
-def _terminating(value: object) -> bool:
-    """True for a rational with a finite decimal expansion: it must then match exactly."""
-    if not isinstance(value, Fraction):
-        return False
-    den = value.denominator
-    for prime in (2, 5):
-        while den % prime == 0:
-            den //= prime
-    return den == 1

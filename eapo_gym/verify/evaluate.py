@@ -124,11 +124,9 @@ class Evaluator:
         z = ctx.mpc(value)
         return abs(ctx.im(z)) <= self.tol * max(abs(z), 1) and ctx.re(z) > 0
 
-    def rounds_to(self, value: object, decimal: Num) -> bool:
-        """True when the real ``value`` rounded to ``decimal.places`` places is ``decimal``."""
+    def rounds_to(self, value: mpmath.mpc, decimal: Num) -> bool:
+        """True when the real numeric ``value`` rounded to ``decimal.places`` places is ``decimal``."""
         half_ulp = Fraction(1, 2 * 10**decimal.places)
-        if isinstance(value, Fraction):
-            return abs(value - decimal.value) <= half_ulp
         ctx = self.ctx
         z = ctx.mpc(value)
         if abs(ctx.im(z)) > self.tol * max(abs(z), 1):
