@@ -39,6 +39,7 @@ from .nodes import (
 from .parser import neg
 
 _OO = Const("oo")
+_MINUS_ONE = Num(Fraction(-1))
 _FUNCTION_LETTERS = frozenset("fghpqrsuvwyFGHPQRSTUVWY")
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _MIN_APPROX_DIGITS = 4
@@ -141,16 +142,19 @@ def _cut_approx(rel: Rel) -> Node:
     return sides[0] if k == 0 else Rel(tuple(ops[:k]), sides[: k + 1])
 
 
-def _is_label(node: Node) -> bool:
+def _is_label(node: Node, sums: bool = False) -> bool:
     """A name for a quantity: symbols under products, quotients, ratios and ``|.|``.
 
     ``AB``, ``V_1 : V_2``, ``\\frac{NO}{BO}``, ``|AB|`` and ``f(x)`` are labels; anything with a
-    number or a sum (``2x``, ``a + b``) is not.
+    number (``2x``) is not, nor is a sum unless ``sums`` (``a + b - c``).
     """
     if isinstance(node, Sym):
         return True
+    if isinstance(node, Add):
+        return sums and all(_is_label(arg, sums) for arg in node.args)
     if isinstance(node, Mul):
-        return all(_is_label(arg) for arg in node.args)
+        args = node.args[1:] if sums and node.args[0] == _MINUS_ONE else node.args
+        return all(_is_label(arg) for arg in args)
     if isinstance(node, Pow):
         return isinstance(node.exp, Num) and node.exp.value == -1 and _is_label(node.base)
     if isinstance(node, Func) and node.name == "abs":
@@ -372,8 +376,10 @@ class _Judge:
         if all(op == "=" for op in rel.ops):
             if _is_target(sides[0], sides[1:]):
                 return sides[-1]
-            if not gold and not free_symbols(sides):
-                return sides[-1]
+            if not gold and not free_symbols([sides[-1]]):
+                # a computed value (``5 + 7 = 12``) or named sum (``a + b + c = 6``), not ``2x + 3 = 11``
+                if not free_symbols(sides) or _is_label(sides[0], sums=True):
+                    return sides[-1]
             return None
         if _is_set_of_reals(other) or (isinstance(other, Seq) and len(other.items) == 2):
             intervals = _rel_to_set(rel)

@@ -33,11 +33,15 @@ _FINAL = re.compile(r"(?i)\bfinal\s{1,3}answers?\b(?:[ \t]{0,3}(?:is\b|are\b|:|=
 _PHRASE = re.compile(
     r"(?i)\banswers?\b\s{0,3}(?:(?:is|are)\b\s{0,3}:?|:|=)|\banswer\*\*\s{0,3}:?|\banswer:\*\*"
 )
-_COPULA = re.compile(r"(?i)\b(?:is|are|was|were|equals|be)\b")
+_COPULA = re.compile(
+    r"(?i)\b(?:is|are|was|were|equals|be|becomes|gives|yields|get|obtain|"
+    r"(?:simplifies|reduces|evaluates|comes|amounts|equal)\s{1,3}to)\b"
+)
 _FILLER = re.compile(
     r"^(?:(?:therefore|thus|so|then|just|simply|exactly|equal to|given by|that|is|be|:)\s+)+", re.I
 )
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
+_CLAUSE_START = re.compile(r"\.(?:\s|$)|\n|(?i:\b(?:so|thus|hence|therefore|then)\b)")
 _NUMBER = re.compile(r"-?\d+(?:,\d+)*(?:\.\d+)?(?: ?/ ?\d+)?(?: ?%)?")
 _WORD = re.compile(r"[A-Za-z]+")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
@@ -58,7 +62,7 @@ _MAX_GAP_WORDS = 5
 _CONJUNCTIONS = frozenset({"and", "or"})
 _NOT_CONNECTORS = frozenset(
     "but wait actually however instead not no rather hmm oops mistake wrong correct correction again "
-    "answer final therefore thus hence so because since is was be check recheck verify sorry let if "
+    "answer final therefore thus hence so because since check recheck verify sorry let if "
     "then than else otherwise".split()
 )
 
@@ -315,8 +319,18 @@ def _stated(text: str, begin: int, end: int, spans: list[Span]) -> str | None:
 
 
 def _last_math_or_number(text: str) -> str | None:
+    """The last math span or number, or in a last clause such as "the least $n$ is 7, at $x = 1$"
+    the first after its last "is"; neighbours joined only by commas, "and" or "or" come along."""
     spans = math_spans(text)
-    number = last_match(_NUMBER, text)
-    if spans and (number is None or number.start() < spans[-1][1]):
-        return _group(text, spans, len(spans) - 1, forward=False, loose=False)
-    return number.group(0) if number else None
+    numbers = [(m.start(), m.end(), m.group(0)) for m in _outside(_NUMBER.finditer(text), spans)]
+    items = sorted(spans + numbers)
+    if not items:
+        return None
+    last = items[-1][0]
+    starts = deque(_outside(_CLAUSE_START.finditer(text, 0, last), spans), maxlen=1)
+    clause = starts[0].end() if starts else 0
+    copulas = deque(_outside(_COPULA.finditer(text, clause, last), spans), maxlen=1)
+    if copulas:
+        first = next(k for k, item in enumerate(items) if item[0] >= copulas[0].end())
+        return _group(text, items, first, forward=True, loose=False)
+    return _group(text, items, len(items) - 1, forward=False, loose=False)

@@ -59,6 +59,7 @@ _SUBS = (
     (re.compile(r"\s+"), " "),
 )
 _LEADING = re.compile(r"^(?:\\approx|approximately|approx\.?|about|around|roughly|=)\s*", re.I)
+_TRAILING = re.compile(r"[\s,]*\brespectively$", re.I)
 _DIGIT_GROUPS = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?!\d)")
 _THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?[%°]?")
 _TEXT_UNIT = re.compile(
@@ -213,7 +214,7 @@ def _trim(text: str) -> str:
 def normalize(text: str) -> tuple[str, str | None]:
     """Return the cleaned answer and its unit (None when it has none)."""
     text = strip_outer(to_plain(strip_outer(text)))
-    text = _trim(_LEADING.sub("", text))
+    text = _trim(_TRAILING.sub("", _trim(_LEADING.sub("", text))))
     text, unit = _strip_units(text)
     text = _trim(text)
     text = _DIGIT_GROUPS.sub(lambda m: m.group(0).replace(" ", ""), text)
