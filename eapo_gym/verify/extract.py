@@ -41,6 +41,7 @@ _FILLER = re.compile(
     r"^(?:(?:therefore|thus|so|then|just|simply|exactly|equal to|given by|that|is|be|:)\s+)+", re.I
 )
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
+_OPERATOR_GAP = re.compile(r"\s{0,3}(?:[=+\-*/^<>\u00d7\u00f7\u00b7]|\\(?:times|cdot|div|approx))\s{0,3}")
 _CLAUSE_START = re.compile(r"\.(?:\s|$)|\n|(?i:\b(?:so|thus|hence|therefore|then)\b)")
 _NUMBER = re.compile(r"-?\d+(?:,\d+)*(?:\.\d+)?(?: ?/ ?\d+)?(?: ?%)?")
 _WORD = re.compile(r"[A-Za-z]+")
@@ -332,5 +333,10 @@ def _last_math_or_number(text: str) -> str | None:
     copulas = deque(_outside(_COPULA.finditer(text, clause, last), spans), maxlen=1)
     if copulas:
         first = next(k for k, item in enumerate(items) if item[0] >= copulas[0].end())
+        end = first
+        while end + 1 < len(items) and _OPERATOR_GAP.fullmatch(text[items[end][1] : items[end + 1][0]]):
+            end += 1  # "is 10 \times 100 = 1,000" is one expression
+        if end > first:
+            return text[items[first][0] : items[end][1]]
         return _group(text, items, first, forward=True, loose=False)
     return _group(text, items, len(items) - 1, forward=False, loose=False)

@@ -62,6 +62,7 @@ _LEADING = re.compile(r"^(?:\\approx|approximately|approx\.?|about|around|roughl
 _TRAILING = re.compile(r"[\s,]*\brespectively$", re.I)
 _DIGIT_GROUPS = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?!\d)")
 _THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?[%°]?")
+_INNER_THOUSANDS = re.compile(r"(?:(?<=[=\s])|^)[1-9]\d{0,2}(?:,\d{3})+(?=$|\s)")
 _TEXT_UNIT = re.compile(
     r"\s*\\(?:text|textrm|textnormal|textit|textbf|mbox|mathrm|rm|mathit)\s*\{\s*([A-Za-z][A-Za-z .\-/]*)\}"
     r"\s*(\^\s*\{?\s*[23]\s*\}?)?\s*\.?\s*$"
@@ -220,6 +221,8 @@ def normalize(text: str) -> tuple[str, str | None]:
     text = _DIGIT_GROUPS.sub(lambda m: m.group(0).replace(" ", ""), text)
     if _THOUSANDS.fullmatch(text):
         text = text.replace(",", "")
+    elif not any(bracket in text for bracket in "([{"):  # "10 \times 100 = 1,000", but not "(1,000)"
+        text = _INNER_THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text)
     return text, unit
 
 
