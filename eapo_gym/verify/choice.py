@@ -12,6 +12,7 @@ _GOLD_LOWER = re.compile(r"\(([a-j])\)")
 _LEAD_LETTER = re.compile(r"\(?([A-J])\)?(?:$|[\s.:)\],])|\(([a-j])\)|([a-j])$")
 _PROSE_LETTER = re.compile(
     r"(?i:answer|option|choice)(?:\s{1,3}(?i:is))?\s{0,3}:?\s{0,3}\**\s{0,3}\(?([A-J])\b"
+    r"|\(([A-J])\)\s{0,3}(?i:is)\s{1,3}(?i:the\s{1,3})?(?i:correct|right)\b"
 )
 _MARKUP = re.compile(r"\\(?:text[a-z]*|math[a-z]*|mbox)\s*|[{}$*]")
 _ANSWER_PREFIX = re.compile(r"^(?i:(?:the\s{1,3})?(?:final\s{1,3})?answer\s{0,3}(?:is)?\s{0,3}:?\s{0,3})")
@@ -36,7 +37,7 @@ def response_choice(response: str, found: tuple[str, str] | None) -> str | None:
         if source in ("boxed", "tag", "final"):
             return None
     last = last_match(_PROSE_LETTER, response)
-    return last.group(1) if last else None
+    return (last.group(1) or last.group(2)) if last else None
 
 
 def gold_yes_no(gold: str) -> str | None:

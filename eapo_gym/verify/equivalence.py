@@ -163,8 +163,8 @@ def _is_label(node: Node, sums: bool = False) -> bool:
 
 
 def _is_target(lhs: Node, rest: tuple[Node, ...]) -> bool:
-    """True for an assignment target: ``x``, ``(a, b)``, ``f(x)`` not used on the right, or a label
-    (``AB = 4``, ``V_1 : V_2 = 11 : 21``) whose symbols do not occur on the right."""
+    """True for an assignment target: ``x``, ``(a, b)``, ``f(x)`` or ``f(2)`` with ``f`` not used on
+    the right, or a label (``AB = 4``, ``V_1 : V_2 = 11 : 21``) whose symbols are not on the right."""
     if isinstance(lhs, Sym):
         return True
     if _is_label(lhs) and not free_symbols([lhs]) & free_symbols(rest):
@@ -175,8 +175,10 @@ def _is_target(lhs: Node, rest: tuple[Node, ...]) -> bool:
         head, arg = lhs.args
         if isinstance(head, Pow) and isinstance(head.exp, Num) and head.exp.value == -1:
             head = head.base  # f^{-1}(x)
-        args_ok = isinstance(arg, Sym) or (
-            isinstance(arg, Seq) and all(isinstance(i, Sym) for i in arg.items)
+        args_ok = (  # f(x), f(x, y) or a value such as f(-1)
+            isinstance(arg, Sym)
+            or (isinstance(arg, Seq) and all(isinstance(i, Sym) for i in arg.items))
+            or not free_symbols([arg])
         )
         return (
             isinstance(head, Sym)

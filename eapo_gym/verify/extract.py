@@ -42,6 +42,9 @@ _FILLER = re.compile(
 )
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 _OPERATOR_GAP = re.compile(r"\s{0,3}(?:[=+\-*/^<>\u00d7\u00f7\u00b7]|\\(?:times|cdot|div|approx))\s{0,3}")
+_CHECK = re.compile(
+    r"(?im)^[ \t*#]{0,6}(?:let\s{1,3}me\s{1,3}|let's\s{1,3}|to\s{1,3})?(?:verify|verification|check)"
+)
 _CLAUSE_START = re.compile(r"\.(?:\s|$)|\n|(?i:\b(?:so|thus|hence|therefore|then)\b)")
 _NUMBER = re.compile(r"-?\d+(?:,\d+)*(?:\.\d+)?(?: ?/ ?\d+)?(?: ?%)?")
 _WORD = re.compile(r"[A-Za-z]+")
@@ -321,7 +324,11 @@ def _stated(text: str, begin: int, end: int, spans: list[Span]) -> str | None:
 
 def _last_math_or_number(text: str) -> str | None:
     """The last math span or number, or in a last clause such as "the least $n$ is 7, at $x = 1$"
-    the first after its last "is"; neighbours joined only by commas, "and" or "or" come along."""
+    the first after its last "is"; neighbours joined only by commas, "and" or "or" come along.
+    A check that follows on its own line ("Let me verify: ...") is not the answer."""
+    check = _CHECK.search(text)
+    if check is not None and _NUMBER.search(text, 0, check.start()):
+        text = text[: check.start()]
     spans = math_spans(text)
     numbers = [(m.start(), m.end(), m.group(0)) for m in _outside(_NUMBER.finditer(text), spans)]
     items = sorted(spans + numbers)

@@ -59,7 +59,7 @@ _SUBS = (
     (re.compile(r"\s+"), " "),
 )
 _LEADING = re.compile(r"^(?:\\approx|approximately|approx\.?|about|around|roughly|=)\s*", re.I)
-_TRAILING = re.compile(r"[\s,]*\brespectively$", re.I)
+_TRAILING = re.compile(r"[\s,]*\brespectively$|\s+\([A-Za-z][A-Za-z ]+\)$", re.I)  # "5 (five)"
 _DIGIT_GROUPS = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?!\d)")
 _THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?[%°]?")
 _INNER_THOUSANDS = re.compile(r"(?:(?<=[=\s])|^)[1-9]\d{0,2}(?:,\d{3})+(?=$|\s)")
