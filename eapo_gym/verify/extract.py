@@ -325,8 +325,8 @@ def _stated(text: str, begin: int, end: int, spans: list[Span]) -> str | None:
 def _last_math_or_number(text: str) -> str | None:
     """The last math span or number, or in a last clause such as "the least $n$ is 7, at $x = 1$"
     the first after its last "is"; neighbours joined only by commas, "and" or "or" come along.
-    A check that follows on its own line ("Let me verify: ...") is not the answer."""
-    check = _CHECK.search(text)
+    A final check on its own line ("Let me verify: ...") is not the answer."""
+    check = last_match(_CHECK, text)
     if check is not None and _NUMBER.search(text, 0, check.start()):
         text = text[: check.start()]
     spans = math_spans(text)
