@@ -14,7 +14,7 @@ from fractions import Fraction
 from itertools import product
 
 from .evaluate import Evaluator, Undefined, Unsupported
-from .limits import MAX_ITEMS, MAX_PM, Budget, LimitExceeded
+from .limits import MAX_ITEMS, MAX_NODES, MAX_PM, Budget, LimitExceeded
 from .nodes import (
     Add,
     Const,
@@ -301,41 +301,59 @@ def group_assignments(node: Node) -> Node:
     return Seq("bare", tuple(Seq("tuple", tuple(values[k : k + width])) for k in starts))
 
 
-def _fold_matrices(node: Node) -> Node:
-    """A sum or product of matrices (and scalar factors) as one matrix of entry expressions."""
+def fold_matrices(node: Node, budget: Budget) -> Node:
+    """A sum or product of matrices (and scalar factors) as one matrix of entry expressions.
+
+    The result is held to the parser's node limit, so chained products cannot grow without bound.
+    """
     if not isinstance(node, (Add, Mul)):
         return node
-    parts = [_fold_matrices(arg) for arg in node.args]
+    parts = [fold_matrices(arg, budget) for arg in node.args]
     matrices = [p for p in parts if isinstance(p, Matrix)]
     if not matrices or any(_is_collection(p) and not isinstance(p, Matrix) for p in parts):
         return node
     if isinstance(node, Add):
-        shapes = {(len(p.rows), len(p.rows[0])) for p in parts if isinstance(p, Matrix)}
-        if len(matrices) != len(parts) or len(shapes) != 1:
+        if len(matrices) != len(parts) or len({_shape(m) for m in matrices}) != 1:
             return node
-        rows, cols = shapes.pop()
-        return Matrix(
+        rows, cols = _shape(matrices[0])
+        folded = Matrix(
             tuple(tuple(Add(tuple(m.rows[i][j] for m in matrices)) for j in range(cols)) for i in range(rows))
         )
-    product = matrices[0]
-    for right in matrices[1:]:
-        if len(product.rows[0]) != len(right.rows):
-            return node
-        if len(product.rows) * len(right.rows[0]) * len(right.rows) > MAX_ITEMS**2:
-            raise LimitExceeded("matrix product too large")
-        product = Matrix(
-            tuple(
+    else:
+        folded = matrices[0]
+        for right in matrices[1:]:
+            if _shape(folded)[1] != _shape(right)[0]:
+                return node
+            folded = Matrix(
                 tuple(
-                    Add(tuple(Mul((row[k], right.rows[k][j])) for k in range(len(row))))
-                    for j in range(len(right.rows[0]))
+                    tuple(
+                        Add(tuple(Mul((row[k], right.rows[k][j])) for k in range(len(row))))
+                        for j in range(len(right.rows[0]))
+                    )
+                    for row in folded.rows
                 )
-                for row in product.rows
             )
-        )
-    scalars = tuple(p for p in parts if not isinstance(p, Matrix))
-    if not scalars:
-        return product
-    return Matrix(tuple(tuple(Mul((*scalars, entry)) for entry in row) for row in product.rows))
+            _check_size(folded, budget)
+        scalars = tuple(p for p in parts if not isinstance(p, Matrix))
+        if scalars:
+            folded = Matrix(tuple(tuple(Mul((*scalars, entry)) for entry in row) for row in folded.rows))
+    _check_size(folded, budget)
+    return folded
+
+
+def _shape(matrix: Matrix) -> tuple[int, int]:
+    return len(matrix.rows), len(matrix.rows[0])
+
+
+def _check_size(matrix: Matrix, budget: Budget) -> None:
+    count, stack = 0, [entry for row in matrix.rows for entry in row]
+    while stack:
+        count += 1
+        if count > MAX_NODES:
+            raise LimitExceeded("matrix expression too large")
+        if not count & 255:
+            budget.check()
+        stack.extend(children(stack.pop()))
 
 
 # -- the judge --------------------------------------------------------------------------
@@ -363,7 +381,7 @@ class _Judge:
         return self._plain_eq(g, p)
 
     def _plain_eq(self, g: Node, p: Node) -> bool:
-        g, p = _fold_matrices(g), _fold_matrices(p)
+        g, p = fold_matrices(g, self.budget), fold_matrices(p, self.budget)
         if _is_collection(g) or _is_collection(p):
             return self._coll_eq(g, p)
         if isinstance(g, Text) or isinstance(p, Text):

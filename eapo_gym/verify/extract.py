@@ -124,7 +124,7 @@ def _find_raw(text: str, join_boxes: bool) -> tuple[str, str] | None:
         if stated:
             return stated, "phrase"
     stripped = unwrap_math(scope.strip())
-    if stripped and _UNESCAPED_DELIM.search(stripped) is None and not is_prose(stripped):
+    if stripped and not has_math_delimiters(stripped) and not is_prose(stripped):
         return stripped, "tag" if tag is not None else "bare"
     last = _last_math_or_number(scope)
     return (last, "last") if last else None
@@ -213,6 +213,11 @@ def connects(gap: str, *, loose: bool) -> bool:
     return len(words) <= _MAX_GAP_WORDS and not any(w in _NOT_CONNECTORS for w in words)
 
 
+def has_math_delimiters(text: str) -> bool:
+    """True when ``text`` opens inline or display math (an escaped ``\\$`` does not)."""
+    return _UNESCAPED_DELIM.search(text) is not None
+
+
 def unwrap_math(text: str) -> str:
     """Strip one pair of math delimiters or markdown bold around the whole string and a final period."""
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**")):
@@ -242,15 +247,20 @@ def math_spans(text: str) -> list[Span]:
     """Every complete math span as (start, end, content); ``$...$`` and ``\\(...\\)`` stay on one line."""
     spans: list[Span] = []
     open_tok, open_end, open_start = "", 0, 0
+    line_end = -1  # the first newline at or after open_end (len(text) when there is none)
     for m in _DELIM.finditer(text):
         tok = m.group(0)
         if tok == "\\$":
             continue
-        if open_tok and open_tok in _INLINE and "\n" in text[open_end : m.start()]:
+        if open_tok in _INLINE and line_end < m.start():
             open_tok = ""
         if not open_tok:
             if tok in _PAIRS:
                 open_tok, open_start, open_end = tok, m.start(), m.end()
+                if line_end < open_end:
+                    line_end = text.find("\n", open_end)
+                    if line_end < 0:
+                        line_end = len(text)
         elif tok == _PAIRS[open_tok]:
             content = text[open_end : m.start()].strip()
             if content:

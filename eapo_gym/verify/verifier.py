@@ -7,7 +7,7 @@ from fractions import Fraction
 
 from .choice import gold_choice, gold_yes_no, response_choice, response_yes_no
 from .equivalence import equivalent
-from .extract import find_answer, math_spans
+from .extract import find_answer, has_math_delimiters
 from .limits import DEFAULT_CPU_BUDGET_S, MAX_ANSWER_CHARS, MAX_RESPONSE_CHARS, Budget, clean_text
 from .nodes import Node, Seq, Text
 from .normalize import normalize, strip_outer, text_key
@@ -71,7 +71,7 @@ def gold_answer(gold: str, *, join_boxes: bool = True) -> str | None:
     if text is None:
         return None
     found = find_answer(text, join_boxes=join_boxes)
-    if found is None or (found[1] == "last" and not math_spans(text)):
+    if found is None or (found[1] == "last" and not has_math_delimiters(text)):
         text = strip_outer(text)
         return text if text and len(text) <= MAX_ANSWER_CHARS else None
     return found[0]
