@@ -46,7 +46,7 @@ _CHECK = re.compile(
     r"(?im)^[ \t*#]{0,6}(?:let\s{1,3}me\s{1,3}|let's\s{1,3}|to\s{1,3})?(?:verify|verification|check)"
 )
 _CLAUSE_START = re.compile(r"\.(?:\s|$)|\n|(?i:\b(?:so|thus|hence|therefore|then)\b)")
-_NUMBER = re.compile(r"-?\d+(?:,\d+)*(?:\.\d+)?(?: ?/ ?\d+)?(?: ?%)?")
+_NUMBER = re.compile(r"-?\d+(?:(?:,|\{ ?, ?\})\d+)*(?:\.\d+)?(?: ?/ ?\d+)?(?: ?%)?")
 _WORD = re.compile(r"[A-Za-z]+")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
 _TEXTISH = re.compile(r"\\[a-zA-Z]+(?:\s*\{[^{}]*\})?")
