@@ -4,7 +4,8 @@ The comparison is asymmetric (gold first): a predicted assignment ``x = 2`` is u
 ``2`` against gold ``2``, but an arbitrary predicted equation is not (so restating the question
 does not score). Equations are equal when ``lhs - rhs`` are proportional by a non-zero constant
 (by a positive one for inequalities); sets match unordered, tuples in order, intervals by their
-ends, matrices entrywise; a decimal matches an exact value only when it is that value correctly
+ends, matrices entrywise (after folding sums and products of matrices). Exact rationals compare
+exactly; a decimal matches an irrational exact value only when it is that value correctly
 rounded (and, for a predicted decimal, carries at least four significant digits).
 """
 
@@ -282,6 +283,16 @@ def _rows(node: Node) -> tuple[tuple[Node, ...], ...] | None:
     return None
 
 
+def _named_values(seq: Seq) -> bool:
+    """True for ``x = 1, y = 2``: assignments to distinct names, an ordered tuple when unnamed."""
+    names = [
+        i.sides[0].name
+        for i in seq.items
+        if isinstance(i, Rel) and i.ops == ("=",) and isinstance(i.sides[0], Sym)
+    ]
+    return len(names) == len(seq.items) == len(set(names))
+
+
 def group_assignments(node: Node) -> Node:
     """``p=5, q=2; p=7, q=2`` as the tuples ``(5, 2), (7, 2)``: names repeating in one order."""
     if not (isinstance(node, Seq) and node.kind == "bare"):
@@ -464,7 +475,7 @@ class _Judge:
         if isinstance(g, Seq) and isinstance(p, Seq):
             if len(g.items) == len(p.items) == 2 and {g.kind, p.kind} == {"tuple", "list"}:
                 return False  # (a, b) vs [a, b]: different interval ends
-            ordered = g.kind in ("tuple", "list")
+            ordered = g.kind in ("tuple", "list") or (_named_values(g) and not _named_values(p))
             return self._match(list(g.items), list(p.items), ordered=ordered, same=self.eq)
         if isinstance(g, Seq):
             return len(g.items) == 1 and self.eq(g.items[0], p)
