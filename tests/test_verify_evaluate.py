@@ -59,6 +59,17 @@ def _numeric(text: str) -> complex:
         ("\\binom{10}{3}", Fraction(120)),
         ("\\binom{5}{7}", Fraction(0)),
         ("\\binom{5}{-1}", Fraction(0)),
+        ("\\binom{5}{0}", Fraction(1)),
+        ("\\binom{5}{5}", Fraction(1)),
+        ("\\binom{0}{0}", Fraction(1)),
+        ("cbrt(27)", Fraction(3)),
+        ("\\sqrt[1]{5}", Fraction(5)),
+        ("(-1)^{1000001}", Fraction(-1)),
+        ("1^{1000001}", Fraction(1)),
+        ("x^{x - x}", Fraction(1)),
+        ("(x - x)\\%", Fraction(0)),
+        ("2^{5000} - 2^{5000} + 3", Fraction(3)),
+        ("2^{3000} \\cdot 2^{-3000}", Fraction(1)),
         ("\\gcd(12, 18)", Fraction(6)),
         ("\\operatorname{lcm}(4, 6)", Fraction(12)),
         ("\\max(1, \\frac{5}{2}, 2)", Fraction(5, 2)),
@@ -92,6 +103,17 @@ def test_exact_values(text: str, value: Fraction) -> None:
         ("2^{\\frac{1}{65}}", 2 ** (1 / 65)),
         ("\\sqrt[3]{2}", 2 ** (1 / 3)),
         ("\\sqrt[3]{-2}", -(2 ** (1 / 3))),
+        ("cbrt(2)", 2 ** (1 / 3)),
+        ("\\sqrt[2]{-4}", 2j),
+        ("\\sqrt[3]{\\frac{\\pi}{8}}", (3.141592653589793 / 8) ** (1 / 3)),
+        ("(\\frac{\\pi}{4})^{\\frac{1}{3}}", (3.141592653589793 / 4) ** (1 / 3)),
+        ("(0\\pi)^{\\frac{1}{2}}", 0),
+        ("\\sin(500000)", 0.1778312015182589),
+        ("\\cos(500000)", -0.9840610061203382),
+        ("\\tan(500000)", -0.1807115619989442),
+        ("\\cot(500000)", -5.533680241255634),
+        ("\\sec(500000)", -1.016197160318852),
+        ("\\csc(500000)", 5.623310147276515),
         ("\\sqrt[\\pi]{2}", 2 ** (1 / 3.141592653589793)),
         ("(-\\pi^{3})^{\\frac{1}{3}}", -3.141592653589793),
         ("(-\\pi^{3})^{\\frac{2}{3}}", 3.141592653589793**2),
@@ -140,7 +162,7 @@ def test_numeric_values(text: str, value: complex | None) -> None:
 @pytest.mark.parametrize(
     "text",
     ["\\frac{1}{0}", "0^{0}", "0^{-1}", "0^{-\\pi}", "\\sqrt[0]{5}", "(-1)!"]
-    + ["\\ln 0", "\\ln(0 \\pi)", "\\cot 0"],
+    + ["\\ln 0", "\\ln(0 \\pi)", "\\cot 0", "(0\\pi)^{0}"],
 )
 def test_undefined_values(text: str) -> None:
     with pytest.raises(Undefined):
@@ -216,6 +238,7 @@ def test_close_is_exact_for_rationals_and_relative_for_numerics() -> None:
     assert ev.close(mpf(10) ** -50, 0)
     assert not ev.close(ev.ctx.exp(-100), 0)
     assert ev.close(Fraction(1, 2), mpf(1) / 2)
+    assert ev.close(Fraction(1, 3), mpf(1) / 3)
     assert not ev.close(Fraction(1, 2), mpf(1) / 3)
 
 
@@ -229,6 +252,10 @@ def test_ratio_and_sign() -> None:
     assert not ev.is_positive(ev.ctx.mpf(-2))
     assert not ev.is_positive(ev.ctx.mpc(2, 1))
     assert ev.is_positive(ev.ctx.mpc(2, ev.ctx.mpf(10) ** -40))
+    assert ev.is_positive(ev.ctx.mpc(100, ev.ctx.mpf(10) ** -29))
+    assert not ev.is_positive(ev.ctx.mpc(ev.ctx.mpf(1) / 2, ev.ctx.mpf(15) / 10**31))
+    assert ev.is_positive(ev.ctx.mpf(1) / 2)
+    assert not ev.is_positive(ev.ctx.mpf(0))
 
 
 def test_rounds_to_a_decimal() -> None:
@@ -241,6 +268,11 @@ def test_rounds_to_a_decimal() -> None:
     assert ev.rounds_to(ev.ctx.mpf("1.0005"), Num(Fraction(1, 1), places=3))
     assert not ev.rounds_to(ev.ctx.mpf("1.000500001"), Num(Fraction(1, 1), places=3))
     assert not ev.rounds_to(ev.ctx.mpc(root2, 1), Num(Fraction(1414, 1000), places=3))
+    assert ev.rounds_to(
+        ev.ctx.mpc(1000 * root2, ev.ctx.mpf(10) ** -28), Num(Fraction(1414214, 1000), places=3)
+    )
+    half = ev.ctx.mpf(1) / 2
+    assert not ev.rounds_to(ev.ctx.mpc(half, ev.ctx.mpf(15) / 10**31), Num(Fraction(1, 2), places=3))
 
 
 def test_each_thread_has_its_own_60_digit_context() -> None:

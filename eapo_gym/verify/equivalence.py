@@ -72,7 +72,7 @@ def expand_pm(node: Node) -> Node:
     out = [v for item in items for v in _variants(item)]
     if len(out) > 2**MAX_PM:
         raise LimitExceeded("too many ± signs")
-    return out[0] if len(out) == 1 else Seq("bare", tuple(out))
+    return Seq("bare", tuple(out))
 
 
 def _combine(parts: list[list[Node]]) -> list[tuple[Node, ...]]:
@@ -205,10 +205,7 @@ def _value_assignment(op: str, lhs: Node, rhs: Node) -> tuple[str, Node] | None:
 def _as_set(rel: Rel) -> Node | None:
     if rel.ops == ("in",) and isinstance(rel.sides[0], Sym):
         return rel.sides[1]
-    intervals = _rel_to_set(rel)
-    if intervals is None:
-        return None
-    return intervals[0] if len(intervals) == 1 else Union(tuple(intervals))
+    return _rel_to_set(rel)
 
 
 def _two_sided(rel: Rel) -> tuple[str, Node, Node] | None:
@@ -223,8 +220,8 @@ def _two_sided(rel: Rel) -> tuple[str, Node, Node] | None:
     return op, lhs, rhs
 
 
-def _rel_to_set(rel: Rel) -> list[Node] | None:
-    """``a < x <= b`` style relations of one variable or label (``0 < f(x) < 1``) as intervals, else None."""
+def _rel_to_set(rel: Rel) -> Interval | None:
+    """``a < x <= b`` style relations of one variable or label (``0 < f(x) < 1``) as an interval."""
     if any(op in ("=", "!=", "in") for op in rel.ops):
         return None
     sides, ops = rel.sides, rel.ops
@@ -236,21 +233,21 @@ def _rel_to_set(rel: Rel) -> list[Node] | None:
         else:
             return None
         if op in ("<", "<="):
-            return [Interval(neg(_OO), bound, True, op == "<")]
-        return [Interval(bound, _OO, op == ">", True)]
+            return Interval(neg(_OO), bound, True, op == "<")
+        return Interval(bound, _OO, op == ">", True)
     if len(sides) == 3 and _is_label(sides[1]) and not free_symbols([sides[0], sides[2]]):
         if all(op in ("<", "<=") for op in ops):
-            return [Interval(sides[0], sides[2], ops[0] == "<", ops[1] == "<")]
+            return Interval(sides[0], sides[2], ops[0] == "<", ops[1] == "<")
         if all(op in (">", ">=") for op in ops):
-            return [Interval(sides[2], sides[0], ops[1] == ">", ops[0] == ">")]
+            return Interval(sides[2], sides[0], ops[1] == ">", ops[0] == ">")
     return None
 
 
-def _as_intervals(node: Node) -> list[Node] | None:
+def _as_intervals(node: Node) -> list[Interval] | None:
     if isinstance(node, Interval):
         return [node]
     if isinstance(node, Union):
-        out: list[Node] = []
+        out: list[Interval] = []
         for part in node.parts:
             sub = _as_intervals(part)
             if sub is None:
@@ -262,13 +259,9 @@ def _as_intervals(node: Node) -> list[Node] | None:
         return [Interval(node.items[0], node.items[1], not closed, not closed)]
     if isinstance(node, Seq) and node.kind == "set":
         return [Interval(item, item, False, False) for item in node.items]
-    if isinstance(node, Rel):
-        return _rel_to_set(node)
     if isinstance(node, Seq) and node.kind == "bare" and all(isinstance(i, Rel) for i in node.items):
         parts = [_rel_to_set(i) for i in node.items]  # type: ignore[arg-type]
-        if any(p is None for p in parts):
-            return None
-        return [iv for p in parts for iv in p]  # type: ignore[union-attr]
+        return None if any(p is None for p in parts) else parts  # type: ignore[return-value]
     return None
 
 
@@ -413,15 +406,13 @@ class _Judge:
                     return sides[-1]
             return None
         if _is_set_of_reals(other) or (isinstance(other, Seq) and len(other.items) == 2):
-            intervals = _rel_to_set(rel)
-            if intervals is not None:
-                return intervals[0] if len(intervals) == 1 else Union(tuple(intervals))
+            return _rel_to_set(rel)
         return None
 
     def _rel_eq(self, g: Rel, p: Rel) -> bool:
         gi, pi = _rel_to_set(g), _rel_to_set(p)
         if gi is not None and pi is not None:
-            return self._match(gi, pi, ordered=False, same=self._interval_eq)
+            return self._interval_eq(gi, pi)
         if "in" in g.ops or "in" in p.ops:
             gs, ps = _as_set(g), _as_set(p)
             return gs is not None and ps is not None and self.eq(gs, ps)
@@ -479,13 +470,9 @@ class _Judge:
             return self._match(list(g.items), list(p.items), ordered=ordered, same=self.eq)
         if isinstance(g, Seq):
             return len(g.items) == 1 and self.eq(g.items[0], p)
-        if isinstance(p, Seq):
-            return len(p.items) == 1 and self.eq(g, p.items[0])
-        return False
+        return len(p.items) == 1 and self.eq(g, p.items[0])  # type: ignore[union-attr]
 
-    def _interval_eq(self, a: Node, b: Node) -> bool:
-        if not (isinstance(a, Interval) and isinstance(b, Interval)):
-            return False
+    def _interval_eq(self, a: Interval, b: Interval) -> bool:
         lo_inf, hi_inf = _inf_sign(a.lo) != 0, _inf_sign(a.hi) != 0
         if (a.lopen != b.lopen and not lo_inf) or (a.ropen != b.ropen and not hi_inf):
             return False
