@@ -166,6 +166,16 @@ def test_decimal_comma_is_an_option() -> None:
     assert not is_correct("\\boxed{1, 25}", "1.25")
 
 
+def test_decimal_approximation_is_an_option() -> None:
+    assert is_correct("\\boxed{1.4142}", "\\sqrt{2}")
+    assert not is_correct("\\boxed{1.414}", "\\sqrt{2}")
+    assert is_correct("\\boxed{1.414}", "\\sqrt{2}", approx_digits=3)
+    assert not is_correct("\\boxed{1.4142}", "\\sqrt{2}", approx_digits=None)
+    assert is_correct("\\boxed{\\sqrt{2}}", "1.41")
+    assert not is_correct("\\boxed{\\sqrt{2}}", "1.41", approx_digits=None)
+    assert not is_correct("\\boxed{0.3333}", "\\frac{1}{3}", approx_digits=1)
+
+
 def test_join_boxes_is_an_option() -> None:
     response = "$x = \\boxed{2}$ or $x = \\boxed{3}$"
     assert is_correct(response, "2, 3")

@@ -43,14 +43,18 @@ _OO = Const("oo")
 _MINUS_ONE = Num(Fraction(-1))
 _FUNCTION_LETTERS = frozenset("fghpqrsuvwyFGHPQRSTUVWY")
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_MIN_APPROX_DIGITS = 4
+APPROX_DIGITS = 4
 
 
-def equivalent(gold: Node, pred: Node, budget: Budget) -> bool:
-    """True when ``pred`` is mathematically the answer ``gold``."""
+def equivalent(gold: Node, pred: Node, budget: Budget, approx_digits: int | None = APPROX_DIGITS) -> bool:
+    """True when ``pred`` is mathematically the answer ``gold``.
+
+    ``approx_digits``: a predicted decimal with at least this many significant digits matches an
+    irrational gold it rounds to (a decimal gold matches what rounds to it); None: never.
+    """
     gold, pred = group_assignments(expand_pm(gold)), group_assignments(expand_pm(pred))
     evaluator = Evaluator(free_symbols([gold, pred]), budget)
-    return _Judge(evaluator, budget).eq(gold, pred)
+    return _Judge(evaluator, budget, approx_digits).eq(gold, pred)
 
 
 # -- ± expansion ------------------------------------------------------------------------
@@ -362,9 +366,10 @@ def _check_size(matrix: Matrix, budget: Budget) -> None:
 
 # -- the judge --------------------------------------------------------------------------
 class _Judge:
-    def __init__(self, evaluator: Evaluator, budget: Budget) -> None:
+    def __init__(self, evaluator: Evaluator, budget: Budget, approx_digits: int | None) -> None:
         self.ev = evaluator
         self.budget = budget
+        self.approx_digits = approx_digits
 
     def eq(self, g: Node, p: Node) -> bool:
         self.budget.check()
@@ -539,12 +544,12 @@ class _Judge:
         correctly rounded. Two rationals never get here as approximations: they compare exactly."""
         g_dec = isinstance(g, Num) and g.places >= 0
         p_dec = isinstance(p, Num) and p.places >= 0
-        if g_dec == p_dec:
+        if g_dec == p_dec or self.approx_digits is None:
             return False
         if g_dec:
             return not isinstance(pv, Fraction) and self.ev.rounds_to(pv, g)  # type: ignore[arg-type]
         return (
-            p.digits >= _MIN_APPROX_DIGITS  # type: ignore[union-attr]
+            p.digits >= self.approx_digits  # type: ignore[union-attr]
             and not isinstance(gv, Fraction)
             and self.ev.rounds_to(gv, p)  # type: ignore[arg-type]
         )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from typing import NamedTuple
 
 from .choice import gold_choice, gold_yes_no, response_choice, response_yes_no
-from .equivalence import equivalent
+from .equivalence import APPROX_DIGITS, equivalent
 from .extract import find_answer, has_math_delimiters
 from .limits import DEFAULT_CPU_BUDGET_S, MAX_ANSWER_CHARS, MAX_RESPONSE_CHARS, Budget, clean_text
 from .nodes import Node, Seq, Text
@@ -28,22 +29,35 @@ def is_correct(
     cpu_budget_s: float = DEFAULT_CPU_BUDGET_S,
     decimal_comma: bool = True,
     join_boxes: bool = True,
+    approx_digits: int | None = APPROX_DIGITS,
 ) -> bool:
     """True when the final answer in ``response`` is mathematically equal to the answer in ``gold``.
 
     ``gold`` is a bare answer or a whole reference solution; its answer is extracted like the
-    response's. Conventions: ``decimal_comma`` reads ``1,22`` as 1.22 when the other answer is a
-    single number and the comma does not group thousands; ``join_boxes`` reads adjacent boxed
-    answers as one list. Never raises and never evaluates the text as code; hostile or oversized
-    input, or work that exceeds ``cpu_budget_s`` of this thread's CPU time, gives False.
+    response's. Exact rationals compare exactly. Conventions: ``decimal_comma`` reads ``1,22`` as
+    1.22 when the other answer is a single number and the comma does not group thousands;
+    ``join_boxes`` reads adjacent boxed answers as one list; ``approx_digits`` is the least number
+    of significant digits with which a predicted decimal may stand for an irrational gold it rounds
+    to (None: decimals never approximate). Never raises and never evaluates the text as code;
+    hostile or oversized input, or work beyond ``cpu_budget_s`` of this thread's CPU time, is False.
     """
     try:
-        return _judge(response, gold, Budget(cpu_budget_s), decimal_comma, join_boxes)
+        conventions = _Conventions(decimal_comma, join_boxes, approx_digits)
+        return _judge(response, gold, Budget(cpu_budget_s), conventions)
     except Exception:
         return False
 
 
-def _judge(response: str, gold: str, budget: Budget, decimal_comma: bool, join_boxes: bool) -> bool:
+class _Conventions(NamedTuple):
+    """The options of ``is_correct`` that choose between conventions."""
+
+    decimal_comma: bool
+    join_boxes: bool
+    approx_digits: int | None
+
+
+def _judge(response: str, gold: str, budget: Budget, conventions: _Conventions) -> bool:
+    join_boxes = conventions.join_boxes
     if clean_text(response, MAX_RESPONSE_CHARS) is None:
         return False
     gold_text = gold_answer(gold, join_boxes=join_boxes)
@@ -62,7 +76,7 @@ def _judge(response: str, gold: str, budget: Budget, decimal_comma: bool, join_b
     quick = _quick(gold_text, answer)
     if quick is not None:
         return quick
-    return _compare(gold_text, answer, budget, decimal_comma)
+    return _compare(gold_text, answer, budget, conventions)
 
 
 def gold_answer(gold: str, *, join_boxes: bool = True) -> str | None:
@@ -111,7 +125,7 @@ def _decimal_comma(text: str, node: Node, other: Node, budget: Budget) -> Node:
     return parse(text.replace(",", "."), budget)
 
 
-def _compare(gold: str, answer: str, budget: Budget, decimal_comma: bool) -> bool:
+def _compare(gold: str, answer: str, budget: Budget, conventions: _Conventions) -> bool:
     gold_norm, gold_unit = normalize(gold)
     answer_norm, answer_unit = normalize(answer)
     if gold_unit and answer_unit and gold_unit != answer_unit:
@@ -121,11 +135,11 @@ def _compare(gold: str, answer: str, budget: Budget, decimal_comma: bool) -> boo
         a = parse(answer_norm, budget)
     except ParseError:
         return _same_text(gold_norm, answer_norm)
-    if decimal_comma:
+    if conventions.decimal_comma:
         g, a = _decimal_comma(gold_norm, g, a, budget), _decimal_comma(answer_norm, a, g, budget)
     if isinstance(g, Text) or isinstance(a, Text):
         return _same_text(gold_norm, answer_norm)
-    return equivalent(g, a, budget)
+    return equivalent(g, a, budget, conventions.approx_digits)
 
 
 def _same_text(gold: str, answer: str) -> bool:
