@@ -168,8 +168,8 @@ def test_decimal_comma_is_an_option() -> None:
 
 def test_decimal_approximation_is_an_option() -> None:
     assert is_correct("\\boxed{1.4142}", "\\sqrt{2}")
-    assert not is_correct("\\boxed{1.414}", "\\sqrt{2}")
-    assert is_correct("\\boxed{1.414}", "\\sqrt{2}", approx_digits=3)
+    assert not is_correct("\\boxed{1.41}", "\\sqrt{2}")
+    assert is_correct("\\boxed{1.41}", "\\sqrt{2}", approx_digits=3)
     assert not is_correct("\\boxed{1.4142}", "\\sqrt{2}", approx_digits=None)
     assert is_correct("\\boxed{\\sqrt{2}}", "1.41")
     assert not is_correct("\\boxed{\\sqrt{2}}", "1.41", approx_digits=None)
