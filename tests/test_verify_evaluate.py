@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cmath
 import threading
 from fractions import Fraction
 
@@ -62,6 +63,7 @@ def _numeric(text: str) -> complex:
         ("\\binom{5}{0}", Fraction(1)),
         ("\\binom{5}{5}", Fraction(1)),
         ("\\binom{0}{0}", Fraction(1)),
+        ("\\binom{20000}{19999}", Fraction(20000)),
         ("cbrt(27)", Fraction(3)),
         ("\\sqrt[1]{5}", Fraction(5)),
         ("(-1)^{1000001}", Fraction(-1)),
@@ -224,6 +226,26 @@ def test_variables_evaluate_at_every_point() -> None:
     values = evaluator.vector(node)
     assert values == tuple(p["x"] ** 2 + 1 for p in evaluator.points)
     assert evaluator.vector(node) is values
+
+
+@pytest.mark.parametrize(
+    ("text", "function"),
+    [
+        ("x^{\\pi}", lambda x: x**cmath.pi),
+        ("\\pi^{x}", lambda x: cmath.pi**x),
+        ("(\\pi x)^{x}", lambda x: (cmath.pi * x) ** x),
+        ("(\\pi x)\\%", lambda x: cmath.pi * x / 100),
+        ("(\\pi x)^\\circ", lambda x: cmath.pi**2 * x / 180),
+        ("\\sqrt[x]{\\pi}", lambda x: cmath.pi ** (1 / x)),
+        ("\\sin(\\pi x) + x", lambda x: cmath.sin(cmath.pi * x) + x),
+    ],
+)
+def test_variables_inside_numeric_values(text: str, function) -> None:
+    node = parse(normalize(text)[0], Budget())
+    evaluator = Evaluator({"x"}, Budget())
+    for point, value in zip(evaluator.points, evaluator.vector(node), strict=True):
+        expected = function(float(point["x"]))
+        assert abs(complex(value) - expected) <= 1e-9 * max(1, abs(expected))
 
 
 def test_close_is_exact_for_rationals_and_relative_for_numerics() -> None:
