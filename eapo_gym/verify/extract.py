@@ -318,6 +318,8 @@ def _outside(matches: Iterable[re.Match[str]], spans: list[Span]) -> Iterator[re
 
 
 def _stated(text: str, begin: int, end: int, spans: list[Span]) -> str | None:
+    """The answer in ``text[begin:end]``: the math span (or list) it starts with, the last one after
+    prose, else the text itself unless it is prose (then its first number)."""
     inner = [k for k, s in enumerate(spans) if s[0] >= begin]
     if inner:
         head = _FILLER.sub("", text[begin : spans[inner[0]][0]].strip(_STRIP))
