@@ -234,6 +234,7 @@ def test_variables_evaluate_at_every_point() -> None:
         ("x^{\\pi}", lambda x: x**cmath.pi),
         ("\\pi^{x}", lambda x: cmath.pi**x),
         ("(\\pi x)^{x}", lambda x: (cmath.pi * x) ** x),
+        ("2^{\\pi x}", lambda x: 2 ** (cmath.pi * x)),
         ("(\\pi x)\\%", lambda x: cmath.pi * x / 100),
         ("(\\pi x)^\\circ", lambda x: cmath.pi**2 * x / 180),
         ("\\sqrt[x]{\\pi}", lambda x: cmath.pi ** (1 / x)),
