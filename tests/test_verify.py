@@ -30,11 +30,21 @@ CASES = [
     ("-\\frac{2}{3}", "\\frac{2}{-3}", True),
     ("\\frac{7}{3}", "2\\frac{1}{3}", True),
     ("\\frac{2}{3}", "\\frac{3}{2}", False),
-    # decimal approximations: a predicted decimal needs >= 4 significant digits, correctly rounded
-    ("\\frac{1}{3}", "0.3333", True),
-    ("\\frac{1}{3}", "0.33", False),
-    ("\\frac{1}{3}", "0.3334", False),
-    ("0.33", "\\frac{1}{3}", True),
+    # exact rationals compare exactly: a rounded decimal is not the fraction, either way round
+    ("\\frac{1}{3}", "0.3333", False),
+    ("0.33", "\\frac{1}{3}", False),
+    ("2", "2.000001", False),
+    ("2.000001", "2", False),
+    ("\\frac{1}{2} + 10^{-9}", "0.5", False),
+    ("0.5", "\\frac{1}{2} + 10^{-9}", False),
+    ("\\frac{1}{2}", "0.5", True),
+    # decimals against irrational values: correctly rounded, and a predicted one with >= 4 digits
+    ("\\sqrt{2}", "1.414", True),
+    ("\\sqrt{2}", "1.415", False),
+    ("\\sqrt{2}", "1.41", False),
+    ("1.41", "\\sqrt{2}", True),
+    ("1.42", "\\sqrt{2}", False),
+    ("\\pi", "3.1416", True),
     # repeating decimals
     ("\\frac{1}{3}", "0.\\overline{3}", True),
     ("\\frac{1}{6}", "0.1\\overline{6}", True),
@@ -80,7 +90,8 @@ CASES = [
     ("3x-y+13=0", "6x-2y+26=0", True),
     ("x = 5", "y = 5", False),
     ("x^2", "f(x) = x^2", True),
-    ("\\frac{2}{3}", "x \\approx 0.6667", True),
+    ("\\frac{\\sqrt{2}}{2}", "x \\approx 0.7071", True),
+    ("\\frac{2}{3}", "x \\approx 0.6667", False),
     ("x > 2", "2 < x", True),
     ("x \\ge 3", "x > 3", False),
     # sets, tuples, intervals

@@ -4,7 +4,8 @@ The comparison is asymmetric (gold first): a predicted assignment ``x = 2`` is u
 ``2`` against gold ``2``, but an arbitrary predicted equation is not (so restating the question
 does not score). Equations are equal when ``lhs - rhs`` are proportional by a non-zero constant
 (by a positive one for inequalities); sets match unordered, tuples in order, intervals by their
-ends, matrices entrywise; a decimal matches an exact value only when it is that value correctly
+ends, matrices entrywise (after folding sums and products of matrices). Exact rationals compare
+exactly; a decimal matches an irrational exact value only when it is that value correctly
 rounded (and, for a predicted decimal, carries at least four significant digits).
 """
 
@@ -14,7 +15,7 @@ from fractions import Fraction
 from itertools import product
 
 from .evaluate import Evaluator, Undefined, Unsupported
-from .limits import MAX_ITEMS, MAX_PM, Budget, LimitExceeded
+from .limits import MAX_ITEMS, MAX_NODES, MAX_PM, Budget, LimitExceeded
 from .nodes import (
     Add,
     Const,
@@ -39,16 +40,21 @@ from .nodes import (
 from .parser import neg
 
 _OO = Const("oo")
+_MINUS_ONE = Num(Fraction(-1))
 _FUNCTION_LETTERS = frozenset("fghpqrsuvwyFGHPQRSTUVWY")
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_MIN_APPROX_DIGITS = 4
+APPROX_DIGITS = 4
 
 
-def equivalent(gold: Node, pred: Node, budget: Budget) -> bool:
-    """True when ``pred`` is mathematically the answer ``gold``."""
-    gold, pred = expand_pm(gold), expand_pm(pred)
+def equivalent(gold: Node, pred: Node, budget: Budget, approx_digits: int | None = APPROX_DIGITS) -> bool:
+    """True when ``pred`` is mathematically the answer ``gold``.
+
+    ``approx_digits``: a predicted decimal with at least this many significant digits matches an
+    irrational gold it rounds to (a decimal gold matches what rounds to it); None: never.
+    """
+    gold, pred = group_assignments(expand_pm(gold)), group_assignments(expand_pm(pred))
     evaluator = Evaluator(free_symbols([gold, pred]), budget)
-    return _Judge(evaluator, budget).eq(gold, pred)
+    return _Judge(evaluator, budget, approx_digits).eq(gold, pred)
 
 
 # -- ± expansion ------------------------------------------------------------------------
@@ -70,7 +76,7 @@ def expand_pm(node: Node) -> Node:
     out = [v for item in items for v in _variants(item)]
     if len(out) > 2**MAX_PM:
         raise LimitExceeded("too many ± signs")
-    return out[0] if len(out) == 1 else Seq("bare", tuple(out))
+    return Seq("bare", tuple(out))
 
 
 def _combine(parts: list[list[Node]]) -> list[tuple[Node, ...]]:
@@ -141,9 +147,32 @@ def _cut_approx(rel: Rel) -> Node:
     return sides[0] if k == 0 else Rel(tuple(ops[:k]), sides[: k + 1])
 
 
+def _is_label(node: Node, sums: bool = False) -> bool:
+    """A name for a quantity: symbols under products, quotients, ratios and ``|.|``.
+
+    ``AB``, ``V_1 : V_2``, ``\\frac{NO}{BO}``, ``|AB|`` and ``f(x)`` are labels; anything with a
+    number (``2x``) is not, nor is a sum unless ``sums`` (``a + b - c``).
+    """
+    if isinstance(node, Sym):
+        return True
+    if isinstance(node, Add):
+        return sums and all(_is_label(arg, sums) for arg in node.args)
+    if isinstance(node, Mul):
+        args = node.args[1:] if sums and node.args[0] == _MINUS_ONE else node.args
+        return all(_is_label(arg) for arg in args)
+    if isinstance(node, Pow):
+        return isinstance(node.exp, Num) and node.exp.value == -1 and _is_label(node.base)
+    if isinstance(node, Func) and node.name == "abs":
+        return _is_label(node.args[0])
+    return False
+
+
 def _is_target(lhs: Node, rest: tuple[Node, ...]) -> bool:
-    """True for an assignment target: ``x``, ``(a, b)`` or ``f(x)`` not used on the right."""
+    """True for an assignment target: ``x``, ``(a, b)``, ``f(x)`` or ``f(2)`` with ``f`` not used on
+    the right, or a label (``AB = 4``, ``V_1 : V_2 = 11 : 21``) whose symbols are not on the right."""
     if isinstance(lhs, Sym):
+        return True
+    if _is_label(lhs) and not free_symbols([lhs]) & free_symbols(rest):
         return True
     if isinstance(lhs, Seq) and lhs.kind == "tuple" and all(isinstance(i, Sym) for i in lhs.items):
         return True
@@ -151,8 +180,10 @@ def _is_target(lhs: Node, rest: tuple[Node, ...]) -> bool:
         head, arg = lhs.args
         if isinstance(head, Pow) and isinstance(head.exp, Num) and head.exp.value == -1:
             head = head.base  # f^{-1}(x)
-        args_ok = isinstance(arg, Sym) or (
-            isinstance(arg, Seq) and all(isinstance(i, Sym) for i in arg.items)
+        args_ok = (  # f(x), f(x, y) or a value such as f(-1)
+            isinstance(arg, Sym)
+            or (isinstance(arg, Seq) and all(isinstance(i, Sym) for i in arg.items))
+            or not free_symbols([arg])
         )
         return (
             isinstance(head, Sym)
@@ -178,10 +209,7 @@ def _value_assignment(op: str, lhs: Node, rhs: Node) -> tuple[str, Node] | None:
 def _as_set(rel: Rel) -> Node | None:
     if rel.ops == ("in",) and isinstance(rel.sides[0], Sym):
         return rel.sides[1]
-    intervals = _rel_to_set(rel)
-    if intervals is None:
-        return None
-    return intervals[0] if len(intervals) == 1 else Union(tuple(intervals))
+    return _rel_to_set(rel)
 
 
 def _two_sided(rel: Rel) -> tuple[str, Node, Node] | None:
@@ -196,34 +224,34 @@ def _two_sided(rel: Rel) -> tuple[str, Node, Node] | None:
     return op, lhs, rhs
 
 
-def _rel_to_set(rel: Rel) -> list[Node] | None:
-    """``a < x <= b`` style relations in one variable as a list of intervals, else None."""
-    if any(op in ("=", "!=", "in") for op in rel.ops) or len(free_symbols([rel])) != 1:
+def _rel_to_set(rel: Rel) -> Interval | None:
+    """``a < x <= b`` style relations of one variable or label (``0 < f(x) < 1``) as an interval."""
+    if any(op in ("=", "!=", "in") for op in rel.ops):
         return None
     sides, ops = rel.sides, rel.ops
     if len(sides) == 2:
-        if isinstance(sides[0], Sym) and not free_symbols([sides[1]]):
+        if _is_label(sides[0]) and not free_symbols([sides[1]]):
             op, bound = ops[0], sides[1]
-        elif isinstance(sides[1], Sym) and not free_symbols([sides[0]]):
+        elif _is_label(sides[1]) and not free_symbols([sides[0]]):
             op, bound = _FLIP[ops[0]], sides[0]
         else:
             return None
         if op in ("<", "<="):
-            return [Interval(neg(_OO), bound, True, op == "<")]
-        return [Interval(bound, _OO, op == ">", True)]
-    if len(sides) == 3 and isinstance(sides[1], Sym) and not free_symbols([sides[0], sides[2]]):
+            return Interval(neg(_OO), bound, True, op == "<")
+        return Interval(bound, _OO, op == ">", True)
+    if len(sides) == 3 and _is_label(sides[1]) and not free_symbols([sides[0], sides[2]]):
         if all(op in ("<", "<=") for op in ops):
-            return [Interval(sides[0], sides[2], ops[0] == "<", ops[1] == "<")]
+            return Interval(sides[0], sides[2], ops[0] == "<", ops[1] == "<")
         if all(op in (">", ">=") for op in ops):
-            return [Interval(sides[2], sides[0], ops[1] == ">", ops[0] == ">")]
+            return Interval(sides[2], sides[0], ops[1] == ">", ops[0] == ">")
     return None
 
 
-def _as_intervals(node: Node) -> list[Node] | None:
+def _as_intervals(node: Node) -> list[Interval] | None:
     if isinstance(node, Interval):
         return [node]
     if isinstance(node, Union):
-        out: list[Node] = []
+        out: list[Interval] = []
         for part in node.parts:
             sub = _as_intervals(part)
             if sub is None:
@@ -235,13 +263,9 @@ def _as_intervals(node: Node) -> list[Node] | None:
         return [Interval(node.items[0], node.items[1], not closed, not closed)]
     if isinstance(node, Seq) and node.kind == "set":
         return [Interval(item, item, False, False) for item in node.items]
-    if isinstance(node, Rel):
-        return _rel_to_set(node)
     if isinstance(node, Seq) and node.kind == "bare" and all(isinstance(i, Rel) for i in node.items):
         parts = [_rel_to_set(i) for i in node.items]  # type: ignore[arg-type]
-        if any(p is None for p in parts):
-            return None
-        return [iv for p in parts for iv in p]  # type: ignore[union-attr]
+        return None if any(p is None for p in parts) else parts  # type: ignore[return-value]
     return None
 
 
@@ -256,11 +280,96 @@ def _rows(node: Node) -> tuple[tuple[Node, ...], ...] | None:
     return None
 
 
+def _named_values(seq: Seq) -> bool:
+    """True for ``x = 1, y = 2``: assignments to distinct names, an ordered tuple when unnamed."""
+    names = [
+        i.sides[0].name
+        for i in seq.items
+        if isinstance(i, Rel) and i.ops == ("=",) and isinstance(i.sides[0], Sym)
+    ]
+    return len(names) == len(seq.items) == len(set(names))
+
+
+def group_assignments(node: Node) -> Node:
+    """``p=5, q=2; p=7, q=2`` as the tuples ``(5, 2), (7, 2)``: names repeating in one order."""
+    if not (isinstance(node, Seq) and node.kind == "bare"):
+        return node
+    names = []
+    for item in node.items:
+        if not (isinstance(item, Rel) and item.ops == ("=",) and isinstance(item.sides[0], Sym)):
+            return node
+        names.append(item.sides[0].name)
+    width = len(set(names))
+    if width < 2 or len(names) == width or len(names) % width:
+        return node
+    starts = range(0, len(names), width)
+    if any(names[k : k + width] != names[:width] for k in starts):
+        return node
+    values = [item.sides[1] for item in node.items]  # type: ignore[attr-defined]
+    return Seq("bare", tuple(Seq("tuple", tuple(values[k : k + width])) for k in starts))
+
+
+def fold_matrices(node: Node, budget: Budget) -> Node:
+    """A sum or product of matrices (and scalar factors) as one matrix of entry expressions.
+
+    The result is held to the parser's node limit, so chained products cannot grow without bound.
+    """
+    if not isinstance(node, (Add, Mul)):
+        return node
+    parts = [fold_matrices(arg, budget) for arg in node.args]
+    matrices = [p for p in parts if isinstance(p, Matrix)]
+    if not matrices or any(_is_collection(p) and not isinstance(p, Matrix) for p in parts):
+        return node
+    if isinstance(node, Add):
+        if len(matrices) != len(parts) or len({_shape(m) for m in matrices}) != 1:
+            return node
+        rows, cols = _shape(matrices[0])
+        folded = Matrix(
+            tuple(tuple(Add(tuple(m.rows[i][j] for m in matrices)) for j in range(cols)) for i in range(rows))
+        )
+    else:
+        folded = matrices[0]
+        for right in matrices[1:]:
+            if _shape(folded)[1] != _shape(right)[0]:
+                return node
+            folded = Matrix(
+                tuple(
+                    tuple(
+                        Add(tuple(Mul((row[k], right.rows[k][j])) for k in range(len(row))))
+                        for j in range(len(right.rows[0]))
+                    )
+                    for row in folded.rows
+                )
+            )
+            _check_size(folded, budget)
+        scalars = tuple(p for p in parts if not isinstance(p, Matrix))
+        if scalars:
+            folded = Matrix(tuple(tuple(Mul((*scalars, entry)) for entry in row) for row in folded.rows))
+    _check_size(folded, budget)
+    return folded
+
+
+def _shape(matrix: Matrix) -> tuple[int, int]:
+    return len(matrix.rows), len(matrix.rows[0])
+
+
+def _check_size(matrix: Matrix, budget: Budget) -> None:
+    count, stack = 0, [entry for row in matrix.rows for entry in row]
+    while stack:
+        count += 1
+        if count > MAX_NODES:
+            raise LimitExceeded("matrix expression too large")
+        if not count & 255:
+            budget.check()
+        stack.extend(children(stack.pop()))
+
+
 # -- the judge --------------------------------------------------------------------------
 class _Judge:
-    def __init__(self, evaluator: Evaluator, budget: Budget) -> None:
+    def __init__(self, evaluator: Evaluator, budget: Budget, approx_digits: int | None) -> None:
         self.ev = evaluator
         self.budget = budget
+        self.approx_digits = approx_digits
 
     def eq(self, g: Node, p: Node) -> bool:
         self.budget.check()
@@ -281,6 +390,7 @@ class _Judge:
         return self._plain_eq(g, p)
 
     def _plain_eq(self, g: Node, p: Node) -> bool:
+        g, p = fold_matrices(g, self.budget), fold_matrices(p, self.budget)
         if _is_collection(g) or _is_collection(p):
             return self._coll_eq(g, p)
         if isinstance(g, Text) or isinstance(p, Text):
@@ -295,19 +405,19 @@ class _Judge:
         if all(op == "=" for op in rel.ops):
             if _is_target(sides[0], sides[1:]):
                 return sides[-1]
-            if not gold and not free_symbols(sides):
-                return sides[-1]
+            if not gold and not free_symbols([sides[-1]]):
+                # a computed value (``5 + 7 = 12``) or named sum (``a + b + c = 6``), not ``2x + 3 = 11``
+                if not free_symbols(sides) or _is_label(sides[0], sums=True):
+                    return sides[-1]
             return None
         if _is_set_of_reals(other) or (isinstance(other, Seq) and len(other.items) == 2):
-            intervals = _rel_to_set(rel)
-            if intervals is not None:
-                return intervals[0] if len(intervals) == 1 else Union(tuple(intervals))
+            return _rel_to_set(rel)
         return None
 
     def _rel_eq(self, g: Rel, p: Rel) -> bool:
         gi, pi = _rel_to_set(g), _rel_to_set(p)
         if gi is not None and pi is not None:
-            return self._match(gi, pi, ordered=False, same=self._interval_eq)
+            return self._interval_eq(gi, pi)
         if "in" in g.ops or "in" in p.ops:
             gs, ps = _as_set(g), _as_set(p)
             return gs is not None and ps is not None and self.eq(gs, ps)
@@ -361,17 +471,13 @@ class _Judge:
         if isinstance(g, Seq) and isinstance(p, Seq):
             if len(g.items) == len(p.items) == 2 and {g.kind, p.kind} == {"tuple", "list"}:
                 return False  # (a, b) vs [a, b]: different interval ends
-            ordered = g.kind in ("tuple", "list")
+            ordered = g.kind in ("tuple", "list") or (_named_values(g) and not _named_values(p))
             return self._match(list(g.items), list(p.items), ordered=ordered, same=self.eq)
         if isinstance(g, Seq):
             return len(g.items) == 1 and self.eq(g.items[0], p)
-        if isinstance(p, Seq):
-            return len(p.items) == 1 and self.eq(g, p.items[0])
-        return False
+        return len(p.items) == 1 and self.eq(g, p.items[0])  # type: ignore[union-attr]
 
-    def _interval_eq(self, a: Node, b: Node) -> bool:
-        if not (isinstance(a, Interval) and isinstance(b, Interval)):
-            return False
+    def _interval_eq(self, a: Interval, b: Interval) -> bool:
         lo_inf, hi_inf = _inf_sign(a.lo) != 0, _inf_sign(a.hi) != 0
         if (a.lopen != b.lopen and not lo_inf) or (a.ropen != b.ropen and not hi_inf):
             return False
@@ -434,25 +540,16 @@ class _Judge:
         return self._approx(g, p, vg[0], vp[0])
 
     def _approx(self, g: Node, p: Node, gv: object, pv: object) -> bool:
+        """A decimal against an irrational value (no decimal can be exact): it must be that value
+        correctly rounded. Two rationals never get here as approximations: they compare exactly."""
         g_dec = isinstance(g, Num) and g.places >= 0
         p_dec = isinstance(p, Num) and p.places >= 0
-        if g_dec == p_dec:
+        if g_dec == p_dec or self.approx_digits is None:
             return False
         if g_dec:
-            return not _terminating(pv) and self.ev.rounds_to(pv, g)  # type: ignore[arg-type]
+            return not isinstance(pv, Fraction) and self.ev.rounds_to(pv, g)  # type: ignore[arg-type]
         return (
-            p.digits >= _MIN_APPROX_DIGITS  # type: ignore[union-attr]
-            and not _terminating(gv)
+            p.digits >= self.approx_digits  # type: ignore[union-attr]
+            and not isinstance(gv, Fraction)
             and self.ev.rounds_to(gv, p)  # type: ignore[arg-type]
         )
-
-
-def _terminating(value: object) -> bool:
-    """True for a rational with a finite decimal expansion: it must then match exactly."""
-    if not isinstance(value, Fraction):
-        return False
-    den = value.denominator
-    for prime in (2, 5):
-        while den % prime == 0:
-            den //= prime
-    return den == 1

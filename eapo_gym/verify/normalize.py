@@ -49,16 +49,20 @@ _SUBS = (
     (re.compile(r"\\text\s*\{\s*°\s*\}"), "°"),
     (re.compile(r"\\%|\\text\s*\{\s*%\s*\}"), "%"),
     (re.compile(r"\\\$|\$|€|£|¥|\bUSD\b|\bUS\b"), " "),
-    (re.compile(r"\{,\}"), ""),
+    (re.compile(r"\{\s*,\s*\}"), ""),
     (re.compile(r"\{([^{}]*)\\choose(?![a-zA-Z])([^{}]*)\}"), r"\\binom{\1}{\2}"),
     (re.compile(r"\{([^{}]*)\\over(?![a-zA-Z])([^{}]*)\}"), r"\\frac{\1}{\2}"),
     (re.compile(r"(?<!\\)\\(?:[,;:> ]|quad|qquad|hspace\{[^{}]*\})"), " "),
-    (re.compile(r"\\!|~"), " "),
+    (re.compile(r",\s*\\!\s*"), ","),
+    (re.compile(r"\\!"), ""),
+    (re.compile(r"~"), " "),
     (re.compile(r"\s+"), " "),
 )
 _LEADING = re.compile(r"^(?:\\approx|approximately|approx\.?|about|around|roughly|=)\s*", re.I)
+_TRAILING = re.compile(r"[\s,]*\brespectively$|\s+\([A-Za-z][A-Za-z ]+\)$", re.I)  # "5 (five)"
 _DIGIT_GROUPS = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?!\d)")
-_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?[%°]?")
+_THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?[%°]?")
+_INNER_THOUSANDS = re.compile(r"(?:(?<=[=\s])|^)[1-9]\d{0,2}(?:,\d{3})+(?=$|\s)")
 _TEXT_UNIT = re.compile(
     r"\s*\\(?:text|textrm|textnormal|textit|textbf|mbox|mathrm|rm|mathit)\s*\{\s*([A-Za-z][A-Za-z .\-/]*)\}"
     r"\s*(\^\s*\{?\s*[23]\s*\}?)?\s*\.?\s*$"
@@ -104,6 +108,11 @@ _UNIT_GROUPS = {
 _UNITS = {word: key for key, words in _UNIT_GROUPS.items() for word in words.split()}
 
 
+# Text JSON-escaped twice writes \\\\frac for \\frac; outside matrices (where \\\\ ends a row) undo that.
+_DOUBLED_BACKSLASH = re.compile(
+    r"(?<!\\)\\\\(?=(?:[dtc]?frac|sqrt|left|right|pi|infty|cdot|times|text[a-z]*|math[a-z]*|boxed|"
+    r"le|ge|leq|geq|neq|ne|pm|mp|circ|in|cup|quad|qquad)(?![a-zA-Z]))"
+)
 _SUPERSCRIPTS = re.compile("[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u207b]+")
 _SUPERSCRIPT_MAP = str.maketrans(
     "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207b", "0123456789-"
@@ -112,6 +121,8 @@ _SUPERSCRIPT_MAP = str.maketrans(
 
 def to_plain(text: str) -> str:
     """Map unicode maths to LaTeX/ASCII and collapse spacing commands and whitespace."""
+    if "&" not in text:
+        text = _DOUBLED_BACKSLASH.sub(r"\\", text)
     text = _SUPERSCRIPTS.sub(lambda m: "^{" + m.group(0).translate(_SUPERSCRIPT_MAP) + "}", text)
     text = text.translate(_UNICODE)
     for pattern, repl in _SUBS:
@@ -204,12 +215,14 @@ def _trim(text: str) -> str:
 def normalize(text: str) -> tuple[str, str | None]:
     """Return the cleaned answer and its unit (None when it has none)."""
     text = strip_outer(to_plain(strip_outer(text)))
-    text = _trim(_LEADING.sub("", text))
+    text = _trim(_TRAILING.sub("", _trim(_LEADING.sub("", text))))
     text, unit = _strip_units(text)
     text = _trim(text)
     text = _DIGIT_GROUPS.sub(lambda m: m.group(0).replace(" ", ""), text)
     if _THOUSANDS.fullmatch(text):
         text = text.replace(",", "")
+    elif not any(bracket in text for bracket in "([{"):  # "10 \times 100 = 1,000", but not "(1,000)"
+        text = _INNER_THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text)
     return text, unit
 
 

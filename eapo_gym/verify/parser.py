@@ -68,6 +68,7 @@ _OPERAND_CMDS = (
     | _GREEK | _TEXT_CMDS | _STYLE_CMDS | frozenset(_FUNCS)
 )  # fmt: skip
 _SEP_WORDS = ("or", "and")
+_SHORT_WORDS = frozenset({"yes", "no", "not", "are", "is", "the", "to", "of"})  # not products of letters
 _REPEAT_MARKS = ("...", "\\ldots", "\\dots", "\\cdots")
 
 
@@ -168,9 +169,14 @@ class _Parser:
         c = self._ws()
         if c in (",", ";"):
             self.i += 1
+            if top:
+                self._conjunction()  # "1, 2, and 3"
             return True
-        if not top:
-            return False
+        return top and self._conjunction()
+
+    def _conjunction(self) -> bool:
+        """Consume ``and`` or ``or``, bare or as ``\\text{and}`` (also ``\\text{,}``)."""
+        c = self._ws()
         if c in _LETTERS and self._word_at(self.i) in _SEP_WORDS:
             self.i += len(self._word_at(self.i))
             return True
@@ -199,11 +205,17 @@ class _Parser:
         return items[0] if len(items) == 1 else Seq("bare", tuple(items))
 
     def _item(self, top: bool) -> Node:
-        """A relation; at top level ``a : b`` is the ratio ``a / b``."""
-        node = self._relation()
-        if top and self._ws() == ":" and not isinstance(node, Rel):
+        """A relation; at top level its sides may be ratios."""
+        return self._relation(ratios=top)
+
+    def _ratio(self) -> Node:
+        """``a : b``, the ratio ``a / b`` (``V_1 : V_2 = 11 : 21``); a three-part ratio is not parsed."""
+        node = self._union()
+        if self._ws() == ":":
             self.i += 1
-            return Mul((node, Pow(self._relation(), _MINUS_ONE)))
+            node = Mul((node, Pow(self._union(), _MINUS_ONE)))
+            if self._ws() == ":":
+                raise ParseError("three-part ratio")
         return node
 
     def _set_builder(self) -> Node | None:
@@ -240,12 +252,13 @@ class _Parser:
                 return _RELOPS[name]
         return None
 
-    def _relation(self) -> Node:
-        sides = [self._union()]
+    def _relation(self, ratios: bool = False) -> Node:
+        side = self._ratio if ratios else self._union
+        sides = [side()]
         ops = []
         while (op := self._relop()) is not None:
             ops.append(op)
-            sides.append(self._union())
+            sides.append(side())
             if len(sides) > MAX_ITEMS:
                 raise LimitExceeded("relation chain too long")
         return sides[0] if not ops else Rel(tuple(ops), tuple(sides))
@@ -422,6 +435,8 @@ class _Parser:
 
     def _number(self) -> Node:
         whole = self._digits()
+        if self._at("_") and whole:
+            return self._based(whole)
         frac, dot = "", False
         if self._at(".") and not self._at("..."):
             dot = True
@@ -442,6 +457,14 @@ class _Parser:
         if len(whole) + len(frac) > MAX_LITERAL_DIGITS:
             raise LimitExceeded("number literal too long")
         return Num(value, places, sig)
+
+    def _based(self, whole: str) -> Node:
+        """An integer written in another base: ``204_5`` or ``204_{5}`` (bases 2 to 10)."""
+        self.i += 1
+        raw = self._braced_raw().strip() if self._ws() == "{" else self._digits()
+        if not raw.isdigit() or not 2 <= int(raw) <= 10 or any(int(d) >= int(raw) for d in whole):
+            raise ParseError("bad base")
+        return Num(Fraction(int(whole, int(raw))))
 
     def _sci_exponent(self, dot: bool) -> int | None:
         s, i = self.s, self.i
@@ -516,7 +539,7 @@ class _Parser:
             return _as_matrix(self._bracket())
         if len(word) == 1:
             return Sym(self._subscript(word))
-        if len(word) <= 3 and word.lower() not in ("yes", "no", "not", "are", "is", "the", "to", "of"):
+        if len(word) <= 3 and (word.isupper() or word.lower() not in _SHORT_WORDS):
             self.i -= len(word) - 1
             return Const(_CONSTS[word[0]]) if word[0] in "ei" else Sym(word[0])
         raise ParseError(f"unknown word {word!r}")
