@@ -296,7 +296,13 @@ def run_eval(args: argparse.Namespace) -> dict:
         run_model if run_model.exists() else directory, config.device, config.dtype
     )
     metrics = evaluate(
-        model, tokenizer, config, k=args.k, problems=args.problems, with_experts=args.with_experts
+        model,
+        tokenizer,
+        config,
+        k=args.k,
+        problems=args.problems,
+        with_experts=args.with_experts,
+        consult=args.consult,
     )
     for name, value in metrics.items():
         print(f"{name:<32}{value:.4f}")

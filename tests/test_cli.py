@@ -219,3 +219,13 @@ def test_eval_works_on_a_plain_model_directory(tiny_model_dir, tmp_path):
     )
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert {"eval/avg_at_k", "eval/d1/avg_at_k", "eval/consult_rate"} <= set(metrics)
+
+
+def test_eval_reports_locked_or_declined_consultation(tiny_model_dir, tmp_path):
+    rates = {}
+    for consult in ("locked", "declined"):
+        out = tmp_path / f"{consult}.json"
+        flags = ["--k", "4", "--problems", "16", "--difficulties", "2", "--consult", consult]
+        main(["eval", "--checkpoint", str(tiny_model_dir), *flags, "--json", str(out)])
+        rates[consult] = json.loads(out.read_text())["eval/consult_rate"]
+    assert rates["locked"] == 0.0 and rates["declined"] > 0.0

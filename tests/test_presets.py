@@ -20,7 +20,7 @@ def test_the_shipped_presets_match_their_recipes_and_hashes():
         for file, digest in manifest[name]["sha256"].items():
             assert presets.file_sha256(presets.SHIPPED / name / file) == digest
         accuracy = presets.warm_start_accuracy(presets.SHIPPED / name, "train")
-        assert set(accuracy) == set(recipe.eval_difficulties)
+        assert set(accuracy) == set(recipe[-1].eval_difficulties)
 
 
 def test_the_default_presets_load_without_training(monkeypatch):
@@ -47,6 +47,6 @@ def test_a_changed_file_fails_its_hash_check(tmp_path, monkeypatch):
 def test_other_settings_are_built_into_the_cache(tmp_path, monkeypatch):
     built = []
     monkeypatch.setattr(presets, "build", lambda recipe, model, path: built.append(path))
-    recipe = presets.WARM_START.replace(steps=3)
+    recipe = (presets.SOLVING.replace(steps=3),)
     path = presets.tiny_policy_path(recipe, cache=tmp_path)
     assert built == [path] and path.parent == tmp_path and path.name.startswith("tiny-")

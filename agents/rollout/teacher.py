@@ -37,8 +37,9 @@ def teacher_episode(
     """A reference-solution episode; a consulting one first asks for help, turn by turn.
 
     In each of 1-3 consulting turns the teacher may first write the next unknown step
-    itself, then asks 1..K queries about the step after it ("What is 54+57?"), and
-    ends the turn (EOS when fewer than K). A step is known once its text is in the
+    itself, then asks one or two queries about the step after it ("What is 54+57?"),
+    and ends the turn (EOS when fewer than K; a turn of three queries would not fit
+    a 48-token turn). A step is known once its text is in the
     transcript, so a declined query ("unavailable") leaves the step to the teacher.
     When every step is known it sometimes asks once more and meets "no further
     steps". It then writes the steps still unknown and answers.
@@ -51,7 +52,7 @@ def teacher_episode(
         if not unknown and rng.random() > ASK_WHEN_DONE:
             break
         own = unknown[: int(rng.integers(0, 2))] if len(unknown) > 1 else []
-        queries = int(rng.integers(1, env.protocol.max_queries + 1))
+        queries = int(rng.integers(1, min(2, env.protocol.max_queries) + 1))
         asked = unknown[len(own)] if len(unknown) > len(own) else None
         text = "".join(f"{step}\n" for step in own) + query_for(asked, env) * queries
         _policy_turn(env, episode, text, tokenizer, queries < env.protocol.max_queries)
