@@ -13,9 +13,6 @@ import torch
 import yaml
 
 from eapo_agents.algorithms.eapo import shaped_expert_term
-from eapo_agents.algorithms.grpo import group_advantages
-from eapo_agents.algorithms.policy_gradient import clipped_surrogate, k3_kl
-from eapo_agents.algorithms.ppo import gae, terminal_rewards
 from eapo_agents.cli import main as cli_main
 from eapo_agents.training.agent import BaseAgent
 from eapo_agents.training.batch import loss_weights, pack_episodes, policy_logprobs
@@ -42,7 +39,7 @@ def test_each_algorithm_trains_with_finite_loss_and_moves_the_weights(algo, smal
     log = rows(small_config.out)
     assert [r["step"] for r in log] == [1, 2]
     assert all(math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"]) for r in log)
-    assert 0.0 <= final["eval/avg_at_k"] <= 1.0 and "eval/d1/pass_at_k" in final
+    assert final["eval/d1/pass_at_k"] >= final["eval/d1/avg_at_k"]  # pass@k bounds avg@k from above
     assert not torch.equal(weights(tiny_model_dir), weights(Path(small_config.out) / "checkpoint" / "model"))
 
 
@@ -58,8 +55,8 @@ def test_optional_terms_kl_epochs_and_micro_batches_train(algo, options, small_c
     config = small_config.replace(algo=algo, **options)
     train(config, progress=False)
     for row in rows(config.out):
-        assert math.isfinite(row["loss"]) and row["grad_norm"] >= 0
-        assert row.get("kl", 0.0) >= 0.0
+        assert math.isfinite(row["loss"]) and row["grad_norm"] > 0
+        assert algo == "ppo" or row["kl"] > 0  # GRPO logs its KL term; PPO puts it in the rewards
 
 
 def test_dynamic_sampling_trains_only_groups_with_different_rewards(small_config):
@@ -70,7 +67,7 @@ def test_dynamic_sampling_trains_only_groups_with_different_rewards(small_config
         assert row["trained_episodes"] == informative * config.group_size
 
 
-def test_eapo_consults_masks_expert_tokens_and_anneals_acceptance(small_config):
+def test_eapo_consults_and_anneals_acceptance(small_config):
     config = small_config.replace(algo="eapo", steps=4, problems_per_step=4, group_size=4)
     train(config, progress=False)
     log = rows(config.out)
@@ -178,7 +175,7 @@ def test_a_custom_agent_trains_and_evaluates_through_the_cli(small_config, tmp_p
     assert [r["step"] for r in rows(str(out))] == [1, 2]
     cli_main(["eval", "--checkpoint", str(out), "--k", "2", "--problems", "2"])
     metrics = json.loads((out / "eval_k2.json").read_text())
-    assert 0.0 <= metrics["eval/avg_at_k"] <= 1.0
+    assert {"eval/avg_at_k", "eval/d1/avg_at_k", "eval/consult_rate"} <= set(metrics)
 
 
 def test_config_file_and_flags_override_in_order(tmp_path, small_config):
@@ -213,7 +210,7 @@ def test_lora_trains_only_the_adapter(small_config, tiny_model_dir):
     metrics = agent.train_step(1)
     assert math.isfinite(metrics["loss"])
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
-    assert changed <= set(trainable)
+    assert changed and changed <= set(trainable)
 
 
 def test_grpo_raises_accuracy_on_easy_problems(small_config, tmp_path):
@@ -241,55 +238,6 @@ def test_grpo_raises_accuracy_on_easy_problems(small_config, tmp_path):
     after = evaluate(*load_policy(tmp_path / "grpo" / "checkpoint" / "model"), greedy)["eval/avg_at_k"]
     assert 0.1 < before < 0.8
     assert after >= before + 0.05, (before, after)
-
-
-def test_group_advantages_and_dr_grpo_variant():
-    rewards = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.1, 0.1, 0.1, 0.1]])
-    scaled = group_advantages(rewards, scale=True)
-    assert scaled[0, 0] > 0 > scaled[0, 1] and torch.all(scaled[1] == 0)
-    torch.testing.assert_close(
-        group_advantages(rewards, scale=False)[0], torch.tensor([0.75, -0.25, -0.25, -0.25])
-    )
-
-
-def test_clip_higher_is_asymmetric():
-    logp_old = torch.zeros(4)
-    logp = torch.log(torch.tensor([1.5, 1.5, 0.5, 0.5]))
-    advantages = torch.tensor([1.0, -1.0, 1.0, -1.0])
-    surrogate, clipped = clipped_surrogate(logp, logp_old, advantages, clip_low=0.2, clip_high=0.28)
-    torch.testing.assert_close(surrogate, torch.tensor([1.28, -1.5, 0.5, -0.8]))
-    assert clipped.tolist() == [True, False, False, True]
-
-
-def test_k3_kl_is_zero_at_equality_and_positive_otherwise():
-    logp = torch.log(torch.tensor([0.2, 0.5]))
-    assert torch.allclose(k3_kl(logp, logp), torch.zeros(2))
-    assert torch.all(k3_kl(logp, torch.log(torch.tensor([0.4, 0.1]))) > 0)
-
-
-def test_loss_weights_modes():
-    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    assert loss_weights(mask, "token").sum() == pytest.approx(1.0)
-    torch.testing.assert_close(
-        loss_weights(mask, "sequence"), torch.tensor([[0.25, 0.25, 0.0], [0.5, 0.0, 0.0]])
-    )
-    torch.testing.assert_close(loss_weights(mask, "constant"), mask / 4)
-    with pytest.raises(ValueError):
-        loss_weights(mask, "mean")
-
-
-def test_gae_skips_expert_tokens_and_matches_hand_computation():
-    # policy, expert, expert, policy, policy: the reward sits on the last policy token.
-    mask = torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0]])
-    rewards = terminal_rewards(torch.tensor([1.0]), mask)
-    assert rewards.tolist() == [[0.0, 0.0, 0.0, 0.0, 1.0]]
-    values = torch.tensor([[0.5, 9.0, 9.0, 0.25, 0.75]])
-    advantages, returns = gae(rewards, values, mask, gamma=1.0, lam=0.5)
-    a4 = 1.0 - 0.75
-    a3 = (0.75 - 0.25) + 0.5 * a4
-    a0 = (0.25 - 0.5) + 0.5 * a3  # the next policy state after token 0 is token 3
-    torch.testing.assert_close(advantages, torch.tensor([[a0, 0.0, 0.0, a3, a4]]))
-    torch.testing.assert_close(returns, torch.tensor([[a0 + 0.5, 0.0, 0.0, a3 + 0.25, a4 + 0.75]]))
 
 
 def test_pass_at_k_is_the_unbiased_estimator():

@@ -423,3 +423,17 @@ def test_the_turn_budget_shrinks_with_the_training_step():
     assert truncated and info["turns"] == 2
     with pytest.raises(ValueError, match="final_turns"):
         make(max_turns=3, final_turns=4)
+
+
+@pytest.mark.parametrize("step", [1, 2, 4, 10])
+def test_queries_are_admitted_at_rate_rho_within_binomial_bounds(step):
+    """3,000 queries at training step s under rho = 1/s: the admitted share is within 4 sigma of rho."""
+    env = make(acceptance="inverse")
+    env.set_training_step(step)
+    admitted = asked = 0
+    for seed in range(1000):
+        env.reset(seed=seed)
+        *_, info = env.step("<expert>a</expert><expert>b</expert><expert>c</expert>")
+        admitted, asked = admitted + info["accepted"], asked + info["consults"]
+    rho = 1.0 / step
+    assert abs(admitted / asked - rho) <= 4 * (rho * (1 - rho) / asked) ** 0.5
