@@ -58,6 +58,7 @@ def test_every_method_and_ablation_of_the_issue_with_its_overrides(tmp_path):
 
 def test_command_line_reproduces_the_config():
     assert command_line(CompareConfig()) == "eapo-gym compare"
+    assert CompareConfig().acceptance_scale == 10.0  # the validation runs chose it (README)
     assert command_line(CompareConfig.quick_preset()) == "eapo-gym compare --quick"
     assert command_line(CompareConfig(seeds=(0, 1), steps=5)) == "eapo-gym compare --seeds 0,1 --steps 5"
     assert CompareConfig(eval_split="train").stem == "compare_validation"

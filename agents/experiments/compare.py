@@ -108,7 +108,7 @@ class CompareConfig:
     learnable_max: float = 0.5
     eval_split: str = "test"  # "train": a validation run on training-split problems (preregistration pilots)
     lr: float = 1e-4
-    acceptance_scale: float = 1.0  # EAPO rows: rho = min(1, scale / s)
+    acceptance_scale: float = 10.0  # EAPO rows: rho = min(1, scale / s), chosen on validation (README)
     workers: int = 2
     policy: str = ""  # starting policy directory; empty: the tiny preset's warm start
     expert_model: str = ""  # the model expert's directory; empty: the tiny preset's expert model

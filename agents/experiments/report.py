@@ -51,7 +51,7 @@ def all_fail_table(result: dict[str, Any]) -> str:
     if not rows:
         return ""
     keys = sorted({key for shares in rows.values() for key in shares})
-    header = " | ".join(key.replace("all_fail_groups", "all levels").lstrip("/") for key in keys)
+    header = " | ".join("all levels" if key == "all_fail_groups" else key.split("/")[-1] for key in keys)
     lines = [f"| method | {header} |", "|---|" + "---|" * len(keys)]
     for name, shares in rows.items():
         cells = [
