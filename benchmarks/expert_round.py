@@ -1,7 +1,14 @@
-"""Expert rounds against a real server: a round's queries sent at once versus one at a time.
+"""Expert rounds: one consult turn of a whole batch, with a slow expert and against a real server.
 
     python -m benchmarks.expert_round [--queries 64] [--max-tokens 16] [--repeats 3]
                                       [--modes plain,continuous-batching] [--wait-idle 60]
+                                      [--episodes 64] [--latency 0.2]
+
+Simulated latency: a callable expert that sleeps ``--latency`` seconds per query answers one
+consult turn of ``--episodes`` episodes x K = 3 queries, in ``ExpertMathVectorEnv`` (every
+admitted query of the turn in one round) and in Gymnasium's ``SyncVectorEnv`` (the episodes
+stepped one after another, each sending its own K queries at once); each turn's time is
+divided by one call's. The target is at most 2x for the native round.
 
 The script builds a small random-init model (``build_model``: ``TinyModelConfig``'s size, the
 package's character tokenizer) in a temporary directory and serves it with ``transformers serve``
@@ -39,14 +46,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import httpx
 import torch
 
 from benchmarks.rollout_speed import machine_info, wait_for_idle, write_results
 from eapo_agents.training.policy import TinyModelConfig
+from eapo_gym.env import ExpertMathEnv
 from eapo_gym.experts import ExpertQuery, ExpertReply, OpenAIExpert
 from eapo_gym.problems import load_problems
 from eapo_gym.tokenizer import load_tokenizer
+from eapo_gym.vector import ExpertMathVectorEnv
 
 RESULTS = Path(__file__).parent / "results"
 MODES = {"plain": [], "continuous-batching": ["--continuous-batching"]}
@@ -219,9 +229,61 @@ async def _measure_and_close(
         await expert.aclose()
 
 
+def measure_simulated_round(episodes: int, latency: float, repeats: int, queries: int = 3) -> dict[str, Any]:
+    """One consult turn (``episodes`` x ``queries`` queries to an expert sleeping ``latency`` s per query)
+    in the native vector env and in ``SyncVectorEnv``, interleaved; medians, and each over one call."""
+
+    def slow(query: ExpertQuery) -> str:
+        time.sleep(latency)
+        return "ok"
+
+    settings = {"problems": "arithmetic", "difficulty": 2, "acceptance": 1.0, "max_queries": queries,
+                "expert_timeout": 600.0}  # fmt: skip
+    contenders = {
+        "native": ExpertMathVectorEnv(episodes, experts=[slow], **settings),
+        "sync": gym.vector.SyncVectorEnv([lambda: ExpertMathEnv(experts=[slow], **settings)] * episodes),
+    }
+    actions = ["<expert>q</expert>" * queries] * episodes
+    one_query = round_queries(1)[0]
+    seconds: dict[str, list[float]] = {name: [] for name in (*contenders, "single_call")}
+    for _ in range(repeats):
+        for name, envs in contenders.items():
+            envs.reset(seed=0)
+            start = time.perf_counter()
+            _, _, _, _, infos = envs.step(actions)
+            seconds[name].append(time.perf_counter() - start)
+            assert list(infos["accepted"]) == [queries] * episodes  # every query was answered
+        start = time.perf_counter()
+        slow(one_query)
+        seconds["single_call"].append(time.perf_counter() - start)
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    return {
+        "episodes": episodes,
+        "queries_per_episode": queries,
+        "latency_s": latency,
+        "turn_s": medians,
+        "turn_s_runs": seconds,
+        "native_over_single_call": medians["native"] / medians["single_call"],
+        "sync_over_single_call": medians["sync"] / medians["single_call"],
+    }
+
+
 def markdown(result: dict[str, Any]) -> str:
     args = result["args"]
+    simulated = result["simulated"]
     lines = [
+        f"Simulated latency: one consult turn of {simulated['episodes']} episodes x "
+        f"{simulated['queries_per_episode']} queries, an expert that sleeps {simulated['latency_s']:g} s per "
+        f"query; median of {args['repeats']} interleaved runs.",
+        "",
+        "| environment | turn (s) | over one call | target |",
+        "|---|---:|---:|---|",
+        f"| `ExpertMathVectorEnv` (one round) | {simulated['turn_s']['native']:.3f} | "
+        f"**{simulated['native_over_single_call']:.2f}x** | at most 2x "
+        f"({'met' if simulated['native_over_single_call'] <= 2 else 'not met'}) |",
+        f"| `SyncVectorEnv` (episodes one after another) | {simulated['turn_s']['sync']:.3f} | "
+        f"{simulated['sync_over_single_call']:.2f}x | |",
+        "",
         f"`transformers serve` on 127.0.0.1 (CPU), random-init tiny model ({result['model_parameters']:,} "
         f"parameters), `/completions`, greedy, {args['max_tokens']} new tokens at most; a round of "
         f"{args['queries']} queries; median of {args['repeats']} interleaved runs.",
@@ -252,24 +314,35 @@ def run_benchmark(
     modes: Sequence[str] = tuple(MODES),
     wait_idle: float = 0.0,
     out_dir: Path = RESULTS,
+    episodes: int = 64,
+    latency: float = 0.2,
 ) -> dict[str, Any]:
-    """Measure each server mode; write ``expert_round.json`` and ``.md`` under ``out_dir``."""
+    """The simulated round, then each server mode; write ``expert_round.json`` and ``.md`` in ``out_dir``."""
     command = ["python", "-m", "benchmarks.expert_round", "--queries", str(queries), "--max-tokens"]
     command += [str(max_tokens), "--repeats", str(repeats), "--modes", ",".join(modes)]
-    command += ["--wait-idle", str(wait_idle)]
+    command += ["--wait-idle", str(wait_idle), "--episodes", str(episodes), "--latency", str(latency)]
     idle_wait = wait_for_idle(wait_idle)
     machine = machine_info()
+    simulated = measure_simulated_round(episodes, latency, repeats)
     with tempfile.TemporaryDirectory() as work:
         model = Path(work) / "expert"
         parameters = build_model(model)
         rows = {mode: serve_and_measure(model, mode, queries, max_tokens, repeats) for mode in modes}
     result = {
         "command": shlex.join(command),
-        "args": {"queries": queries, "max_tokens": max_tokens, "repeats": repeats, "modes": list(modes)},
+        "args": {
+            "queries": queries,
+            "max_tokens": max_tokens,
+            "repeats": repeats,
+            "modes": list(modes),
+            "episodes": episodes,
+            "latency": latency,
+        },  # fmt: skip
         "model_parameters": parameters,
         "idle_wait": idle_wait,
         "machine": machine,
         "machine_after": machine_info(),
+        "simulated": simulated,
         "modes": rows,
     }
     write_results(out_dir, "expert_round", "Expert round: batched vs one at a time", result, markdown(result))
@@ -285,12 +358,25 @@ def main() -> None:
     parser.add_argument(
         "--wait-idle", type=float, default=60, help="seconds to wait at most for quiet CPUs before timing"
     )
+    parser.add_argument("--episodes", type=int, default=64, help="episodes in the simulated consult turn")
+    parser.add_argument(
+        "--latency", type=float, default=0.2, help="seconds the simulated expert takes per query"
+    )
     args = parser.parse_args()
     modes = args.modes.split(",")
     unknown = set(modes) - set(MODES)
     if unknown:
         parser.error(f"unknown server modes {sorted(unknown)}; choose from {', '.join(MODES)}")
-    print(markdown(run_benchmark(args.queries, args.max_tokens, args.repeats, modes, args.wait_idle)))
+    result = run_benchmark(
+        args.queries,
+        args.max_tokens,
+        args.repeats,
+        modes,
+        args.wait_idle,
+        episodes=args.episodes,
+        latency=args.latency,
+    )
+    print(markdown(result))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import grpo_vs_trl, rollout_speed, step_times
 
 
@@ -72,3 +74,13 @@ def test_step_times_splits_each_update(tmp_path, tiny_model_dir):
     assert 0 < grpo["rollout_s"] < grpo["step_s"] and grpo["rest_s"] > 0
     assert grpo["turns_per_episode"] >= 1 and grpo["policy_tokens"] > 0
     assert _positive(sft["step_s"]) and sft["rollout_s"] is None  # SFT plays no rollouts
+
+
+def test_expert_round_simulated_turn_is_measured_for_both_vector_envs():
+    from benchmarks.expert_round import measure_simulated_round
+
+    result = measure_simulated_round(episodes=4, latency=0.01, repeats=1)
+    turn = result["turn_s"]
+    assert result["native_over_single_call"] == pytest.approx(turn["native"] / turn["single_call"])
+    assert result["sync_over_single_call"] == pytest.approx(turn["sync"] / turn["single_call"])
+    assert turn["single_call"] >= 0.01  # the expert really slept
