@@ -104,7 +104,7 @@ def _subparser_help(command: str) -> str:
         (["--experts", "oracle"], "unknown expert 'oracle'; choose reference, symbolic"),
         (["--experts", "no_such_module:fn"], "cannot import 'fn' from 'no_such_module'"),
         (["--problems", "missing.jsonl"], "missing.jsonl"),
-        (["--algo", "eapo", "--acceptance", "sqrt"], "acceptance must be one of constant, inverse"),
+        (["--algo", "eapo", "--acceptance", "sqrt"], "acceptance: a schedule is one of constant, inverse"),
         (["--plugin", "missing_plugin.py"], "--plugin missing_plugin.py: FileNotFoundError"),
         (["--steps", "many"], "argument --steps: invalid int value: 'many'"),
     ],

@@ -66,7 +66,10 @@ class EAPOOptions(GRPOOptions):
 
     def __post_init__(self) -> None:
         for name in ("acceptance", "turn_schedule"):
-            schedule_spec(getattr(self, name), steps=1)
+            try:
+                schedule_spec(getattr(self, name), steps=1)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
 
 
 def schedule_spec(text: str, steps: int, scale: float = 1.0) -> float | dict[str, Any]:
