@@ -1,29 +1,39 @@
-"""Rollout throughput: our batched KV-cache sampler (``sample_turns``) versus ``model.generate``.
+"""Rollout throughput: our batched KV-cache sampler (``sample_turns``) versus ``model.generate``,
+and multi-turn rollouts with KV reuse across turns versus a re-prefill of every turn.
 
     python -m benchmarks.rollout_speed [--batch 64] [--new-tokens 60] [--repeats 5] [--policy DIR]
                                        [--wait-idle 120]
 
-Both contenders continue the same left-padded batch of ~40-token prompts on the same
+Every contender continues the same left-padded batch of ~40-token prompts on the same
 randomly initialised tiny model (``build_tiny_model``, seed 0, fp32, CPU) for exactly
 ``--new-tokens`` sampled tokens (temperature 1, top-p 1, no top-k):
 
 - ours: ``sample_turns`` with ``NeverStopper``, a ``TurnStopper`` that runs its per-token
   stop check as usual but ignores the verdict, so no row ends early;
 - ``model.generate``: ``do_sample=True``, ``min_new_tokens=max_new_tokens`` (EOS is
-  suppressed), default dynamic KV cache.
+  suppressed), default dynamic KV cache;
+- ``model.generate`` with ``cache_implementation="static"``: a preallocated cache, its
+  recommended fast configuration (transformers compiles it only on accelerators).
 
-This exact-length pair carries the target. A second pair lets rows end at their first EOS
-on both sides (ours: ``EosStopper``; generate: ``eos_token_id``), the case of RL turns that
+This exact-length set carries the target. A second set lets rows end at their first EOS
+on every side (ours: ``EosStopper``; generate: ``eos_token_id``), the case of RL turns that
 end at different lengths: ours drops finished rows from the batch, ``generate`` keeps
-computing them until the last row ends. Tokens are counted up to each row's EOS.
+computing them until the last row ends. Tokens are counted up to each row's EOS. The
+remaining differences between the contenders are listed in ``DIFFERENCES`` and in the results.
 
 Timing starts once the CPUs are quiet (``--wait-idle``: the most seconds to wait) and runs
-alternate (ours, generate, ours, ...) after one warm-up each; the table shows medians and
-the share of CPU time other processes took meanwhile. Peak memory is read in a fresh
-subprocess per contender (Linux ``VmHWM``, reset just before the rollout). A last row
-times a multi-turn rollout (``play_episodes`` on ``ExpertMathVectorEnv`` with the reference
-expert), env steps included; ``--policy`` gives it a trained policy directory, since a
-random-init model rarely writes protocol tags, so nearly every episode ends after one turn.
+alternate (ours, generate, generate static, ...) after one warm-up each; the table shows
+medians and the share of CPU time other processes took meanwhile. Peak memory is read in a
+fresh subprocess per contender (Linux ``VmHWM``, reset just before the rollout).
+
+Multi-turn rows time ``play_episodes`` on ``ExpertMathVectorEnv`` with the reference expert,
+env steps included. The pair ``multi_turn_reuse`` / ``multi_turn_prefill`` plays EAPO-style
+episodes of 3 turns with K = 3 queries per consulting turn: ``ScriptedConsults`` makes the
+first two turns of every episode ask 3 queries (each token still goes through the decoder,
+as a sampled one would), the third turn is the policy's own. The pair differs only in
+``LocalBackend(kv_reuse=...)`` and runs interleaved; it also reports the share of time spent
+in prefills. A last row lets the policy play freely (``--policy``: a trained policy directory;
+a random-init model rarely writes protocol tags, so nearly every episode ends after one turn).
 
 Writes ``benchmarks/results/rollout_speed.json`` and ``.md``.
 """
@@ -40,26 +50,63 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 import transformers
 
+from eapo_agents.rollout.decoding import StaticKVDecoder
 from eapo_agents.rollout.play import play_episodes
 from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig, TurnStopper, sample_turns
+from eapo_agents.rollout.teacher import TEACHER_QUERY
 from eapo_agents.training.policy import build_tiny_model, load_policy
 from eapo_gym.problems import load_problems
-from eapo_gym.protocol import DEFAULT_PROTOCOL
+from eapo_gym.protocol import DEFAULT_PROTOCOL, TurnProtocol
 from eapo_gym.tokenizer import load_tokenizer
 from eapo_gym.vector import ExpertMathVectorEnv
 
 RESULTS = Path(__file__).parent / "results"
 THREADS = 2
 PROMPT_TOKENS = 40
-CONTENDERS = ("ours", "generate")
+CONTENDERS = ("ours", "generate", "generate_static")
+BASELINES = CONTENDERS[1:]
 AT_EOS = {name: f"{name}_eos" for name in CONTENDERS}  # the same contenders, rows ending at EOS
+LABELS = {
+    "ours": "ours: sample_turns (StaticKVDecoder)",
+    "generate": "model.generate (sampling, dynamic cache)",
+    "generate_static": 'model.generate (sampling, cache_implementation="static")',
+    "ours_eos": "ours, rows end at EOS (finished rows leave the batch)",
+    "generate_eos": "model.generate (dynamic cache), rows end at EOS",
+    "generate_static_eos": "model.generate (static cache), rows end at EOS",
+    "multi_turn_reuse": "ours, 3 turns, K = 3: KV reuse across turns (LocalBackend default)",
+    "multi_turn_prefill": "ours, 3 turns, K = 3: every turn prefills its whole context (kv_reuse=False)",
+    "multi_turn": "ours: play_episodes, the policy plays freely (KV reuse)",
+}
+DIFFERENCES = (
+    "All contenders run the same model, prompts (all 40 tokens long, so no padding), temperature 1 "
+    "without top-k or top-p, 2 threads, fp32, CPU, in one process, interleaved.",
+    "Forward: ours is a hand-written Llama-family forward over a preallocated cache (q/k/v and gate/up "
+    "projections fused, RMSNorm weights folded into them, single-token attention as two batched "
+    "matmuls); generate runs the model's own forward (separate projections, SDPA) and its own cache.",
+    "Static cache: generate's static cache is not torch.compile'd (transformers auto-compiles it only on "
+    "CUDA/XPU/TPU/Neuron, and compiling is not part of the CPU recommendation); ours is not compiled.",
+    "Sampling: ours draws by inverse CDF from one uniform per row and returns each token's "
+    "log-probability (the rollout needs it); generate draws with torch.multinomial and computes no "
+    "log-probabilities (output_scores off).",
+    "Exact length: generate masks EOS every step (MinNewTokensLengthLogitsProcessor); ours runs its "
+    "turn-stop check every step and ignores the verdict (NeverStopper). Each is a small per-step cost "
+    "on its own side.",
+    "Rows ending at EOS: ours drops finished rows from the batch once they are a quarter of it; generate "
+    "computes them (as padding) until the last row ends.",
+    "Output: ours turns tokens and log-probabilities into per-row Python lists; generate returns one "
+    "tensor of sequences.",
+    "Multi-turn pair: identical apart from kv_reuse (same model, scripted consultations, seeds and "
+    "sampling generator seeds, so the same episodes); env steps and tokenisation are in both timings.",
+)
+KV_REUSE_TARGET = 1.3
 
 
 class NeverStopper(TurnStopper):
@@ -184,7 +231,8 @@ def make_contender(
     name: str, model, tokenizer, prompts: list[list[int]], new_tokens: int, at_eos: bool = False
 ) -> Callable[[], int]:
     """A zero-argument rollout of ``prompts`` returning the number of generated tokens
-    (each row ``new_tokens`` long, or ending at its first EOS when ``at_eos``)."""
+    (each row ``new_tokens`` long, or ending at its first EOS when ``at_eos``); ``name`` is one of
+    ``CONTENDERS``."""
     if name == "ours":
         stopper = (EosStopper if at_eos else NeverStopper)(tokenizer, DEFAULT_PROTOCOL)
         sampling = SamplingConfig(max_new_tokens=new_tokens, temperature=1.0, top_p=1.0)
@@ -198,6 +246,7 @@ def make_contender(
     input_ids = torch.tensor(prompts)
     attention_mask = torch.ones_like(input_ids)
     eos = tokenizer.eos_token_id
+    cache = {"cache_implementation": "static"} if name == "generate_static" else {}
 
     def generate() -> int:
         with torch.no_grad():
@@ -212,6 +261,7 @@ def make_contender(
                 min_new_tokens=0 if at_eos else new_tokens,
                 eos_token_id=eos,
                 pad_token_id=tokenizer.pad_token_id,
+                **cache,
             )
         ended = output[:, input_ids.shape[1] :] == eos
         lengths = torch.where(ended.any(1), ended.int().argmax(1) + 1, ended.shape[1])
@@ -266,46 +316,158 @@ def peak_memory(name: str, batch: int, new_tokens: int) -> dict[str, float]:
     return {"peak_rss_mb": peak, "rollout_rss_mb": peak - before}
 
 
-def multi_turn(batch: int, new_tokens: int, repeats: int, policy: str | None) -> dict[str, Any]:
-    """``play_episodes`` on ``ExpertMathVectorEnv`` (reference expert, short prompts); policy tokens/s."""
+class ScriptedConsults:
+    """Makes the first ``turns`` policy turns of every episode ask K = ``protocol.max_queries`` queries.
+
+    It fills ``LocalBackend``'s logits-constraint slot (the one ``QueryLock`` uses): while a row
+    follows the script, every token but the script's next one is banned, so the decoder runs each
+    step exactly as for a sampled token. Rows that already asked ``turns * K`` queries are free.
+    """
+
+    def __init__(self, tokenizer, protocol: TurnProtocol, turns: int, vocab_size: int) -> None:
+        if len(tokenizer.encode(protocol.query_open, add_special_tokens=False)) != 1:
+            raise ValueError("ScriptedConsults counts queries by the query-open tag's single token")
+        query = f"{protocol.query_open}{TEACHER_QUERY}{protocol.query_close}"
+        self.script = torch.tensor(tokenizer.encode(query * protocol.max_queries, add_special_tokens=False))
+        self.opener = int(self.script[0])
+        self.queries = turns * protocol.max_queries
+        self.vocab = torch.arange(vocab_size)
+
+    def start(self, contexts: list[list[int]]) -> None:
+        self.scripted = torch.tensor([context.count(self.opener) < self.queries for context in contexts])
+        self.at = torch.zeros(len(contexts), dtype=torch.long)
+
+    def banned(self) -> torch.Tensor:
+        following = self.scripted & (self.at < len(self.script))
+        allowed = self.script[self.at.clamp(max=len(self.script) - 1)]
+        return following[:, None] & (self.vocab != allowed[:, None])
+
+    def update(self, tokens: torch.Tensor) -> None:
+        self.at += 1
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.scripted, self.at = self.scripted[rows], self.at[rows]
+
+
+@contextmanager
+def prefill_seconds() -> Iterator[list[float]]:
+    """Within the block, the seconds spent in ``StaticKVDecoder.prefill``, summed in the list's one entry."""
+    prefill = StaticKVDecoder.prefill
+    spent = [0.0]
+
+    def timed(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        start = time.perf_counter()
+        logits = prefill(self, *args, **kwargs)
+        spent[0] += time.perf_counter() - start
+        return logits
+
+    StaticKVDecoder.prefill = timed
+    try:
+        yield spent
+    finally:
+        StaticKVDecoder.prefill = prefill
+
+
+def rollout_setup(
+    batch: int, new_tokens: int, policy: str | None, max_turns: int, difficulty: int
+) -> tuple[Any, Any, Any]:
+    """The policy (``policy`` directory, else the random-init tiny model), its tokenizer, and ``batch``
+    envs on arithmetic of ``difficulty`` with the reference expert and short prompts."""
     torch.set_num_threads(THREADS)
     if policy:
         model, tokenizer = load_policy(policy, device="cpu")
     else:
         tokenizer = load_tokenizer()
         model = build_tiny_model(tokenizer, seed=0)
-    model.eval()
     envs = ExpertMathVectorEnv(
         batch,
         problems="arithmetic",
-        difficulty=3,
+        difficulty=difficulty,
         experts="reference",
         prompt_template="{question}\n",
         instructions="",
+        max_turns=max_turns,
         max_turn_tokens=new_tokens,
     )
-    sampling = SamplingConfig(max_new_tokens=new_tokens)
-    backend = LocalBackend(model, tokenizer, envs.protocol, sampling, torch.Generator().manual_seed(0))
-    rates, turns = [], []
-    play_episodes(backend, tokenizer, envs, [repeats * batch + i for i in range(batch)])  # warm-up
+    return model.eval(), tokenizer, envs
+
+
+def time_rollouts(
+    backends: dict[str, LocalBackend], tokenizer, envs, batch: int, repeats: int, max_context: int
+) -> dict[str, dict[str, Any]]:
+    """Interleaved ``play_episodes`` runs of each backend after one warm-up each: policy tokens/s,
+    the share of the time spent in prefills, turns and queries per episode. Every backend plays
+    the same seeds with its sampling generator reseeded alike, so they play the same episodes."""
+
+    def play(backend: LocalBackend, repeat: int) -> list:
+        backend.generator.manual_seed(repeat)
+        seeds = [repeat * batch + i for i in range(batch)]
+        return play_episodes(backend, tokenizer, envs, seeds, max_context=max_context)
+
+    for backend in backends.values():
+        play(backend, repeats)  # warm-up on other seeds
+    runs: dict[str, dict[str, list[float]]] = {
+        name: {"rates": [], "prefill": [], "turns": [], "queries": []} for name in backends
+    }
     with OtherLoad() as load:
         for repeat in range(repeats):
-            start = time.perf_counter()
-            episodes = play_episodes(backend, tokenizer, envs, [repeat * batch + i for i in range(batch)])
-            rates.append(sum(e.policy_token_count for e in episodes) / (time.perf_counter() - start))
-            turns.append(sum(e.info["turns"] for e in episodes) / batch)
+            for name, backend in backends.items():
+                with prefill_seconds() as prefill:
+                    start = time.perf_counter()
+                    episodes = play(backend, repeat)
+                    elapsed = time.perf_counter() - start
+                run = runs[name]
+                run["rates"].append(sum(e.policy_token_count for e in episodes) / elapsed)
+                run["prefill"].append(prefill[0] / elapsed)
+                run["turns"].append(statistics.mean(e.info["turns"] for e in episodes))
+                run["queries"].append(statistics.mean(e.info["consults"] for e in episodes))
     return {
-        "policy": policy or "random-init tiny model",
-        "tokens_per_s": statistics.median(rates),
-        "tokens_per_s_runs": rates,
-        "turns_per_episode": statistics.mean(turns),
-        "other_cpu_share": load.share,
+        name: {
+            "tokens_per_s": statistics.median(run["rates"]),
+            "tokens_per_s_runs": run["rates"],
+            "prefill_share": statistics.median(run["prefill"]),
+            "turns_per_episode": statistics.mean(run["turns"]),
+            "queries_per_episode": statistics.mean(run["queries"]),
+            "other_cpu_share": load.share,
+        }
+        for name, run in runs.items()
     }
 
 
+def multi_turn_pair(
+    batch: int, new_tokens: int, repeats: int, policy: str | None
+) -> dict[str, dict[str, Any]]:
+    """3-turn episodes, K = 3 queries in each of the first two turns (``ScriptedConsults``), the last
+    turn the policy's own: KV reuse across turns against a re-prefill of every turn. Difficulty 5
+    problems have 7 solution steps, so each of the 6 queries gets a step from the reference expert."""
+    model, tokenizer, envs = rollout_setup(batch, new_tokens, policy, max_turns=3, difficulty=5)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    sampling = SamplingConfig(max_new_tokens=new_tokens)
+    backends = {}
+    for name, kv_reuse in (("multi_turn_reuse", True), ("multi_turn_prefill", False)):
+        backend = LocalBackend(
+            model, tokenizer, envs.protocol, sampling, torch.Generator(), kv_reuse=kv_reuse
+        )
+        backend.lock = ScriptedConsults(tokenizer, envs.protocol, 2, vocab)
+        backends[name] = backend
+    rows = time_rollouts(backends, tokenizer, envs, batch, repeats, max_context=512)
+    for row in rows.values():
+        row["policy"] = policy or "random-init tiny model"
+    return rows
+
+
+def multi_turn(batch: int, new_tokens: int, repeats: int, policy: str | None) -> dict[str, Any]:
+    """The policy plays freely (KV reuse on), up to the env's default 10 turns."""
+    model, tokenizer, envs = rollout_setup(batch, new_tokens, policy, max_turns=10, difficulty=3)
+    sampling = SamplingConfig(max_new_tokens=new_tokens)
+    backend = LocalBackend(model, tokenizer, envs.protocol, sampling, torch.Generator())
+    row = time_rollouts({"multi_turn": backend}, tokenizer, envs, batch, repeats, max_context=384)
+    return {**row["multi_turn"], "policy": policy or "random-init tiny model"}
+
+
 def markdown(result: dict[str, Any]) -> str:
-    """The result as a markdown table plus the ratio line."""
-    args, rows = result["args"], result["rows"]
+    """The result as a markdown table, the ratio lines and the differences between contenders."""
+    args, rows, ratios = result["args"], result["rows"], result["ratios"]
     lines = [
         f"Batch {args['batch']}, prompt {PROMPT_TOKENS} tokens, {args['new_tokens']} new tokens, "
         f"median of {args['repeats']} interleaved runs, {THREADS} threads.",
@@ -319,22 +481,42 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {row['label']} | {row['tokens_per_s']:.0f} | {row['peak_rss_mb']:.0f} | "
             f"{row['rollout_rss_mb']:.1f} |"
         )
-    multi = rows["multi_turn"]
+    multi_rows = ("multi_turn_reuse", "multi_turn_prefill", "multi_turn")
     lines += [
-        f"| {rows[AT_EOS[name]]['label']} | {rows[AT_EOS[name]]['tokens_per_s']:.0f} | - | - |"
-        for name in CONTENDERS
+        f"| {rows[name]['label']} | {rows[name]['tokens_per_s']:.0f} | - | - |" for name in AT_EOS.values()
     ]
+    lines += [f"| {rows[name]['label']} | {rows[name]['tokens_per_s']:.0f} | - | - |" for name in multi_rows]
+    reuse, prefill, free = (rows[name] for name in multi_rows)
+    met = all(ratios[name]["exact"] >= result["target_ratio"] for name in BASELINES)
+    kv_met = result["ratio_kv_reuse"] >= KV_REUSE_TARGET
     lines += [
-        f"| {multi['label']} | {multi['tokens_per_s']:.0f} | - | - |",
         "",
-        f"ours / generate: **{result['ratio_ours_over_generate']:.2f}x** at exact length (target >= 1.5x), "
-        f"{result['ratio_at_eos']:.2f}x with rows ending at EOS. "
-        f"Multi-turn: {multi['turns_per_episode']:.2f} turns per episode, policy: {multi['policy']}.",
+        *(
+            f"ours / {rows[name]['label']}: **{ratios[name]['exact']:.2f}x** at exact length, "
+            f"{ratios[name]['eos']:.2f}x with rows ending at EOS."
+            for name in BASELINES
+        ),
+        f"Target >= {result['target_ratio']}x against every baseline at exact length: "
+        f"{'met' if met else 'not met'}.",
         "",
-        f"Other processes used {rows['ours']['other_cpu_share']:.0%} of the CPUs while ours/generate were "
-        f"timed, {multi['other_cpu_share']:.0%} during the multi-turn row "
+        f"KV reuse / re-prefill, 3 turns with K = 3 queries per consulting turn: "
+        f"**{result['ratio_kv_reuse']:.2f}x** "
+        f"(target >= {KV_REUSE_TARGET}x: {'met' if kv_met else 'not met'}). "
+        f"Prefills take {reuse['prefill_share']:.0%} of the rollout time with reuse, "
+        f"{prefill['prefill_share']:.0%} without; {reuse['turns_per_episode']:.2f} turns and "
+        f"{reuse['queries_per_episode']:.2f} queries per episode, policy: {reuse['policy']} "
+        "(the first two turns scripted to consult, the third its own).",
+        f"Free play: {free['turns_per_episode']:.2f} turns per episode, policy: {free['policy']}.",
+        "",
+        f"Other processes used {rows['ours']['other_cpu_share']:.0%} of the CPUs while the single-turn "
+        f"contenders were timed, {reuse['other_cpu_share']:.0%} during the KV-reuse pair and "
+        f"{free['other_cpu_share']:.0%} during free play "
         f"(waited {result['idle_wait']['waited_s']:.0f} s for an idle window first).",
         f"Load before/after: `{result['machine']['uptime']}` / `{result['machine_after']['uptime']}`",
+        "",
+        "Differences between the contenders:",
+        "",
+        *(f"- {difference}" for difference in DIFFERENCES),
     ]
     return "\n".join(lines)
 
@@ -358,12 +540,18 @@ def run_benchmark(
     runs = {name: ["--memory-of", name, *memory_args] for name in CONTENDERS}
     for name, memory in measure_in_subprocesses("benchmarks.rollout_speed", runs).items():
         rows[name].update(memory)
-    rows["ours"]["label"] = "ours: sample_turns (StaticKVDecoder)"
-    rows["generate"]["label"] = "model.generate (sampling, dynamic cache)"
-    rows[AT_EOS["ours"]]["label"] = "ours, rows end at EOS (finished rows leave the batch)"
-    rows[AT_EOS["generate"]]["label"] = "model.generate, rows end at EOS"
+    rows.update(multi_turn_pair(batch, new_tokens, repeats, policy))
     rows["multi_turn"] = multi_turn(batch, new_tokens, repeats, policy)
-    rows["multi_turn"]["label"] = "ours: play_episodes on ExpertMathVectorEnv (env steps included)"
+    for name, row in rows.items():
+        row["label"] = LABELS[name]
+    ours, ours_eos = rows["ours"]["tokens_per_s"], rows[AT_EOS["ours"]]["tokens_per_s"]
+    ratios = {
+        name: {
+            "exact": ours / rows[name]["tokens_per_s"],
+            "eos": ours_eos / rows[AT_EOS[name]]["tokens_per_s"],
+        }
+        for name in BASELINES
+    }
     result = {
         "command": shlex.join(command),
         "args": {
@@ -376,9 +564,14 @@ def run_benchmark(
         "machine": machine,
         "machine_after": machine_info(),
         "rows": rows,
-        "ratio_ours_over_generate": rows["ours"]["tokens_per_s"] / rows["generate"]["tokens_per_s"],
-        "ratio_at_eos": rows[AT_EOS["ours"]]["tokens_per_s"] / rows[AT_EOS["generate"]]["tokens_per_s"],
+        "ratios": ratios,
+        "ratio_ours_over_generate": ratios["generate"]["exact"],
+        "ratio_at_eos": ratios["generate"]["eos"],
         "target_ratio": 1.5,
+        "ratio_kv_reuse": rows["multi_turn_reuse"]["tokens_per_s"]
+        / rows["multi_turn_prefill"]["tokens_per_s"],
+        "kv_reuse_target": KV_REUSE_TARGET,
+        "differences": list(DIFFERENCES),
     }
     write_results(out_dir, "rollout_speed", "Rollout speed", result, markdown(result))
     return result

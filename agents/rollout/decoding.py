@@ -3,6 +3,8 @@
 ``StaticKVDecoder`` runs Llama-family models (Qwen2, Llama, Mistral) with a
 preallocated KV cache and a minimal forward built from the model's own modules;
 it is several times lighter per step than ``model.generate`` at small sizes.
+It can also carry a batch's cache from one run to the next (``KVRows``): the
+prefill then appends each row's new tokens after its cached ones.
 ``HFCacheDecoder`` serves every other ``AutoModelForCausalLM`` through the
 model's forward and its own cache. ``make_decoder`` picks one.
 """
@@ -10,6 +12,7 @@ model's forward and its own cache. ``make_decoder`` picks one.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +26,37 @@ def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-class StaticKVDecoder:
-    """Prefill + single-token steps over a preallocated KV cache (Llama-family models)."""
+@dataclass
+class KVRows:
+    """A batch's cached keys and values, ``[layers, rows, kv_heads, columns, head_dim]``, kept between
+    decoder runs. ``valid[r, c]`` marks the columns that hold row r's tokens, in order (holes allowed)."""
 
-    def __init__(self, model: nn.Module, batch_size: int, max_length: int) -> None:
+    keys: torch.Tensor
+    values: torch.Tensor
+    valid: torch.Tensor
+
+    def select(self, rows: torch.Tensor) -> KVRows:
+        """Rows ``rows`` in that order (-1: an empty row), each row's tokens packed at the right end."""
+        source = rows.clamp(min=0)
+        valid = self.valid[source] & (rows >= 0)[:, None]
+        width = int(valid.sum(1).max())
+        # a stable sort puts each row's holes first and its tokens last, in order
+        columns = valid.to(torch.uint8).argsort(dim=1, stable=True)[:, valid.shape[1] - width :]
+        return KVRows(
+            self.keys[:, source[:, None], :, columns].permute(2, 0, 3, 1, 4),
+            self.values[:, source[:, None], :, columns].permute(2, 0, 3, 1, 4),
+            valid.gather(1, columns),
+        )
+
+
+class StaticKVDecoder:
+    """Prefill + single-token steps over a preallocated KV cache (Llama-family models).
+
+    With ``park``, the buffers allocated here keep every batch row's cache to the end:
+    a row that ``keep`` drops leaves its columns there, and ``turn_cache`` returns them all.
+    """
+
+    def __init__(self, model: nn.Module, batch_size: int, max_length: int, park: bool = False) -> None:
         config = model.config
         self.model = model
         self.layers = model.model.layers
@@ -46,6 +76,9 @@ class StaticKVDecoder:
         self.cos, self.sin = cos[0], torch.cat([-sin[0, :, :half], sin[0, :, half:]], -1)
         self.length = 0
         self.next_position = torch.zeros(batch_size, dtype=torch.long, device=parameter.device)
+        self.parked = (self.keys, self.values) if park else None
+        self.slots = torch.arange(batch_size, device=parameter.device)  # each decoder row's batch row
+        self.synced = 0  # columns before this are in the parked buffers for every batch row
         self.fused = None
         if parameter.device.type == "cpu":
             self.fused = [_fused_projections(layer) for layer in self.layers]
@@ -60,18 +93,29 @@ class StaticKVDecoder:
             and hasattr(getattr(model, "model", None), "rotary_emb")
         )
 
-    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Run the prompt; return the last position's logits ``[B, V]``."""
+    def prefill(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, past: KVRows | None = None
+    ) -> torch.Tensor:
+        """Run the prompt (row r continues ``past``'s row r); return the last position's logits [B, V]."""
         length = input_ids.shape[1]
         mask = attention_mask.bool()
         positions = positions_from_mask(mask)
         causal = torch.ones(length, length, dtype=torch.bool, device=mask.device).tril()
         # Pad queries may attend to themselves, so no row is fully masked (their output is unused).
         attend = (causal & mask[:, None, :]) | torch.eye(length, dtype=torch.bool, device=mask.device)
-        self.key_bias[:, :length] = torch.where(mask, 0.0, float("-inf"))
-        self.length = length
+        start = 0
+        if past is not None:
+            start = past.valid.shape[1]
+            self.keys[:, :, :, :start], self.values[:, :, :, :start] = past.keys, past.values
+            self.key_bias[:, :start] = torch.where(past.valid, 0.0, float("-inf"))
+            positions = positions + past.valid.sum(1, keepdim=True)
+            attend = torch.cat([past.valid[:, None].expand(-1, length, -1), attend], -1)
+        self.key_bias[:, start : start + length] = torch.where(mask, 0.0, float("-inf"))
+        self.length = start + length
+        if self.parked is not None:
+            self.prompt_valid = self.key_bias[:, : self.length] == 0
         self.next_position = positions[:, -1] + 1
-        hidden = self._forward(input_ids, self.cos[positions], self.sin[positions], attend[:, None], 0)
+        hidden = self._forward(input_ids, self.cos[positions], self.sin[positions], attend[:, None], start)
         return self._logits(hidden[:, -1])
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -88,8 +132,28 @@ class StaticKVDecoder:
 
     def keep(self, rows: torch.Tensor) -> None:
         """Keep only decoder rows ``rows`` (drop finished sequences from later steps)."""
+        if self.parked is not None:
+            self._park()
+            self.slots = self.slots[rows]
         self.keys, self.values = self.keys[:, rows], self.values[:, rows]
         self.key_bias, self.next_position = self.key_bias[rows], self.next_position[rows]
+
+    def turn_cache(self, fed: torch.Tensor) -> KVRows:
+        """Every batch row's cache (``park`` only), in batch order: its prompt columns and the first
+        ``fed[r]`` tokens it generated (the tokens fed back through ``step``)."""
+        self._park()
+        keys, values = self.parked
+        generated = torch.arange(keys.shape[3] - self.prompt_valid.shape[1], device=fed.device)
+        return KVRows(keys, values, torch.cat([self.prompt_valid, generated < fed[:, None]], 1))
+
+    def _park(self) -> None:
+        """Copy the current rows' columns written since the last call into the parked buffers."""
+        keys, values = self.parked
+        if self.keys is not keys:
+            columns = slice(self.synced, self.length)
+            keys[:, self.slots, :, columns] = self.keys[:, :, :, columns]
+            values[:, self.slots, :, columns] = self.values[:, :, :, columns]
+        self.synced = self.length
 
     def _forward(self, ids, cos, sin, attend, start: int) -> torch.Tensor:
         """``attend``: a boolean mask [B, 1, L, L] (prompt) or an additive bias [B * KV, 1, L] (one token)."""

@@ -1,6 +1,8 @@
 """Batched sampling of policy turns: KV-cached decoding, temperature, top-p, per-row stops.
 
-``LocalBackend`` presents it as the rollout's first generation backend.
+``LocalBackend`` presents it as the rollout's first generation backend; with KV reuse
+(``EpisodeCache``) each episode's cache survives from one turn to the next, so a turn
+only runs the tokens that are new since the last one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from eapo_agents.rollout.backend import Samples
-from eapo_agents.rollout.decoding import make_decoder
+from eapo_agents.rollout.decoding import KVRows, StaticKVDecoder, make_decoder
 from eapo_agents.rollout.lock import QueryLock
 from eapo_gym.protocol import TurnProtocol
 
@@ -86,18 +88,41 @@ def sample_turns(
     so later steps only pay for the rows still writing. With a ``lock``, no row can
     write the query-open tag (consultation locked, as at the paper's evaluation).
     """
-    device = next(model.parameters()).device
+    input_ids, attention_mask = _left_pad(prompts, pad_id, next(model.parameters()).device)
+    decoder = make_decoder(model, len(prompts), input_ids.shape[1] + config.max_new_tokens)
+    logits = decoder.prefill(input_ids, attention_mask)
+    return _continue_turns(decoder, logits, prompts, stopper, config, pad_id, generator, lock)
+
+
+def _left_pad(
+    prompts: list[list[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``prompts`` as one left-padded batch: token ids and attention mask."""
     batch, width = len(prompts), max(len(p) for p in prompts)
     input_ids = torch.full((batch, width), pad_id, dtype=torch.long, device=device)
     attention_mask = torch.zeros((batch, width), dtype=torch.long, device=device)
     for row, prompt in enumerate(prompts):
         input_ids[row, width - len(prompt) :] = torch.tensor(prompt, device=device)
         attention_mask[row, width - len(prompt) :] = 1
-    decoder = make_decoder(model, batch, width + config.max_new_tokens)
-    logits = decoder.prefill(input_ids, attention_mask)
+    return input_ids, attention_mask
+
+
+def _continue_turns(
+    decoder,
+    logits: torch.Tensor,
+    contexts: list[list[int]],
+    stopper: TurnStopper,
+    config: SamplingConfig,
+    pad_id: int,
+    generator: torch.Generator | None,
+    lock: QueryLock | None,
+) -> Samples:
+    """The sampling loop of ``sample_turns``, after the prefill that gave ``logits`` (one row per context)."""
+    device = logits.device
+    batch = len(contexts)
     stopper.start(batch, device)
     if lock is not None:
-        lock.start(prompts)
+        lock.start(contexts)
     tokens = torch.full((batch, config.max_new_tokens), pad_id, dtype=torch.long, device=device)
     logprobs = torch.zeros((batch, config.max_new_tokens), device=device)
     lengths = torch.full((batch,), config.max_new_tokens, dtype=torch.long, device=device)
@@ -157,10 +182,58 @@ def _inverse_cdf_sample(probs: torch.Tensor, generator: torch.Generator | None) 
     return (cumulative <= threshold).sum(-1).clamp(max=probs.shape[-1] - 1)
 
 
+class EpisodeCache:
+    """What ``LocalBackend`` keeps between calls for KV reuse: the last call's cache (``KVRows``,
+    one row per episode) and, per episode key, its row there and the tokens that row holds.
+    Everything is dropped when the model's weights change."""
+
+    def __init__(self) -> None:
+        self.rows: KVRows | None = None
+        self.entries: dict[Hashable, tuple[int, list[int]]] = {}
+        self.weights: tuple[int, ...] = ()
+
+    def split(self, model, contexts: list[list[int]], keys: Sequence[Hashable]) -> tuple[KVRows | None, list]:
+        """The cached part of each context (row r of the returned cache) and the tokens still to run.
+        A context that the cached tokens are not a strict prefix of is run from its start."""
+        weights = _weights_version(model)
+        if weights != self.weights:
+            self.rows, self.entries, self.weights = None, {}, weights
+        rows, suffixes = [], []
+        for context, key in zip(contexts, keys, strict=True):
+            row, cached = self.entries.get(key, (-1, []))
+            if len(cached) >= len(context) or context[: len(cached)] != cached:
+                row, cached = -1, []
+            rows.append(row)
+            suffixes.append(context[len(cached) :])
+        if self.rows is None:
+            return None, suffixes
+        past = self.rows.select(torch.tensor(rows, device=self.rows.valid.device))
+        self.rows = None  # the selected rows are copied out; free the rest before decoding
+        return past, suffixes
+
+    def update(
+        self, rows: KVRows, contexts: list[list[int]], keys: Sequence[Hashable], samples: Samples
+    ) -> None:
+        """Hold this call's cache; keys that it did not include are forgotten."""
+        self.rows = rows
+        self.entries = {
+            key: (row, context + tokens[:-1])  # a turn's last token was never fed back
+            for row, (key, context, tokens) in enumerate(zip(keys, contexts, samples.tokens, strict=True))
+        }
+
+
+def _weights_version(model) -> tuple[int, ...]:
+    """Changes when a parameter is replaced or modified in place (optimizer step, ``load_state_dict``):
+    the autograd version counter counts in-place writes."""
+    return tuple(n for p in model.parameters() for n in (p.data_ptr(), p._version))
+
+
 class LocalBackend:
     """The rollout's generation backend in this process: ``sample_turns`` with the model's own
     (KV-cached) decoder, stopping each row where the environment's protocol ends a turn.
-    ``lock_queries`` keeps the policy from writing the query-open tag."""
+    ``lock_queries`` keeps the policy from writing the query-open tag. With ``kv_reuse``
+    (``StaticKVDecoder`` models only) an episode's cache is kept from one turn to the next and
+    a turn runs only its new tokens: the last sampled one and the environment's feedback."""
 
     def __init__(
         self,
@@ -170,6 +243,7 @@ class LocalBackend:
         sampling: SamplingConfig,
         generator: torch.Generator,
         lock_queries: bool = False,
+        kv_reuse: bool = True,
     ) -> None:
         self.model, self.tokenizer, self.sampling, self.generator = model, tokenizer, sampling, generator
         self.stopper = TurnStopper(tokenizer, protocol)
@@ -178,9 +252,23 @@ class LocalBackend:
         if lock_queries:
             vocab = model.get_output_embeddings().weight.shape[0]
             self.lock = QueryLock(tokenizer, protocol.query_open, vocab, next(model.parameters()).device)
+        self.episodes = EpisodeCache() if kv_reuse and StaticKVDecoder.supports(model) else None
 
+    @torch.no_grad()
     def generate(self, contexts: Sequence[list[int]], keys: Sequence[Hashable]) -> Samples:
-        pad_id = self.tokenizer.pad_token_id
-        return sample_turns(
-            self.model, list(contexts), self.stopper, self.sampling, pad_id, self.generator, self.lock
+        pad_id, contexts = self.tokenizer.pad_token_id, list(contexts)
+        if self.episodes is None:
+            return sample_turns(
+                self.model, contexts, self.stopper, self.sampling, pad_id, self.generator, self.lock
+            )
+        past, suffixes = self.episodes.split(self.model, contexts, keys)
+        input_ids, attention_mask = _left_pad(suffixes, pad_id, next(self.model.parameters()).device)
+        width = (0 if past is None else past.valid.shape[1]) + input_ids.shape[1] + self.max_new_tokens
+        decoder = StaticKVDecoder(self.model, len(contexts), width, park=True)
+        logits = decoder.prefill(input_ids, attention_mask, past)
+        samples = _continue_turns(
+            decoder, logits, contexts, self.stopper, self.sampling, pad_id, self.generator, self.lock
         )
+        fed = torch.tensor([len(tokens) - 1 for tokens in samples.tokens], device=logits.device)
+        self.episodes.update(decoder.turn_cache(fed), contexts, keys, samples)
+        return samples
