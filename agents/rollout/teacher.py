@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from eapo_agents.rollout.episode import Episode
+from eapo_agents.rollout.prompts import prompt_ids
 from eapo_gym.env import ExpertMathEnv
 from eapo_gym.verify import extract_answer, is_correct
 
@@ -40,8 +41,8 @@ def teacher_episode(
     once every step is known. The teacher then writes the remaining steps and
     answers. Steps revealed = queries accepted, as with the reference expert.
     """
-    observation, info = env.reset(**reset)
-    episode = Episode(info["problem_id"], tokenizer.encode(observation, add_special_tokens=False))
+    _, info = env.reset(**reset)
+    episode = Episode(info["problem_id"], prompt_ids(tokenizer, env))
     query = f"{env.protocol.query_open}{TEACHER_QUERY}{env.protocol.query_close}"
     steps = env.problem.solution_steps
     for _ in range(consult_turns):
@@ -80,11 +81,11 @@ def final_value(answer: str) -> str:
 
 def distill_episode(env: ExpertMathEnv, tokenizer, reset: dict[str, Any], rng: np.random.Generator):
     """An episode whose single turn is the expert's own verified solution, or ``None`` if it failed."""
-    observation, info = env.reset(**reset)
+    _, info = env.reset(**reset)
     solution = expert_solution(env, rng)
     if solution is None:
         return None
     steps, answer = solution
-    episode = Episode(info["problem_id"], tokenizer.encode(observation, add_special_tokens=False))
+    episode = Episode(info["problem_id"], prompt_ids(tokenizer, env))
     _policy_turn(env, episode, solution_text(steps, answer, env), tokenizer, False)
     return episode
