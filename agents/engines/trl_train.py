@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,18 @@ class MetricsCallback(TrainerCallback):
         self.bar.close()
 
 
-def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train ``config.algo`` (grpo or eapo) with ``GRPOTrainer``; return the final evaluation (main
-    process; the others return an empty dict)."""
+@dataclass
+class TRLRun:
+    """A built run: the trainer, its rollout and its metrics callback."""
+
+    trainer: Any
+    rollout: EpisodeRollout
+    metrics: MetricsCallback
+    config: TrainConfig
+
+
+def build(config: TrainConfig, progress: bool = True) -> TRLRun:
+    """Load the starting policy and build ``GRPOTrainer`` with our rollout, reward and callbacks."""
     from datasets import Dataset
     from trl import GRPOTrainer
 
@@ -109,34 +119,48 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     args.generation_kwargs = generation_settings(args, model, tokenizer)
     rollout = EpisodeRollout(config, tokenizer, training_acceptance(config))
     problems = load_problems(config.problems, "train", list(config.train_difficulties) or None)
-    dataset = Dataset.from_dict({"prompt": [problem.id for problem in problems]})
     log = MetricsLog(out, config.tensorboard, 0) if main else None
     metrics = MetricsCallback(config, rollout, tokenizer, log, progress)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=environment_reward,
         args=args,
-        train_dataset=dataset,
+        train_dataset=Dataset.from_dict({"prompt": [problem.id for problem in problems]}),
         processing_class=tokenizer,
         callbacks=[TrainingStepCallback(rollout), metrics],
         rollout_func=rollout,
     )
     trainer.remove_callback(PrinterCallback)
     metrics.evaluate_in_memory = not sharded(trainer)
+    return TRLRun(trainer, rollout, metrics, config)
+
+
+def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train ``config.algo`` (grpo or eapo) with ``GRPOTrainer``; return the final evaluation (main
+    process; the others return an empty dict)."""
+    run = build(config, progress)
     started = time.perf_counter()
-    trainer.train()
-    trainer.save_model(str(out / CHECKPOINT / "model"))
-    if not main:
+    run.trainer.train()
+    return conclude(run, time.perf_counter() - started)
+
+
+def conclude(run: TRLRun, train_seconds: float) -> dict[str, Any]:
+    """After training: save the model, evaluate it unless done at the last update, write eval.json."""
+    config, metrics = run.config, run.metrics
+    model_dir = Path(config.out) / CHECKPOINT / "model"
+    run.trainer.save_model(str(model_dir))
+    if metrics.log is None:
         return {}
-    tokenizer.save_pretrained(str(out / CHECKPOINT / "model"))
+    tokenizer = run.rollout.tokenizer
+    tokenizer.save_pretrained(str(model_dir))
     final = metrics.final
     if final is None:  # sharded weights: evaluate the saved model
-        saved, _ = load_policy(out / CHECKPOINT / "model", config.device, config.dtype)
+        saved, _ = load_policy(model_dir, config.device, config.dtype)
         final = evaluate(saved, tokenizer, config)
-        log.write(config.steps, final)
-    log.close()
-    final = {**final, "train_seconds": time.perf_counter() - started}
-    (out / "eval.json").write_text(json.dumps(final, indent=2))
+        metrics.log.write(config.steps, final)
+    metrics.log.close()
+    final = {**final, "train_seconds": train_seconds}
+    (Path(config.out) / "eval.json").write_text(json.dumps(final, indent=2))
     return final
 
 
