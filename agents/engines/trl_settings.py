@@ -109,7 +109,7 @@ def grpo_args(config: TrainConfig, processes: int, use_cpu: bool):
         "use_vllm": config.vllm != "off",
         "vllm_mode": "colocate" if config.vllm == "off" else config.vllm,
         "vllm_server_base_url": config.vllm_server_url or None,
-        "vllm_max_model_length": config.max_context,
+        "vllm_max_model_length": config.max_context + config.max_new_tokens,  # room for continued turns
     }
     if config.trl_args:
         values.update(yaml.safe_load(Path(config.trl_args).read_text()) or {})
