@@ -206,6 +206,9 @@ def run_train(args: argparse.Namespace) -> dict:
     config = train_config(args)
     from eapo_agents.training.loop import summary_line, train
 
+    if config.engine == "trl":
+        from eapo_agents.engines.trl_train import train
+
     final = train(config)
     if final:  # the main process (the others return nothing under a multi-process launcher)
         print(summary_line(config, final))
@@ -233,8 +236,11 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         loaded = _read_yaml(args.config)
         values.update(loaded)
     values.update(given)
+    from eapo_agents.engines.trl_settings import check_engine_settings
+
     try:
         config = TrainConfig.from_dict(values)
+        check_engine_settings(config)
         check_sources(config)
     except (ValueError, TypeError, FileNotFoundError) as error:
         raise UsageError(str(error)) from None

@@ -1,7 +1,7 @@
 """One GRPO step, ours (``GRPOAgent.train_step``) versus TRL's ``GRPOTrainer``, on CPU.
 
     python -m benchmarks.grpo_vs_trl [--setups 4x4,8x8] [--completion-tokens 64] [--steps 5] [--warmup 1]
-                                     [--wait-idle 120]
+                                     [--wait-idle 120] [--checkpointing-row]
 
 A step is: sample the completions, score them, one forward/backward of the clipped
 surrogate over all of them, one optimizer step. Both sides start from the same randomly
@@ -9,7 +9,10 @@ initialised tiny model (``build_tiny_model``, seed 0, fp32), use "{question}\\n"
 arithmetic difficulty 3, P prompts x G completions per step (``--setups PxG``), exactly
 ``--completion-tokens`` sampled tokens per completion, temperature 1, top-p 1, no top-k,
 DAPO token-level loss with clip 0.2 / 0.28, no KL term (no reference model), one
-gradient pass per batch, advantages scaled by the group std, lr 2e-4 (constant).
+gradient pass per batch, advantages scaled by the group std, lr 2e-4 (constant), AdamW
+weight decay 0.01, fp32, no gradient checkpointing. TRL 1.x turns gradient checkpointing
+on by default; the main rows turn it off (TRL's fast setting at this size, and ours has
+none), and ``--checkpointing-row`` adds a labelled row of TRL with it on.
 
 How the lengths are forced: TRL gets ``generation_kwargs={"min_new_tokens": L}`` (EOS is
 masked out); ours runs with its backend's stopper replaced by
@@ -67,6 +70,7 @@ from eapo_gym.verify import is_correct
 
 RESULTS = Path(__file__).parent / "results"
 CONTENDERS = ("ours", "trl")
+CHECKPOINTING = "trl_checkpointing"  # TRL with its default gradient checkpointing, on request
 LEARNING_RATE = 2e-4
 CLIP_LOW, CLIP_HIGH = 0.2, 0.28
 DATASET_PROMPTS = 64
@@ -80,8 +84,17 @@ DIFFERENCES = [
     "generator (arithmetic, difficulty 3) per step from the env's train split.",
     "The random-init model is never correct, so every reward and every advantage is 0 on both sides; "
     "the forward/backward and optimizer step still run in full.",
-    "Optimizer: TRL uses the Trainer's default AdamW (optim in the JSON, weight decay 0); ours "
-    "torch.optim.AdamW (weight decay 0.01). TRL also computes per-token entropy and logs metrics every step.",
+    "Generation: TRL calls transformers' generate (dynamic KV cache, left padding); ours its static-KV "
+    "decoder (fused projections, finished rows dropped).",
+    "Update: TRL runs the whole batch in one forward/backward over the completion logits only "
+    "(logits_to_keep) and also computes per-token entropy; ours length-bucketed micro-batches of at "
+    "most 2048 padded tokens over every position.",
+    "Advantages: TRL divides by std + 1e-4, ours by std + 1e-6 (both the unbiased group std); with "
+    "all-zero rewards both are 0.",
+    "Optimizer: TRL's Trainer AdamW (optim in the JSON) with weight decay 0.01, as ours "
+    "(torch.optim.AdamW, weight decay 0.01); TRL also logs metrics every step.",
+    "Gradient checkpointing: off on both in the main rows (TRL 1.x defaults to on); the "
+    "trl_checkpointing row, when present, is TRL with it on.",
 ]
 
 
@@ -133,8 +146,11 @@ def correct(completions: list[str], answer: list[str], **_: Any) -> list[float]:
     return [float(is_correct(text, gold)) for text, gold in zip(completions, answer, strict=True)]
 
 
-def trl_trainer(setup: Setup, out_dir: str, callbacks: list[TrainerCallback]) -> GRPOTrainer:
-    """``GRPOTrainer`` on a fresh tiny model, matching ``our_agent``'s settings."""
+def trl_trainer(
+    setup: Setup, out_dir: str, callbacks: list[TrainerCallback], checkpointing: bool = False
+) -> GRPOTrainer:
+    """``GRPOTrainer`` on a fresh tiny model, matching ``our_agent``'s settings (``checkpointing``:
+    TRL's default gradient checkpointing on)."""
     tokenizer = load_tokenizer()
     problems = load_problems("arithmetic", difficulty=[3])
     dataset = Dataset.from_list(
@@ -162,6 +178,8 @@ def trl_trainer(setup: Setup, out_dir: str, callbacks: list[TrainerCallback]) ->
         epsilon_high=CLIP_HIGH,
         learning_rate=LEARNING_RATE,
         lr_scheduler_type="constant",
+        weight_decay=0.01,
+        gradient_checkpointing=checkpointing,
         max_grad_norm=1.0,
         max_steps=setup.total_steps,
         logging_steps=1,
@@ -227,34 +245,70 @@ def time_setup(setup: Setup) -> dict[str, Any]:
         record_durations(trainer, "_generate_and_score_completions", callback.rollout_seconds["trl"])
         with OtherLoad() as load:
             trainer.train()
-    logs = [entry for entry in trainer.state.log_history if "completions/mean_length" in entry]
     measured = slice(setup.warmup, None)
     ours = callback.our_metrics[measured]
-    phases = {name: split_step(callback, name, measured) for name in CONTENDERS}
+    split = {
+        name: phases(callback.seconds[name][measured], callback.rollout_seconds[name][measured])
+        for name in CONTENDERS
+    }
     return {
         "other_cpu_share": load.share,
         "ours": {
-            **phases["ours"],
+            **split["ours"],
             "step_s_runs": callback.seconds["ours"],
             "completion_tokens_per_step": statistics.median([m["policy_tokens"] for m in ours]),
             "turns_per_episode": statistics.mean(m["turns"] for m in callback.our_metrics),
             "single_turn": all(m["turns"] == 1.0 for m in callback.our_metrics),
         },
         "trl": {
-            **phases["trl"],
+            **split["trl"],
             "step_s_runs": callback.seconds["trl"],
-            "completion_tokens_per_step": statistics.median(
-                [e["completions/mean_length"] * setup.prompts * setup.group for e in logs[measured]]
-            ),
+            "completion_tokens_per_step": trl_tokens_per_step(trainer, setup),
             "optim": str(trainer.args.optim),
         },
     }
 
 
-def split_step(callback: Interleaved, name: str, measured: slice) -> dict[str, float]:
-    """Median step, rollout and update (step minus rollout) seconds of one contender."""
-    steps = callback.seconds[name][measured]
-    rollouts = callback.rollout_seconds[name][measured]
+class StepTimer(TrainerCallback):
+    """Times each step of a TRL run on its own."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_step_begin(self, args, state, control, **kwargs) -> None:
+        self.start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs) -> None:
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def time_trl_checkpointing(setup: Setup) -> dict[str, Any]:
+    """TRL alone, with its default gradient checkpointing on: median step, rollout and update seconds."""
+    torch.set_num_threads(THREADS)
+    timer, rollouts = StepTimer(), []
+    with tempfile.TemporaryDirectory() as out_dir:
+        trainer = trl_trainer(setup, out_dir, [timer], checkpointing=True)
+        record_durations(trainer, "_generate_and_score_completions", rollouts)
+        trainer.train()
+    measured = slice(setup.warmup, None)
+    return {
+        **phases(timer.seconds[measured], rollouts[measured]),
+        "step_s_runs": timer.seconds,
+        "completion_tokens_per_step": trl_tokens_per_step(trainer, setup),
+        "optim": str(trainer.args.optim),
+    }
+
+
+def trl_tokens_per_step(trainer: GRPOTrainer, setup: Setup) -> float:
+    """Median completion tokens per measured step, from TRL's logs."""
+    logs = [entry for entry in trainer.state.log_history if "completions/mean_length" in entry]
+    return statistics.median(
+        [e["completions/mean_length"] * setup.prompts * setup.group for e in logs[setup.warmup :]]
+    )
+
+
+def phases(steps: list[float], rollouts: list[float]) -> dict[str, float]:
+    """Median step, rollout and update (step minus rollout) seconds."""
     return {
         "step_s": statistics.median(steps),
         "rollout_s": statistics.median(rollouts),
@@ -272,7 +326,7 @@ def peak_memory(name: str, setup: Setup) -> dict[str, float]:
             for step in range(1, MEMORY_STEPS + 1):
                 agent.train_step(step)
         else:
-            trainer = trl_trainer(setup, out_dir, [])
+            trainer = trl_trainer(setup, out_dir, [], checkpointing=name == CHECKPOINTING)
             before = reset_peak_rss()
             trainer.train()
     peak = proc_status_mb("VmHWM")
@@ -290,7 +344,7 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, setup in result["setups"].items():
-        for contender in CONTENDERS:
+        for contender in (label for label in (*CONTENDERS, CHECKPOINTING) if label in setup):
             row = setup[contender]
             seconds = " | ".join(f"{row[key]:.2f}" for key in ("step_s", "rollout_s", "update_s"))
             lines.append(
@@ -308,6 +362,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"({'all' if setup['ours']['single_turn'] else 'not all'} single-turn); other processes used "
             f"{setup['other_cpu_share']:.0%} of the CPUs meanwhile."
         )
+        if CHECKPOINTING in setup:
+            lines.append(
+                f"- {name}: TRL with gradient checkpointing (its default) "
+                f"{setup[CHECKPOINTING]['step_s'] / setup['trl']['step_s']:.2f}x its step time without; "
+                f"ours / that row {setup['ours']['step_s'] / setup[CHECKPOINTING]['step_s']:.2f}x."
+            )
     lines += ["", "Differences:", *(f"- {text}" for text in DIFFERENCES), ""]
     lines.append(f"Waited {result['idle_wait']['waited_s']:.0f} s for an idle window before timing.")
     lines.append(
@@ -323,18 +383,23 @@ def run_benchmark(
     warmup: int,
     wait_idle: float = 0.0,
     out_dir: Path = RESULTS,
+    checkpointing_row: bool = False,
 ) -> dict[str, Any]:
-    """Time and measure every setup; write ``grpo_vs_trl.json`` and ``.md`` under ``out_dir``."""
+    """Time and measure every setup; write ``grpo_vs_trl.json`` and ``.md`` under ``out_dir``.
+    ``checkpointing_row`` adds TRL with gradient checkpointing on, timed on its own."""
     names = ",".join(f"{p}x{g}" for p, g in setups)
     command = ["python", "-m", "benchmarks.grpo_vs_trl", "--setups", names]
     command += ["--completion-tokens", str(completion_tokens), "--steps", str(steps), "--warmup", str(warmup)]
-    command += ["--wait-idle", str(wait_idle)]
+    command += ["--wait-idle", str(wait_idle), *(["--checkpointing-row"] if checkpointing_row else [])]
+    contenders = (*CONTENDERS, CHECKPOINTING) if checkpointing_row else CONTENDERS
     idle_wait = wait_for_idle(wait_idle)
     machine = {**machine_info(), "trl": trl.__version__}
     rows = {}
     for prompts, group in setups:
         setup = Setup(prompts, group, completion_tokens, steps, warmup)
         row = time_setup(setup)
+        if checkpointing_row:
+            row[CHECKPOINTING] = time_trl_checkpointing(setup)
         args = [
             "--prompts",
             str(prompts),
@@ -343,7 +408,7 @@ def run_benchmark(
             "--completion-tokens",
             str(completion_tokens),
         ]
-        runs = {name: ["--memory-of", name, *args] for name in CONTENDERS}
+        runs = {name: ["--memory-of", name, *args] for name in contenders}
         for name, memory in measure_in_subprocesses("benchmarks.grpo_vs_trl", runs).items():
             row[name].update(memory)
         row["ratio_ours_over_trl"] = row["ours"]["step_s"] / row["trl"]["step_s"]
@@ -377,7 +442,12 @@ def main() -> None:
     parser.add_argument(
         "--wait-idle", type=float, default=120, help="seconds to wait at most for quiet CPUs before timing"
     )
-    parser.add_argument("--memory-of", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--checkpointing-row",
+        action="store_true",
+        help="add TRL with gradient checkpointing on (its default)",
+    )
+    parser.add_argument("--memory-of", choices=(*CONTENDERS, CHECKPOINTING), help=argparse.SUPPRESS)
     parser.add_argument("--prompts", type=int, default=4, help=argparse.SUPPRESS)
     parser.add_argument("--group", type=int, default=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -386,7 +456,12 @@ def main() -> None:
         print(json.dumps(peak_memory(args.memory_of, setup)))
         return
     result = run_benchmark(
-        parse_setups(args.setups), args.completion_tokens, args.steps, args.warmup, args.wait_idle
+        parse_setups(args.setups),
+        args.completion_tokens,
+        args.steps,
+        args.warmup,
+        args.wait_idle,
+        checkpointing_row=args.checkpointing_row,
     )
     print(markdown(result))
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from eapo_agents.rollout.backend import GenerationBackend
 from eapo_agents.rollout.episode import Episode
+from eapo_agents.rollout.prompts import prompt_ids
 from eapo_gym.env import ExpertMathEnv
 from eapo_gym.vector import ExpertMathVectorEnv
 
@@ -37,11 +38,8 @@ def play_episodes(
     options = {"reset_mask": [i < count for i in range(envs.num_envs)]}
     if problem_ids is not None:
         options["problem_id"] = [*problem_ids, *unused]
-    observations, infos = envs.reset(seed=[*seeds, *unused], options=options)
-    episodes = [
-        Episode(infos["problem_id"][i], tokenizer.encode(observations[i], add_special_tokens=False))
-        for i in range(count)
-    ]
+    _, infos = envs.reset(seed=[*seeds, *unused], options=options)
+    episodes = [Episode(infos["problem_id"][i], prompt_ids(tokenizer, envs.envs[i])) for i in range(count)]
     if first_turn is not None:
         texts = [first_turn(envs.envs[i]) for i in range(count)]
         for episode, text in zip(episodes, texts, strict=True):

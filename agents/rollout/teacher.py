@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from eapo_agents.rollout.episode import Episode
+from eapo_agents.rollout.prompts import prompt_ids
 from eapo_gym.env import ExpertMathEnv
 from eapo_gym.verify import extract_answer, is_correct
 
@@ -44,8 +45,8 @@ def teacher_episode(
     When every step is known it sometimes asks once more and meets "no further
     steps". It then writes the steps still unknown and answers.
     """
-    observation, info = env.reset(**reset)
-    episode = Episode(info["problem_id"], tokenizer.encode(observation, add_special_tokens=False))
+    _, info = env.reset(**reset)
+    episode = Episode(info["problem_id"], prompt_ids(tokenizer, env))
     steps = env.problem.solution_steps
     for _ in range(int(rng.integers(1, 4)) if consult else 0):
         unknown = [step for step in steps if step not in env.transcript]
@@ -93,11 +94,11 @@ def final_value(answer: str) -> str:
 
 def distill_episode(env: ExpertMathEnv, tokenizer, reset: dict[str, Any], rng: np.random.Generator):
     """An episode whose single turn is the expert's own verified solution, or ``None`` if it failed."""
-    observation, info = env.reset(**reset)
+    _, info = env.reset(**reset)
     solution = expert_solution(env, rng)
     if solution is None:
         return None
     steps, answer = solution
-    episode = Episode(info["problem_id"], tokenizer.encode(observation, add_special_tokens=False))
+    episode = Episode(info["problem_id"], prompt_ids(tokenizer, env))
     _policy_turn(env, episode, solution_text(steps, answer, env), tokenizer, False)
     return episode

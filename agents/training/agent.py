@@ -170,27 +170,7 @@ class BaseAgent:
 
     def rollout_metrics(self, episodes: list[Episode]) -> dict[str, float]:
         """Statistics of the latest rollouts, for the training log."""
-        count = len(episodes)
-
-        def total(key: str) -> float:
-            return float(sum(e.info.get(key, 0) for e in episodes))
-
-        return {
-            "reward": sum(e.reward for e in episodes) / count,
-            "accuracy": sum(bool(e.info.get("correct")) for e in episodes) / count,
-            "consult_rate": sum(e.info.get("consults", 0) > 0 for e in episodes) / count,
-            "queries_per_episode": total("consults") / count,
-            "expert_calls": total("accepted"),
-            "expert_chars": total("expert_chars"),
-            "expert_prompt_tokens": total("expert_prompt_tokens"),
-            "expert_completion_tokens": total("expert_completion_tokens"),
-            "expert_errors": total("expert_errors"),
-            "expert_retries": total("expert_retries"),
-            "acceptance_rate": episodes[0].info.get("acceptance_rate", 0.0),
-            "policy_tokens": float(sum(e.policy_token_count for e in episodes)),
-            "turns": total("turns") / count,
-            "rollout_seconds": self.rollout_seconds,
-        }
+        return rollout_metrics(episodes, self.rollout_seconds)
 
     def pack(self, episodes: list[Episode]) -> TokenBatch:
         return pack_episodes(episodes, self.tokenizer.pad_token_id, self.device)
@@ -273,6 +253,31 @@ class BaseAgent:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def rollout_metrics(episodes: list[Episode], rollout_seconds: float) -> dict[str, float]:
+    """Reward, accuracy, consultation and cost statistics of ``episodes`` (a row of metrics.jsonl)."""
+    count = len(episodes)
+
+    def total(key: str) -> float:
+        return float(sum(e.info.get(key, 0) for e in episodes))
+
+    return {
+        "reward": sum(e.reward for e in episodes) / count,
+        "accuracy": sum(bool(e.info.get("correct")) for e in episodes) / count,
+        "consult_rate": sum(e.info.get("consults", 0) > 0 for e in episodes) / count,
+        "queries_per_episode": total("consults") / count,
+        "expert_calls": total("accepted"),
+        "expert_chars": total("expert_chars"),
+        "expert_prompt_tokens": total("expert_prompt_tokens"),
+        "expert_completion_tokens": total("expert_completion_tokens"),
+        "expert_errors": total("expert_errors"),
+        "expert_retries": total("expert_retries"),
+        "acceptance_rate": episodes[0].info.get("acceptance_rate", 0.0),
+        "policy_tokens": float(sum(e.policy_token_count for e in episodes)),
+        "turns": total("turns") / count,
+        "rollout_seconds": rollout_seconds,
+    }
 
 
 def _cut(value: torch.Tensor | None, index: torch.Tensor, width: int, batch: TokenBatch):

@@ -61,6 +61,14 @@ class TrainConfig:
     device: str = _run("auto", "auto, cpu, cuda or cuda:N")
     dtype: str = _run("auto", "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16 or float32")
     lora_rank: int = _run(0, "> 0: train a peft LoRA adapter of this rank instead of all weights")
+    engine: str = _run(
+        "native", "native (our loop) or trl (TRL's GRPOTrainer; grpo and eapo)", ("native", "trl")
+    )
+    vllm: str = _run(
+        "off", "--engine trl: generate with TRL's vLLM, colocate or server", ("off", "colocate", "server")
+    )
+    vllm_server_url: str = _run("", "--vllm server: the server's base URL, e.g. http://host:8000")
+    trl_args: str = _run("", "--engine trl: YAML file of further GRPOConfig fields (they win)")
 
     problems: str = _problems(
         "arithmetic", "problem source: a generator name, champ, reasoning_gym:NAME or a file"

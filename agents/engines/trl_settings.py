@@ -1,0 +1,128 @@
+"""Our training settings as TRL's ``GRPOConfig`` (``--engine trl``, GRPO and EAPO).
+
+| ours | ``GRPOConfig`` |
+|---|---|
+| ``problems_per_step`` x ``group_size`` | one generation batch per update, split over the processes |
+| ``group_size`` | ``num_generations`` |
+| ``micro_batch_size`` (0: all) | ``per_device_train_batch_size``, accumulating over the batch |
+| ``max_new_tokens`` | ``max_completion_length`` (one turn) |
+| ``temperature``, ``top_p`` | the same, ``top_k`` 0 |
+| ``lr``, ``grad_clip`` | ``learning_rate`` (constant), ``max_grad_norm`` |
+| (torch's AdamW, as ours) | ``weight_decay`` 0.01 |
+| ``epochs_per_batch`` | ``num_iterations`` |
+| ``clip_low``, ``clip_high`` | ``epsilon``, ``epsilon_high`` |
+| ``kl_beta`` | ``beta`` |
+| ``loss_aggregation`` token / sequence / constant | ``loss_type`` dapo / grpo / dr_grpo |
+| ``scale_rewards`` | ``scale_rewards`` group / none |
+| ``vllm``, ``vllm_server_url`` | ``use_vllm``, ``vllm_mode``, ``vllm_server_base_url`` |
+
+Gradient checkpointing is off (TRL 1.x turns it on by default); ``trl_args`` (a YAML
+file) sets any other ``GRPOConfig`` field and wins over the above. Not available with
+this engine: ``dynamic_sampling``, EAPO's ``expert_token_coef`` and ``--resume``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from eapo_agents.algorithms.eapo import EAPOOptions, acceptance_spec
+from eapo_agents.engines.trl_generation import stop_ids
+from eapo_agents.training.config import TrainConfig
+from eapo_gym.protocol import DEFAULT_PROTOCOL
+
+ALGORITHMS = ("grpo", "eapo")
+LOSS_TYPES = {"token": "dapo", "sequence": "grpo", "constant": "dr_grpo"}
+
+
+def check_engine_settings(config: TrainConfig) -> None:
+    """Raise ``ValueError`` for settings the chosen engine cannot honour (before any model loads)."""
+    if config.engine != "trl":
+        if config.vllm != "off" or config.trl_args:
+            raise ValueError("--vllm and --trl-args need --engine trl")
+        return
+    options = config.options
+    if config.algo not in ALGORITHMS:
+        raise ValueError(f"--engine trl trains {' or '.join(ALGORITHMS)}, not {config.algo}")
+    if options.dynamic_sampling:
+        raise ValueError("dynamic_sampling is not available with --engine trl")
+    if getattr(options, "expert_token_coef", 0.0) > 0:
+        raise ValueError("expert_token_coef is not available with --engine trl")
+    if config.resume:
+        raise ValueError("--resume is not available with --engine trl")
+    if config.vllm == "server" and not config.vllm_server_url:
+        raise ValueError("--vllm server needs --vllm-server-url")
+    if config.trl_args and not Path(config.trl_args).exists():
+        raise ValueError(f"--trl-args {config.trl_args}: no such file")
+
+
+def training_acceptance(config: TrainConfig) -> Any:
+    """rho of the training episodes: EAPO's schedule, or 0 (every query declined) for GRPO."""
+    if isinstance(config.options, EAPOOptions):
+        return acceptance_spec(config.options, config.steps)
+    return 0.0
+
+
+def grpo_args(config: TrainConfig, processes: int, use_cpu: bool):
+    """The ``GRPOConfig`` of ``config`` for ``processes`` processes (stops: ``generation_settings``)."""
+    import yaml
+    from trl import GRPOConfig
+
+    episodes = config.problems_per_step * config.group_size
+    if episodes % processes:
+        raise ValueError(f"{episodes} episodes per update do not split over {processes} processes")
+    per_process = episodes // processes
+    micro = min(config.micro_batch_size or per_process, per_process)
+    if per_process % micro:
+        raise ValueError(f"micro_batch_size {micro} does not divide {per_process} episodes per process")
+    options = config.options
+    values: dict[str, Any] = {
+        "output_dir": str(Path(config.out) / "trl"),
+        "per_device_train_batch_size": micro,
+        "gradient_accumulation_steps": per_process // micro,
+        "num_generations": config.group_size,
+        "max_completion_length": config.max_new_tokens,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "top_k": 0,
+        "learning_rate": config.lr,
+        "lr_scheduler_type": "constant",
+        "weight_decay": 0.01,
+        "max_grad_norm": config.grad_clip,
+        "num_iterations": options.epochs_per_batch,
+        "epsilon": options.clip_low,
+        "epsilon_high": options.clip_high,
+        "beta": options.kl_beta,
+        "loss_type": LOSS_TYPES[options.loss_aggregation],
+        "scale_rewards": "group" if options.scale_rewards else "none",
+        "mask_truncated_completions": False,
+        "gradient_checkpointing": False,
+        "max_steps": config.steps,
+        "seed": config.seed,
+        "use_cpu": use_cpu,
+        "bf16": not use_cpu and config.dtype in ("auto", "bfloat16"),
+        "fp16": not use_cpu and config.dtype == "float16",
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_vllm": config.vllm != "off",
+        "vllm_mode": "colocate" if config.vllm == "off" else config.vllm,
+        "vllm_server_base_url": config.vllm_server_url or None,
+        "vllm_max_model_length": config.max_context + config.max_new_tokens,  # room for continued turns
+    }
+    if config.trl_args:
+        values.update(yaml.safe_load(Path(config.trl_args).read_text()) or {})
+    return GRPOConfig(**values)
+
+
+def generation_settings(args, model, tokenizer) -> dict[str, Any]:
+    """``args.generation_kwargs`` with the closing tags' last tokens as stops: vLLM's ``stop_token_ids``,
+    or extra end ids for transformers' ``generate``."""
+    stops = stop_ids(tokenizer, DEFAULT_PROTOCOL)
+    if args.use_vllm:
+        return {**(args.generation_kwargs or {}), "stop_token_ids": stops}
+    declared = model.generation_config.eos_token_id
+    ends = declared if isinstance(declared, list) else [declared] if declared is not None else []
+    ends = sorted({tokenizer.eos_token_id, *ends, *stops})
+    return {**(args.generation_kwargs or {}), "eos_token_id": ends}

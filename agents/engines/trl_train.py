@@ -1,0 +1,172 @@
+"""``eapo-gym train --engine trl``: GRPO or EAPO episodes trained by TRL's ``GRPOTrainer``.
+
+The run directory looks like our loop's: ``config.json``, ``metrics.jsonl`` in our
+trainer's schema (``rollout_metrics`` of the episodes, then TRL's loss statistics
+under our names, every other TRL log value as ``trl/<name>``), TensorBoard events,
+``eval.json`` and ``checkpoint/model``. Held-out evaluation is ours
+(``training.evaluation.evaluate``, experts off), every ``eval_every`` updates and at
+the end, on the main process; with sharded weights (DeepSpeed ZeRO-3, FSDP) only at
+the end, from the saved model. Launch it with ``accelerate launch`` for several
+GPUs or nodes: the processes, DeepSpeed and vLLM are TRL's and accelerate's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+from transformers import PrinterCallback, TrainerCallback
+
+from eapo_agents.engines.trl_rollout import EpisodeRollout, TrainingStepCallback, environment_reward
+from eapo_agents.engines.trl_settings import (
+    check_engine_settings,
+    generation_settings,
+    grpo_args,
+    training_acceptance,
+)
+from eapo_agents.training.agent import rollout_metrics
+from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.evaluation import evaluate
+from eapo_agents.training.loop import CHECKPOINT, MetricsLog, seed_everything
+from eapo_agents.training.policy import load_policy, starting_model_path
+from eapo_gym.problems import load_problems
+
+# TRL's log names for the statistics our trainer logs under its own names.
+OUR_NAMES = {
+    "loss": "loss",
+    "grad_norm": "grad_norm",
+    "clip_ratio/region_mean": "clip_fraction",
+    "kl": "kl",
+    "frac_reward_zero_std": "all_equal_groups",
+}
+
+
+class MetricsCallback(TrainerCallback):
+    """One metrics.jsonl row per update and the held-out evaluations, on the main process."""
+
+    def __init__(
+        self, config: TrainConfig, rollout: EpisodeRollout, tokenizer, log: MetricsLog | None, progress: bool
+    ) -> None:
+        self.config, self.rollout, self.tokenizer, self.log = config, rollout, tokenizer, log
+        self.evaluate_in_memory = True
+        self.final: dict[str, float] | None = None
+        self.bar = tqdm(
+            total=config.steps, desc=f"{config.algo} train (trl)", disable=not progress or not log
+        )
+
+    def on_step_begin(self, args, state, control, **kwargs) -> None:
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, model=None, **kwargs) -> None:
+        seconds = time.perf_counter() - self.started
+        episodes = self.rollout.episodes
+        self.row = rollout_metrics(episodes, self.rollout.rollout_seconds)
+        self.row.update(step_seconds=seconds, trained_episodes=float(len(episodes)))
+        self.row["tokens_per_s"] = self.row["policy_tokens"] / seconds
+        step = state.global_step
+        last = step == state.max_steps
+        if self.log is not None and self.evaluate_in_memory and (step % self.config.eval_every == 0 or last):
+            self.final = evaluate(model, self.tokenizer, self.config)
+            self.row.update(self.final)
+            model.train()
+        self.bar.update(1)
+
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+        if self.log is None or "loss" not in (logs or {}):
+            return
+        trl = {OUR_NAMES.get(name, f"trl/{name}"): value for name, value in logs.items()}
+        self.log.write(state.global_step, {**self.row, **trl})
+
+    def on_train_end(self, args, state, control, **kwargs) -> None:
+        self.bar.close()
+
+
+@dataclass
+class TRLRun:
+    """A built run: the trainer, its rollout and its metrics callback."""
+
+    trainer: Any
+    rollout: EpisodeRollout
+    metrics: MetricsCallback
+    config: TrainConfig
+
+
+def build(config: TrainConfig, progress: bool = True) -> TRLRun:
+    """Load the starting policy and build ``GRPOTrainer`` with our rollout, reward and callbacks."""
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    check_engine_settings(config)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cpu = config.device == "cpu" or not torch.cuda.is_available()
+    args = grpo_args(config, processes, use_cpu)
+    out = Path(config.out)
+    with args.main_process_first(desc="starting model"):  # a preset is built once, by the main process
+        model_path = starting_model_path(config.model, config.preset)
+    main = args.process_index == 0
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    seed_everything(config.seed)
+    dtype = config.dtype if config.dtype != "auto" else "float32" if use_cpu else "bfloat16"
+    model, tokenizer = load_policy(model_path, "cpu", dtype, config.lora_rank)
+    args.generation_kwargs = generation_settings(args, model, tokenizer)
+    rollout = EpisodeRollout(config, tokenizer, training_acceptance(config))
+    problems = load_problems(config.problems, "train", list(config.train_difficulties) or None)
+    log = MetricsLog(out, config.tensorboard, 0) if main else None
+    metrics = MetricsCallback(config, rollout, tokenizer, log, progress)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=environment_reward,
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": [problem.id for problem in problems]}),
+        processing_class=tokenizer,
+        callbacks=[TrainingStepCallback(rollout), metrics],
+        rollout_func=rollout,
+    )
+    trainer.remove_callback(PrinterCallback)
+    metrics.evaluate_in_memory = not sharded(trainer)
+    return TRLRun(trainer, rollout, metrics, config)
+
+
+def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train ``config.algo`` (grpo or eapo) with ``GRPOTrainer``; return the final evaluation (main
+    process; the others return an empty dict)."""
+    run = build(config, progress)
+    started = time.perf_counter()
+    run.trainer.train()
+    return conclude(run, time.perf_counter() - started)
+
+
+def conclude(run: TRLRun, train_seconds: float) -> dict[str, Any]:
+    """After training: save the model, evaluate it unless done at the last update, write eval.json."""
+    config, metrics = run.config, run.metrics
+    model_dir = Path(config.out) / CHECKPOINT / "model"
+    run.trainer.save_model(str(model_dir))
+    if metrics.log is None:
+        return {}
+    tokenizer = run.rollout.tokenizer
+    tokenizer.save_pretrained(str(model_dir))
+    final = metrics.final
+    if final is None:  # sharded weights: evaluate the saved model
+        saved, _ = load_policy(model_dir, config.device, config.dtype)
+        final = evaluate(saved, tokenizer, config)
+        metrics.log.write(config.steps, final)
+    metrics.log.close()
+    final = {**final, "train_seconds": train_seconds}
+    (Path(config.out) / "eval.json").write_text(json.dumps(final, indent=2))
+    return final
+
+
+def sharded(trainer) -> bool:
+    """Whether the trainer shards the weights across processes (DeepSpeed ZeRO-3 or FSDP)."""
+    if trainer.is_fsdp_enabled:
+        return True
+    plugin = trainer.accelerator.state.deepspeed_plugin if trainer.is_deepspeed_enabled else None
+    return plugin is not None and plugin.zero_stage == 3

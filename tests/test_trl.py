@@ -1,0 +1,257 @@
+"""EAPO through TRL's GRPOTrainer (``--engine trl``): updates, the env mask TRL trains on, rho from the
+trainer's step, expert replies in the completions, and the same rewards as our trainer's rollouts."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+from transformers import TrainerControl, TrainerState
+
+from eapo_agents.algorithms.grpo import GRPOAgent
+from eapo_agents.cli import main
+from eapo_agents.engines import trl_generation, trl_train
+from eapo_agents.engines.trl_rollout import EpisodeRollout, TrainingStepCallback
+from eapo_agents.rollout.backend import Samples
+from eapo_agents.rollout.play import play_episodes
+from eapo_agents.training.agent import rollout_metrics
+from eapo_gym.protocol import TurnProtocol
+
+PROTOCOL = TurnProtocol()
+REPLY_BLOCK = re.compile(r"\n<reply>(.*?)</reply>", re.DOTALL)
+
+
+@dataclass
+class Recorded:
+    """What one TRL run handed around: per rollout call, its outputs, episodes and backend turns."""
+
+    outputs: list[dict] = field(default_factory=list)
+    episodes: list[list] = field(default_factory=list)
+    turns: list[dict[int, list[list[int]]]] = field(default_factory=list)  # per call: env index -> turns
+    tool_masks: list[torch.Tensor] = field(default_factory=list)  # the loss mask TRL built from env_mask
+
+
+def recorded_run(config, monkeypatch) -> tuple[trl_train.TRLRun, Recorded]:
+    """Build a TRL run that records every rollout, every generated turn and TRL's scored batches."""
+    record = Recorded()
+    generate = trl_generation.TrainerBackend.generate
+
+    def recording_generate(self, contexts, keys):
+        samples = generate(self, contexts, keys)
+        for key, tokens in zip(keys, samples.tokens, strict=True):
+            record.turns[-1].setdefault(key, []).append(tokens)
+        return samples
+
+    monkeypatch.setattr(trl_generation.TrainerBackend, "generate", recording_generate)
+    run = trl_train.build(config, progress=False)
+    rollout = run.trainer.rollout_func
+
+    def recording_rollout(prompts, trainer):
+        record.turns.append({})
+        output = rollout(prompts, trainer)
+        record.outputs.append(output)
+        record.episodes.append(list(rollout.episodes))
+        return output
+
+    run.trainer.rollout_func = recording_rollout
+    score = run.trainer._generate_and_score_completions
+
+    def recording_score(inputs):
+        batch = score(inputs)
+        record.tool_masks.append(batch["tool_mask"] * batch["completion_mask"])
+        return batch
+
+    monkeypatch.setattr(run.trainer, "_generate_and_score_completions", recording_score)
+    return run, record
+
+
+@pytest.fixture(scope="module")
+def eapo_run(tiny_model_dir, tmp_path_factory):
+    """Three EAPO updates through GRPOTrainer on the tiny policy, recorded."""
+    from eapo_agents.training.config import TrainConfig
+
+    config = TrainConfig.from_dict(
+        {
+            "algo": "eapo",
+            "engine": "trl",
+            "model": str(tiny_model_dir),
+            "out": str(tmp_path_factory.mktemp("trl") / "eapo"),
+            "steps": 3,
+            "problems_per_step": 2,
+            "group_size": 4,
+            "train_difficulties": (2,),
+            "eval_difficulties": (1,),
+            "eval_problems": 2,
+            "eval_k": 2,
+            "tensorboard": False,
+            "seed": 1,
+        }
+    )
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        run, record = recorded_run(config, monkeypatch)
+        start = {name: p.detach().clone() for name, p in run.trainer.model.named_parameters()}
+        run.trainer.train()
+        final = trl_train.conclude(run, 0.0)
+    return run, record, start, final
+
+
+def test_three_eapo_updates_through_grpo_trainer(eapo_run):
+    run, record, start, final = eapo_run
+    assert run.trainer.state.global_step == 3 and len(record.outputs) == 3
+    moved = [name for name, p in run.trainer.model.named_parameters() if not torch.equal(p, start[name])]
+    assert moved, "no parameter changed in 3 updates"
+    rows = [json.loads(line) for line in (run.metrics.log.path).read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3]
+    expected = set(rollout_metrics(record.episodes[0], 0.0)) | {"loss", "grad_norm", "clip_fraction"}
+    expected |= {"all_equal_groups", "step_seconds", "tokens_per_s", "trained_episodes"}
+    assert all(expected <= set(row) for row in rows)
+    assert "eval/avg_at_k" in rows[-1] and final["eval/avg_at_k"] == rows[-1]["eval/avg_at_k"]
+    assert (run.metrics.log.path.parent / "checkpoint" / "model" / "config.json").exists()
+
+
+def test_rho_follows_the_trainers_step(eapo_run):
+    run, record, _, _ = eapo_run
+    rows = [json.loads(line) for line in run.metrics.log.path.read_text().splitlines()]
+    assert [row["acceptance_rate"] for row in rows] == pytest.approx([1.0, 1 / 2, 1 / 3])
+    for step, episodes in enumerate(record.episodes, start=1):
+        assert {e.info["training_step"] for e in episodes} == {step}
+
+
+def test_the_callback_sets_the_step_from_the_trainer_state(tiny_model_dir):
+    from eapo_agents.training.config import TrainConfig
+
+    rollout = EpisodeRollout(TrainConfig(algo="eapo"), None, {"type": "inverse"})
+    TrainingStepCallback(rollout).on_step_begin(None, TrainerState(global_step=9), TrainerControl())
+    assert rollout.training_step == 10
+
+
+def test_env_mask_covers_exactly_the_policy_tokens(eapo_run):
+    """Decoded: every run of mask 1 is a turn the generation backend wrote, every run of mask 0 is a
+    block of expert replies (or notices), and that mask is the loss mask TRL built."""
+    run, record, _, _ = eapo_run
+    tokenizer = run.rollout.tokenizer
+    checked = blocks = 0
+    for output, episodes, turns, tool_mask in zip(
+        record.outputs, record.episodes, record.turns, record.tool_masks, strict=True
+    ):
+        for row, (ids, mask) in enumerate(zip(output["completion_ids"], output["env_mask"], strict=True)):
+            assert tool_mask[row, : len(mask)].tolist() == mask and not tool_mask[row, len(mask) :].any()
+            if episodes[row].info.get("cut_off"):
+                assert not any(mask)
+                continue
+            policy, environment = runs(ids, mask, 1), runs(ids, mask, 0)
+            assert policy == turns[row]
+            for block in environment:
+                text = tokenizer.decode(block)
+                assert text.startswith("\n<reply>") and REPLY_BLOCK.sub("", text) == "\n"
+            checked, blocks = checked + 1, blocks + len(environment)
+    assert checked >= 12 and blocks > 0
+
+
+def test_a_consult_turns_replies_are_in_the_completion_ids(eapo_run):
+    """An accepted query is answered by the reference expert with the problem's first solution step,
+    and that reply's tokens follow the query inside the completion, masked."""
+    run, record, _, _ = eapo_run
+    tokenizer = run.rollout.tokenizer
+    problems = run.rollout.envs.problems
+    notices = PROTOCOL.notices
+    answered = [
+        (output["completion_ids"][row], output["env_mask"][row], episode)
+        for output, episodes in zip(record.outputs, record.episodes, strict=True)
+        for row, episode in enumerate(episodes)
+        if episode.info.get("accepted", 0) > 0
+    ]
+    assert answered, "no query was answered in 3 updates"
+    for ids, mask, episode in answered:
+        masked_text = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m == 0])
+        replies = [text for text in REPLY_BLOCK.findall(masked_text) if text not in notices]
+        assert replies[0] == problems.get(episode.problem_id).solution_steps[0]
+
+
+class ReplayBackend:
+    """Writes each episode's recorded turns again, in order (keys are env indices)."""
+
+    def __init__(self, turns: dict[int, list[list[int]]], max_new_tokens: int) -> None:
+        self.turns = {key: list(value) for key, value in turns.items()}
+        self.max_new_tokens = max_new_tokens
+
+    def generate(self, contexts, keys) -> Samples:
+        tokens = [self.turns[key].pop(0) for key in keys]
+        return Samples(tokens, [[0.0] * len(t) for t in tokens], [True] * len(tokens))
+
+
+def test_experts_off_same_rewards_as_our_grpo_rollouts(small_config, monkeypatch, tmp_path):
+    """GRPO through TRL: the rewards TRL trained on equal the rewards our trainer's GRPO rollouts give
+    the same sampled tokens (replayed through GRPOAgent's environments). A consultation cost makes the
+    rewards differ between episodes, so a misordering would show."""
+    config = small_config.replace(
+        engine="trl", steps=1, problems_per_step=8, consult_cost=0.05, out=str(tmp_path / "grpo")
+    )
+    run, record = recorded_run(config, monkeypatch)
+    run.trainer.train()
+    trl_rewards = list(run.trainer._logs["rewards"]["environment_reward"])
+    episodes = record.episodes[0]
+    assert len(trl_rewards) == len(episodes) == 32
+    assert len(set(trl_rewards)) > 1, "all rewards equal: the comparison would not see a misordering"
+    assert not any(e.info.get("accepted") for e in episodes)  # experts off
+    agent = GRPOAgent(run.trainer.model, run.rollout.tokenizer, config.replace(engine="native"))
+    replayed = play_episodes(
+        ReplayBackend(record.turns[0], config.max_new_tokens),
+        run.rollout.tokenizer,
+        agent.envs,
+        list(range(len(episodes))),
+        [e.problem_id for e in episodes],
+        config.max_context,
+    )
+    assert [e.reward for e in replayed] == pytest.approx(trl_rewards)  # TRL's rewards are float32
+    assert [e.completion_ids for e in replayed] == [e.completion_ids for e in episodes]
+
+
+def test_train_engine_trl_command(small_config, capsys):
+    """``eapo-gym train --engine trl`` writes metrics.jsonl in our schema, eval.json and a checkpoint."""
+    out = small_config.out
+    main(
+        [
+            "train", "--engine", "trl", "--algo", "eapo", "--model", small_config.model,
+            "--steps", "2", "--problems-per-step", "2", "--group-size", "2", "--train-difficulties", "1",
+            "--eval-difficulties", "1", "--eval-problems", "2", "--eval-k", "2", "--out", out,
+            "--tensorboard", "false",
+        ]
+    )  # fmt: skip
+    rows = [json.loads(line) for line in open(f"{out}/metrics.jsonl")]
+    assert [row["step"] for row in rows] == [1, 2]
+    for name in ("reward", "accuracy", "consult_rate", "acceptance_rate", "expert_calls", "loss"):
+        assert all(isinstance(row[name], float) for row in rows)
+    assert json.loads(open(f"{out}/config.json").read())["engine"] == "trl"
+    assert "eapo: 2 updates" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--engine", "trl", "--algo", "sft"], "--engine trl trains grpo or eapo, not sft"),
+        (["--engine", "trl", "--algo", "grpo", "--dynamic-sampling", "true"], "dynamic_sampling"),
+        (["--vllm", "colocate"], "--vllm and --trl-args need --engine trl"),
+    ],
+)
+def test_engine_mistakes_fail_before_any_work(flags, message, capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["train", *flags, "--out", str(tmp_path / "run")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def runs(ids: list[int], mask: list[int], value: int) -> list[list[int]]:
+    """The maximal runs of ``ids`` whose mask equals ``value``, in order."""
+    found: list[list[int]] = []
+    previous = None
+    for token, bit in zip(ids, mask, strict=True):
+        if bit == value:
+            if previous != value:
+                found.append([])
+            found[-1].append(token)
+        previous = bit
+    return found
