@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 import torch
 from transformers import TrainerControl, TrainerState
 
+from eapo_agents.algorithms.eapo import EAPOAgent, EAPOOptions
 from eapo_agents.algorithms.grpo import GRPOAgent
 from eapo_agents.cli import main
 from eapo_agents.engines import trl_generation, trl_train
@@ -112,12 +114,16 @@ def test_three_eapo_updates_through_grpo_trainer(eapo_run):
     assert (run.metrics.log.path.parent / "checkpoint" / "model" / "config.json").exists()
 
 
-def test_rho_follows_the_trainers_step(eapo_run):
+def test_rho_and_the_turn_budget_follow_the_trainers_step(eapo_run):
     run, record, _, _ = eapo_run
     rows = [json.loads(line) for line in run.metrics.log.path.read_text().splitlines()]
     assert [row["acceptance_rate"] for row in rows] == pytest.approx([1.0, 1 / 2, 1 / 3])
     for step, episodes in enumerate(record.episodes, start=1):
         assert {e.info["training_step"] for e in episodes} == {step}
+    budgets = [{e.info["max_turns"] for e in episodes} for episodes in record.episodes]
+    schedule = EAPOAgent.turn_schedule(SimpleNamespace(options=EAPOOptions(), config=run.rollout.config))
+    assert budgets == [{1 + round(9 * (1 - step / 3))} for step in (1, 2, 3)]  # linear 10 -> 1
+    assert schedule == run.rollout.turn_schedule  # the native agent's schedule
 
 
 def test_the_callback_sets_the_step_from_the_trainer_state(tiny_model_dir):
@@ -196,7 +202,7 @@ def test_experts_off_same_rewards_as_our_grpo_rollouts(small_config, monkeypatch
     episodes = record.episodes[0]
     assert len(trl_rewards) == len(episodes) == 32
     assert len(set(trl_rewards)) > 1, "all rewards equal: the comparison would not see a misordering"
-    assert not any(e.info.get("accepted") for e in episodes)  # experts off
+    assert not any(e.info.get("consults") for e in episodes)  # query tag locked, as in our GRPO
     agent = GRPOAgent(run.trainer.model, run.rollout.tokenizer, config.replace(engine="native"))
     replayed = play_episodes(
         ReplayBackend(record.turns[0], config.max_new_tokens),

@@ -44,8 +44,9 @@ class EpisodeRollout:
     """``rollout_func(prompts, trainer)``: one episode per prompt, played at training step
     ``training_step`` (set by ``TrainingStepCallback``); the latest episodes stay in ``episodes``."""
 
-    def __init__(self, config: TrainConfig, tokenizer, acceptance: Any) -> None:
-        self.config, self.tokenizer, self.acceptance = config, tokenizer, acceptance
+    def __init__(self, config: TrainConfig, tokenizer, acceptance: Any, turn_schedule: Any = 1.0) -> None:
+        self.config, self.tokenizer = config, tokenizer
+        self.acceptance, self.turn_schedule = acceptance, turn_schedule
         self.training_step = 0
         self.episodes: list[Episode] = []
         self.rollout_seconds = 0.0
@@ -56,7 +57,7 @@ class EpisodeRollout:
         config = self.config
         if self.envs is None or self.envs.num_envs < len(prompts):
             self.envs = make_vector_env(
-                config, len(prompts), "train", config.train_difficulties, self.acceptance
+                config, len(prompts), "train", config.train_difficulties, self.acceptance, self.turn_schedule
             )
         self.envs.set_training_step(self.training_step)
         rng = np.random.default_rng([config.seed, self.training_step, trainer.accelerator.process_index])

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eapo_agents.algorithms.eapo import EAPOOptions, acceptance_spec
+from eapo_agents.algorithms.eapo import EAPOOptions, schedule_spec
 from eapo_agents.engines.trl_generation import stop_ids
 from eapo_agents.training.config import TrainConfig
 from eapo_gym.protocol import DEFAULT_PROTOCOL
@@ -56,11 +56,24 @@ def check_engine_settings(config: TrainConfig) -> None:
         raise ValueError(f"--trl-args {config.trl_args}: no such file")
 
 
+def consults_in_training(config: TrainConfig) -> bool:
+    """EAPO's training episodes consult; GRPO's are self-exploratory (the query tag is locked)."""
+    return isinstance(config.options, EAPOOptions)
+
+
 def training_acceptance(config: TrainConfig) -> Any:
-    """rho of the training episodes: EAPO's schedule, or 0 (every query declined) for GRPO."""
-    if isinstance(config.options, EAPOOptions):
-        return acceptance_spec(config.options, config.steps)
+    """rho of the training episodes: EAPO's schedule, or 0 for GRPO (whose query tag is locked)."""
+    options = config.options
+    if consults_in_training(config):
+        return schedule_spec(options.acceptance, config.steps, options.acceptance_scale)
     return 0.0
+
+
+def training_turn_schedule(config: TrainConfig) -> Any:
+    """The turn budget's schedule: EAPO's, as in the native trainer; GRPO keeps the whole budget."""
+    if consults_in_training(config):
+        return schedule_spec(config.options.turn_schedule, config.steps)
+    return 1.0
 
 
 def grpo_args(config: TrainConfig, processes: int, use_cpu: bool):
@@ -116,13 +129,24 @@ def grpo_args(config: TrainConfig, processes: int, use_cpu: bool):
     return GRPOConfig(**values)
 
 
-def generation_settings(args, model, tokenizer) -> dict[str, Any]:
+def generation_settings(args, model, tokenizer, lock_queries: bool) -> dict[str, Any]:
     """``args.generation_kwargs`` with the closing tags' last tokens as stops: vLLM's ``stop_token_ids``,
-    or extra end ids for transformers' ``generate``."""
+    or extra end ids for transformers' ``generate``.
+
+    With ``lock_queries`` (GRPO: self-exploratory, as in the native trainer) the query-open tag is
+    a bad word: vLLM's ``bad_words``, transformers' ``bad_words_ids``. Both ban the tag's own
+    tokenization, where the native ``QueryLock`` bans every token sequence that spells it."""
     stops = stop_ids(tokenizer, DEFAULT_PROTOCOL)
+    settings = dict(args.generation_kwargs or {})
+    tag = DEFAULT_PROTOCOL.query_open
     if args.use_vllm:
-        return {**(args.generation_kwargs or {}), "stop_token_ids": stops}
+        settings["stop_token_ids"] = stops
+        if lock_queries:
+            settings["bad_words"] = [tag]
+        return settings
     declared = model.generation_config.eos_token_id
     ends = declared if isinstance(declared, list) else [declared] if declared is not None else []
-    ends = sorted({tokenizer.eos_token_id, *ends, *stops})
-    return {**(args.generation_kwargs or {}), "eos_token_id": ends}
+    settings["eos_token_id"] = sorted({tokenizer.eos_token_id, *ends, *stops})
+    if lock_queries:
+        settings["bad_words_ids"] = [tokenizer.encode(tag, add_special_tokens=False)]
+    return settings

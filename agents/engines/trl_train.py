@@ -26,9 +26,11 @@ from transformers import PrinterCallback, TrainerCallback
 from eapo_agents.engines.trl_rollout import EpisodeRollout, TrainingStepCallback, environment_reward
 from eapo_agents.engines.trl_settings import (
     check_engine_settings,
+    consults_in_training,
     generation_settings,
     grpo_args,
     training_acceptance,
+    training_turn_schedule,
 )
 from eapo_agents.training.agent import rollout_metrics
 from eapo_agents.training.config import TrainConfig
@@ -116,8 +118,9 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
     seed_everything(config.seed)
     dtype = config.dtype if config.dtype != "auto" else "float32" if use_cpu else "bfloat16"
     model, tokenizer = load_policy(model_path, "cpu", dtype, config.lora_rank)
-    args.generation_kwargs = generation_settings(args, model, tokenizer)
-    rollout = EpisodeRollout(config, tokenizer, training_acceptance(config))
+    locked = not consults_in_training(config)
+    args.generation_kwargs = generation_settings(args, model, tokenizer, lock_queries=locked)
+    rollout = EpisodeRollout(config, tokenizer, training_acceptance(config), training_turn_schedule(config))
     problems = load_problems(config.problems, "train", list(config.train_difficulties) or None)
     log = MetricsLog(out, config.tensorboard, 0) if main else None
     metrics = MetricsCallback(config, rollout, tokenizer, log, progress)
