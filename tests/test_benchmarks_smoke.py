@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import grpo_vs_trl, rollout_speed, step_times
+from benchmarks import engines, grpo_vs_trl, rollout_speed, step_times
 
 
 def _positive(value) -> bool:
@@ -74,6 +74,16 @@ def test_step_times_splits_each_update(tmp_path, tiny_model_dir):
     assert 0 < grpo["rollout_s"] < grpo["step_s"] and grpo["rest_s"] > 0
     assert grpo["turns_per_episode"] >= 1 and grpo["policy_tokens"] > 0
     assert _positive(sft["step_s"]) and sft["rollout_s"] is None  # SFT plays no rollouts
+
+
+def test_engines_train_both_engines_and_evaluate_them_alike(tmp_path, tiny_model_dir):
+    result = engines.run_benchmark(["eapo"], steps=2, seed=0, model=str(tiny_model_dir), eval_problems=2,
+                                   out_dir=tmp_path)  # fmt: skip
+    assert (tmp_path / "engines.md").read_text().startswith("# Our trainer and TRL")
+    native, trl = result["runs"]["eapo/native"], result["runs"]["eapo/trl"]
+    assert [step for step, _ in native["curve"]] == [step for step, _ in trl["curve"]] == [2]
+    assert 0 <= result["start_avg_at_k"] <= 1 and (tmp_path / "engines.json").exists()
+    assert _positive(native["step_s"]) and _positive(trl["step_s"])
 
 
 def test_expert_round_simulated_turn_is_measured_for_both_vector_envs():
