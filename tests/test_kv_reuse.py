@@ -9,10 +9,11 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from eapo_agents.rollout.decoding import KVRows, StaticKVDecoder
 from eapo_agents.rollout.play import play_episodes
 from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig, TurnStopper
+from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.environments import make_vector_env
 from eapo_agents.training.policy import build_tiny_model, load_policy
 from eapo_gym.protocol import TurnProtocol
 from eapo_gym.tokenizer import load_tokenizer
-from eapo_gym.vector import ExpertMathVectorEnv
 
 TOKENIZER = load_tokenizer()
 
@@ -160,9 +161,7 @@ def test_select_packs_each_rows_tokens_at_the_right_end():
 
 def test_kv_reuse_plays_the_same_episodes(tiny_model_dir):
     model, tokenizer = load_policy(tiny_model_dir)
-    envs = ExpertMathVectorEnv(
-        16, problems="arithmetic", difficulty=2, prompt_template="{question}\n", instructions=""
-    )
+    envs = make_vector_env(TrainConfig(), 16, "train", (3,), 1.0)  # the shipped policy consults at level 3
     played = {}
     for kv_reuse in (True, False):
         sampling = SamplingConfig(48, 0.0)
