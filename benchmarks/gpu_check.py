@@ -31,23 +31,29 @@ CHECKS = ("ours", "ours-lora", "trl", "trl-lora", "trl-vllm")
 VLLM_ARGS = {"vllm_gpu_memory_utilization": 0.3, "vllm_enable_sleep_mode": False}
 
 
+# Every run of the check: bf16 on the GPU, easy sums, a token evaluation.
+ON_GPU = {
+    "train_difficulties": (1, 2),
+    "eval_difficulties": (1,),
+    "eval_problems": 8,
+    "eval_k": 1,
+    "eval_every": 10**9,
+    "device": "cuda",
+    "dtype": "bfloat16",
+    "tensorboard": False,
+}
+
+
 def settings(args: argparse.Namespace, start: Path, name: str) -> dict:
     """``TrainConfig`` keys of check ``name``, starting from the warm-started model ``start``."""
     values = {
+        **ON_GPU,
         "algo": "eapo",
         "model": str(start),
         "out": str(Path(args.out) / name),
         "steps": args.steps,
         "problems_per_step": 8,
         "group_size": 8,
-        "train_difficulties": (1, 2),
-        "eval_difficulties": (1,),
-        "eval_problems": 8,
-        "eval_k": 1,
-        "eval_every": 10**9,
-        "device": "cuda",
-        "dtype": "bfloat16",
-        "tensorboard": False,
         "lora_rank": 8 if name.endswith("lora") else 0,
         "engine": "trl" if name.startswith("trl") else "native",
     }
@@ -70,19 +76,12 @@ def warm_start(args: argparse.Namespace) -> Path:
     save_policy(build_tiny_model(tokenizer, shape), tokenizer, Path(args.out) / "init")
     config = TrainConfig.from_dict(
         {
+            **ON_GPU,
             "algo": "sft",
             "model": str(Path(args.out) / "init"),
             "out": str(Path(args.out) / "sft"),
             "steps": 40,
             "lr": 2e-3,
-            "train_difficulties": (1, 2),
-            "eval_difficulties": (1,),
-            "eval_problems": 8,
-            "eval_k": 1,
-            "eval_every": 10**9,
-            "device": "cuda",
-            "dtype": "bfloat16",
-            "tensorboard": False,
         }
     )
     train(config, progress=False)
