@@ -52,7 +52,7 @@ class InverseSchedule:
     def __call__(self, step: int) -> float:
         if step <= 0:
             return 1.0
-        return _clip(max(self.floor, min(1.0, self.scale / step)))
+        return _clip(max(self.floor, self.scale / step))
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,15 @@ def test_inverse_schedule_is_the_papers_one_over_s():
     assert [rho(s) for s in (0, 1, 2, 4, 10, 100)] == [1.0, 1.0, 0.5, 0.25, 0.1, 0.01]
     assert InverseSchedule(scale=10)(5) == 1.0 and InverseSchedule(scale=10)(20) == 0.5
     assert InverseSchedule(floor=0.05)(1000) == 0.05
+    assert InverseSchedule(scale=0.5)(1) == 0.5 and InverseSchedule(scale=0.5)(0) == 1.0  # 0: before training
 
 
 def test_other_schedules_move_from_start_to_end():
     assert LinearSchedule(1.0, 0.0, 10)(5) == pytest.approx(0.5) and LinearSchedule(1.0, 0.0, 10)(50) == 0.0
     assert CosineSchedule(1.0, 0.0, 10)(0) == 1.0 and CosineSchedule(1.0, 0.0, 10)(10) == pytest.approx(0.0)
     assert CosineSchedule(1.0, 0.0, 10)(5) == pytest.approx(0.5)
+    assert CosineSchedule(1.0, 0.0, 10)(20) == pytest.approx(0.0)  # stays at the end after total_steps
+    assert LinearSchedule(1.0, 0.0, 1)(1) == 0.0 and LinearSchedule(1.0, 0.0, 0)(1) == 0.0
     assert ExponentialSchedule(1.0, 0.5)(3) == 0.125 and ExponentialSchedule(1.0, 0.5, floor=0.2)(3) == 0.2
     assert ConstantSchedule(0.3)(1000) == 0.3
 
