@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -130,3 +131,26 @@ def test_training_step_reaches_every_episode():
     assert vector.get_attr("acceptance_rate") == (0.25,) * 3
     with pytest.raises(ValueError):
         vector.set_training_step(-1)
+
+
+def test_a_forked_child_consults_with_its_own_workers():
+    """The parent's expert threads do not survive a fork; the child's round must not wait on them."""
+    import multiprocessing
+
+    vector = ExpertMathVectorEnv(2, experts=[ReferenceExpert()], expert_timeout=30, **EASY)
+    vector.reset(seed=0)
+    query = vector.protocol.query_open + "next?" + vector.protocol.query_close
+    vector.step([query, query])  # the parent's panel has started its worker threads
+
+    def child(results) -> None:
+        vector.reset(seed=1)
+        started = time.perf_counter()
+        _, _, _, _, info = vector.step([query, query])
+        results.put((time.perf_counter() - started, int(info["accepted"].sum())))
+
+    results = multiprocessing.get_context("fork").Queue()
+    process = multiprocessing.get_context("fork").Process(target=child, args=(results,))
+    process.start()
+    seconds, accepted = results.get(timeout=25)
+    process.join(timeout=10)
+    assert accepted == 2 and seconds < 5  # answered by fresh workers, not the parent's dead ones

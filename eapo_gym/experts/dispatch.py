@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -60,10 +61,17 @@ class ExpertPanel:
         self.max_reply_chars = max_reply_chars
         self._pool: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._owner_pid = os.getpid()
         self._warned: set[tuple[str, str]] = set()
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_pool": None, "_loop": None}
+
+    def _forget_parents_workers(self) -> None:
+        """In a forked child the parent's worker threads and loop thread do not exist: start afresh
+        (without this, a round submitted to them would wait out its whole timeout)."""
+        if self._owner_pid != os.getpid():
+            self._pool, self._loop, self._owner_pid = None, None, os.getpid()
 
     def round(self, turns: Sequence[Sequence[ExpertQuery]]) -> list[list[ExpertOutcome]]:
         """One outcome per query, per turn, in order; ``turns[i]`` is one episode's admitted queries."""
@@ -148,6 +156,7 @@ class ExpertPanel:
                            "are counted in info['expert_errors'] only.", expert, error)  # fmt: skip
 
     def _thread_pool(self) -> ThreadPoolExecutor:
+        self._forget_parents_workers()
         if self._pool is None:
             workers = max(2, len(self.experts))
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eapo-expert")
@@ -160,6 +169,7 @@ class ExpertPanel:
             self._pool = None
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
+        self._forget_parents_workers()
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
             threading.Thread(target=self._loop.run_forever, name="eapo-expert-loop", daemon=True).start()
