@@ -14,9 +14,10 @@ from eapo_agents.algorithms.grpo import GRPOAgent, group_advantages
 from eapo_agents.algorithms.policy_gradient import clipped_surrogate, k3_kl
 from eapo_agents.algorithms.ppo import PPOAgent, gae, terminal_rewards
 from eapo_agents.rollout.episode import Episode
-from eapo_agents.training.batch import TokenBatch, loss_weights, pack_episodes
+from eapo_agents.training.batch import TokenBatch, loss_weights, pack_episodes, token_logprobs
 from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.policy import build_tiny_model
+from eapo_gym.protocol import FeedbackSegment
 from eapo_gym.tokenizer import load_tokenizer
 
 TOKENIZER = load_tokenizer()
@@ -121,6 +122,53 @@ def test_loss_weights_modes():
     torch.testing.assert_close(loss_weights(mask, "constant"), mask / 4)
     with pytest.raises(ValueError):
         loss_weights(mask, "mean")
+
+
+def test_loss_weights_at_their_edges():
+    one = torch.tensor([[0.0, 1.0, 0.0]])
+    torch.testing.assert_close(loss_weights(one, "token"), one)  # a lone policy token weighs 1
+    uneven = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    torch.testing.assert_close(loss_weights(uneven, "constant"), uneven / 6)  # sequences x longest
+    torch.testing.assert_close(loss_weights(torch.zeros(2, 3), "sequence"), torch.zeros(2, 3))
+
+
+def test_token_logprobs_divide_the_logits_by_the_temperature():
+    logits = torch.randn(2, 4, 7, generator=torch.Generator().manual_seed(0))
+    targets = torch.randint(7, (2, 4), generator=torch.Generator().manual_seed(1))
+
+    def expected(temperature: float) -> torch.Tensor:
+        return (logits / temperature).log_softmax(-1).gather(-1, targets[..., None])[..., 0]
+
+    torch.testing.assert_close(token_logprobs(logits, targets, 0.5), expected(0.5))
+    torch.testing.assert_close(token_logprobs(logits, targets), expected(1.0))
+
+
+def test_cut_keeps_the_first_positions_of_every_tensor():
+    width, cut = 6, 4
+    batch = TokenBatch(
+        *(torch.arange(2 * n).view(2, n) for n in (width, width, width - 1, width - 1, width - 1))
+    )
+    short = batch.cut(cut)
+    for name, length in (("input_ids", cut), ("attention_mask", cut), ("targets", cut - 1),
+                         ("loss_mask", cut - 1), ("expert_mask", cut - 1)):  # fmt: skip
+        assert torch.equal(getattr(short, name), getattr(batch, name)[:, :length]), name
+
+
+def test_record_step_masks_feedback_and_marks_only_reply_text_as_expert():
+    episode = Episode("p", [1, 2])
+    episode.add_policy_tokens([3, 4])
+    segments = [
+        FeedbackSegment("tag", "\n<reply>"), FeedbackSegment("reply", "12+30=42"),
+        FeedbackSegment("tag", "</reply>\n<reply>"), FeedbackSegment("notice", "Expert unavailable."),
+        FeedbackSegment("tag", "</reply>"),
+    ]  # fmt: skip
+    episode.record_step((None, 0.0, False, False, {"feedback_segments": segments}), TOKENIZER)
+    lengths = [len(TOKENIZER.encode(segment.text, add_special_tokens=False)) for segment in segments]
+    expected = [
+        int(segment.kind == "reply") for segment, n in zip(segments, lengths, strict=True) for _ in range(n)
+    ]
+    assert episode.mask == [1, 1] + [0] * sum(lengths)
+    assert episode.expert_mask == [0, 0] + expected and sum(expected) == lengths[1] > 0
 
 
 def test_gae_skips_expert_tokens_and_matches_hand_computation():
