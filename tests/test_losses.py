@@ -49,6 +49,22 @@ def test_grpo_and_eapo_losses_give_gradient_to_policy_tokens_only(cls):
     assert torch.all(logp.grad[POLICY == 1] != 0)
 
 
+def test_the_kl_term_adds_beta_times_kl_to_the_loss():
+    logp, ref = logp_leaf().detach(), torch.log(torch.full_like(POLICY, 0.5))
+    advantages = torch.tensor([[1.0], [-0.5]])
+    plain, _ = agent(GRPOAgent).objective(logp, rows(advantages=advantages))
+    loss, stats = agent(GRPOAgent, kl_beta=0.1).objective(logp, rows(advantages=advantages, ref=ref))
+    assert stats["kl"] > 0 and loss == pytest.approx(plain + 0.1 * stats["kl"])
+
+
+@pytest.mark.parametrize("overlong, trained", [("filter", False), ("none", True)])
+def test_an_episode_cut_off_at_max_context_gets_no_loss_under_the_filter(overlong, trained):
+    episodes = episodes_with_replies()
+    episodes[0].info["cut_off"] = True
+    batch = agent(GRPOAgent, overlong=overlong).pack(episodes)
+    assert bool(batch.loss_mask[0].any()) == trained and batch.loss_mask[1].any()
+
+
 def test_eapo_off_policy_term_reaches_expert_tokens_only_when_enabled():
     advantages = torch.tensor([[1.0], [-0.5]])
     expert = loss_weights(EXPERT) * advantages.clamp(min=0)
