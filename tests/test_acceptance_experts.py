@@ -35,6 +35,7 @@ def test_other_schedules_move_from_start_to_end():
     assert CosineSchedule(1.0, 0.0, 10)(5) == pytest.approx(0.5)
     assert CosineSchedule(1.0, 0.0, 10)(20) == pytest.approx(0.0)  # stays at the end after total_steps
     assert LinearSchedule(1.0, 0.0, 1)(1) == 0.0 and LinearSchedule(1.0, 0.0, 0)(1) == 0.0
+    assert CosineSchedule(1.0, 0.2, 10)(5) == pytest.approx(0.6) and ExponentialSchedule(1.0, 0.5)(0) == 1.0
     assert ExponentialSchedule(1.0, 0.5)(3) == 0.125 and ExponentialSchedule(1.0, 0.5, floor=0.2)(3) == 0.2
     assert ConstantSchedule(0.3)(1000) == 0.3
 
