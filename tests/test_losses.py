@@ -214,6 +214,16 @@ def fixed_batch() -> TokenBatch:
     return pack_episodes(episodes, TOKENIZER.pad_token_id, torch.device("cpu"))
 
 
+def test_an_update_aggregates_the_loss_as_configured():
+    """Rows of different lengths: token-level (DAPO) and per-sequence (GRPO) means differ."""
+    batch, advantages = fixed_batch(), torch.tensor([[1.0], [-1.0]])
+    losses = {}
+    for mode in ("token", "sequence"):
+        learner = agent(GRPOAgent, loss_aggregation=mode, epochs_per_batch=1)
+        losses[mode] = learner.update(batch, learner.loss, advantages=advantages, old=None, ref=None)["loss"]
+    assert losses["token"] != pytest.approx(losses["sequence"])
+
+
 @pytest.mark.parametrize("cls", [GRPOAgent, PPOAgent])
 def test_an_update_raises_positive_and_lowers_negative_advantage_tokens(cls):
     learner = agent(cls, lr=1e-4)
