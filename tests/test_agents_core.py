@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from sampling_helpers import MODELS, ScheduledEnds, tiny_model
 
 from eapo_agents.rollout.decoding import HFCacheDecoder, StaticKVDecoder, make_decoder, positions_from_mask
 from eapo_agents.rollout.play import play_episodes
@@ -19,19 +19,7 @@ TOKENIZER = load_tokenizer()
 
 
 def tiny_models():
-    qwen = build_tiny_model(TOKENIZER, seed=1)
-    llama = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(TOKENIZER),
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            intermediate_size=128,
-        )
-    )
-    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(TOKENIZER), n_embd=64, n_layer=2, n_head=4))
-    return {"qwen2": qwen.eval(), "llama-gqa": llama.eval(), "gpt2": gpt2.eval()}
+    return {name: tiny_model(name) for name in MODELS}
 
 
 @pytest.mark.parametrize("name", ["qwen2", "llama-gqa", "gpt2"])
@@ -97,35 +85,15 @@ def test_sampled_logprobs_match_a_training_forward_and_greedy_is_deterministic()
     assert first.tokens == sample_turns(model, prompts, stopper, greedy, TOKENIZER.pad_token_id).tokens
 
 
-class EndsAt(TurnStopper):
-    """Ends row r's turn at its ``ends[r]``-th token, whatever the token."""
-
-    def __init__(self, ends: list[int]) -> None:
-        super().__init__(TOKENIZER, TurnProtocol())
-        self.ends = torch.tensor(ends)
-
-    def start(self, batch: int, device: torch.device) -> None:
-        super().start(batch, device)
-        self.row_ends, self.count = self.ends.clone(), torch.zeros(batch, dtype=torch.long)
-
-    def update(self, tokens: torch.Tensor) -> torch.Tensor:
-        self.count += 1
-        return self.count == self.row_ends
-
-    def keep(self, rows: torch.Tensor) -> None:
-        super().keep(rows)
-        self.row_ends, self.count = self.row_ends[rows], self.count[rows]
-
-
 @pytest.mark.parametrize("name", ["qwen2", "llama-gqa", "gpt2"])
 def test_dropping_finished_rows_changes_no_sample(name, monkeypatch):
     model = tiny_models()[name]
     prompts = [TOKENIZER.encode(text) for text in ("1+2=?\n", "33*4-5=?\n", "7=?\n", "8-9=?\n", "2*2=?\n")]
     ends = [3, 10, 1, 7, 12]  # row 1 ends on the last allowed token, row 4 never
     greedy = SamplingConfig(10, 0.0)
-    compacted = sample_turns(model, prompts, EndsAt(ends), greedy, TOKENIZER.pad_token_id)
+    compacted = sample_turns(model, prompts, ScheduledEnds(ends), greedy, TOKENIZER.pad_token_id)
     monkeypatch.setattr("eapo_agents.rollout.sampling.COMPACT_SHARE", float("inf"))
-    full = sample_turns(model, prompts, EndsAt(ends), greedy, TOKENIZER.pad_token_id)
+    full = sample_turns(model, prompts, ScheduledEnds(ends), greedy, TOKENIZER.pad_token_id)
     assert [len(t) for t in compacted.tokens] == [3, 10, 1, 7, 10]
     assert compacted.stopped == [True, True, True, True, False]
     assert compacted.tokens == full.tokens

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from sampling_helpers import ScheduledEnds, tiny_model
 
 from eapo_agents.rollout.decoding import KVRows, StaticKVDecoder
 from eapo_agents.rollout.play import play_episodes
-from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig, TurnStopper
+from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig
 from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.environments import make_vector_env
-from eapo_agents.training.policy import build_tiny_model, load_policy
+from eapo_agents.training.policy import load_policy
 from eapo_gym.protocol import TurnProtocol
 from eapo_gym.tokenizer import load_tokenizer
 
@@ -20,49 +20,6 @@ TOKENIZER = load_tokenizer()
 PROMPTS = ("1+2=?\n", "33*4-5=?\n", "7=?\n", "8-9=?\n", "2*2=?\n", "100/7=?\n")
 # per turn, the token at which each row's turn ends; 12 > max_new_tokens: cut at the limit
 ENDS = [[3, 9, 1, 7, 12, 5], [2, 12, 6, 1, 4], [5, 1, 12, 3, 2]]
-
-
-def tiny_model(name: str):
-    """A random-init Qwen2 or Llama with grouped-query attention (``StaticKVDecoder``), or a GPT-2
-    (``HFCacheDecoder``)."""
-    torch.manual_seed(0)
-    if name == "qwen2":
-        return build_tiny_model(TOKENIZER, seed=1).eval()
-    if name == "llama-gqa":
-        config = LlamaConfig(
-            vocab_size=len(TOKENIZER),
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            intermediate_size=128,
-        )
-        return LlamaForCausalLM(config).eval()
-    return GPT2LMHeadModel(GPT2Config(vocab_size=len(TOKENIZER), n_embd=64, n_layer=2, n_head=4)).eval()
-
-
-class ScheduledEnds(TurnStopper):
-    """Ends row r of the n-th call's batch at its ``ENDS[n][r]``-th token, whatever the token."""
-
-    def __init__(self) -> None:
-        super().__init__(TOKENIZER, TurnProtocol())
-        self.calls = 0
-
-    def start(self, batch: int, device: torch.device) -> None:
-        super().start(batch, device)
-        self.row_ends, self.count = (
-            torch.tensor(ENDS[self.calls][:batch]),
-            torch.zeros(batch, dtype=torch.long),
-        )
-        self.calls += 1
-
-    def update(self, tokens: torch.Tensor) -> torch.Tensor:
-        self.count += 1
-        return self.count == self.row_ends
-
-    def keep(self, rows: torch.Tensor) -> None:
-        super().keep(rows)
-        self.row_ends, self.count = self.row_ends[rows], self.count[rows]
 
 
 def backend(model, kv_reuse: bool, max_new_tokens: int = 10) -> LocalBackend:
@@ -74,7 +31,7 @@ def play_turns(generation: LocalBackend) -> list:
     """Three calls as a rollout makes them: each context grows by the turn and by feedback of a
     different length per row (none for one); after the first turn one episode leaves and the rest
     come back in another order."""
-    generation.stopper = ScheduledEnds()
+    generation.stopper = ScheduledEnds(*ENDS)
     feedback = torch.Generator().manual_seed(0)
     contexts, keys = [TOKENIZER.encode(text) for text in PROMPTS], list(range(len(PROMPTS)))
     turns = []
