@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import pytest
 import torch
 from transformers import TrainerControl, TrainerState
 
-from eapo_agents.algorithms.eapo import EAPOAgent, EAPOOptions
+from eapo_agents.algorithms.eapo import EAPOOptions
 from eapo_agents.algorithms.grpo import GRPOAgent
 from eapo_agents.cli import main
 from eapo_agents.engines import trl_generation, trl_train
@@ -121,9 +120,8 @@ def test_rho_and_the_turn_budget_follow_the_trainers_step(eapo_run):
     for step, episodes in enumerate(record.episodes, start=1):
         assert {e.info["training_step"] for e in episodes} == {step}
     budgets = [{e.info["max_turns"] for e in episodes} for episodes in record.episodes]
-    schedule = EAPOAgent.turn_schedule(SimpleNamespace(options=EAPOOptions(), config=run.rollout.config))
     assert budgets == [{1 + round(9 * (1 - step / 3))} for step in (1, 2, 3)]  # linear 10 -> 1
-    assert schedule == run.rollout.turn_schedule  # the native agent's schedule
+    assert run.rollout.turn_schedule == EAPOOptions().turn_schedule_spec(3)  # the native agent's schedule
 
 
 def test_the_callback_sets_the_step_from_the_trainer_state(tiny_model_dir):

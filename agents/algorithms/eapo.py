@@ -71,6 +71,14 @@ class EAPOOptions(GRPOOptions):
             except ValueError as error:
                 raise ValueError(f"{name}: {error}") from None
 
+    def acceptance_spec(self, steps: int) -> float | dict[str, Any]:
+        """rho_s over a run of ``steps`` updates, as ``ExpertMathEnv(acceptance=...)`` takes it."""
+        return schedule_spec(self.acceptance, steps, self.acceptance_scale)
+
+    def turn_schedule_spec(self, steps: int) -> float | dict[str, Any]:
+        """The turn budget's share of ``max_turns`` over a run of ``steps`` updates."""
+        return schedule_spec(self.turn_schedule, steps)
+
 
 def schedule_spec(text: str, steps: int, scale: float = 1.0) -> float | dict[str, Any]:
     """``constant:0.5`` -> 0.5; ``inverse`` -> min(1, scale / s); ``exponential[:decay]``; other schedule
@@ -107,10 +115,10 @@ class EAPOAgent(GRPOAgent):
     consults_in_training = True
 
     def acceptance(self) -> float | dict[str, Any]:
-        return schedule_spec(self.options.acceptance, self.config.steps, self.options.acceptance_scale)
+        return self.options.acceptance_spec(self.config.steps)
 
     def turn_schedule(self) -> float | dict[str, Any]:
-        return schedule_spec(self.options.turn_schedule, self.config.steps)
+        return self.options.turn_schedule_spec(self.config.steps)
 
     @cached_property
     def unaided(self) -> tuple[ExpertMathVectorEnv, LocalBackend]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eapo_agents.algorithms.eapo import EAPOOptions, schedule_spec
+from eapo_agents.algorithms.eapo import EAPOOptions
 from eapo_agents.engines.trl_generation import stop_ids
 from eapo_agents.training.config import TrainConfig
 from eapo_gym.protocol import DEFAULT_PROTOCOL
@@ -63,16 +63,13 @@ def consults_in_training(config: TrainConfig) -> bool:
 
 def training_acceptance(config: TrainConfig) -> Any:
     """rho of the training episodes: EAPO's schedule, or 0 for GRPO (whose query tag is locked)."""
-    options = config.options
-    if consults_in_training(config):
-        return schedule_spec(options.acceptance, config.steps, options.acceptance_scale)
-    return 0.0
+    return config.options.acceptance_spec(config.steps) if consults_in_training(config) else 0.0
 
 
 def training_turn_schedule(config: TrainConfig) -> Any:
     """The turn budget's schedule: EAPO's, as in the native trainer; GRPO keeps the whole budget."""
     if consults_in_training(config):
-        return schedule_spec(config.options.turn_schedule, config.steps)
+        return config.options.turn_schedule_spec(config.steps)
     return 1.0
 
 
