@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,9 @@ def test_the_environment_consults_the_server_and_counts_tokens(served):
 
 
 def test_a_base_model_has_no_chat_and_the_episode_goes_on(served):
+    """What we promise whatever status the server picks for it (transformers 5.24 sent 500, 5.25 sends 400):
+    the HTTP error is counted, the API key never shows, and the episode goes on. Which statuses are
+    retried is tested against the fault-injecting server, where the test chooses the status."""
     server, base, _ = served
     expert = OpenAIExpert(
         str(base), server.base_url, endpoint="chat", retries=1, backoff=0.01, api_key="sk-x9"
@@ -104,8 +108,9 @@ def test_a_base_model_has_no_chat_and_the_episode_goes_on(served):
     env = ExpertMathEnv(problems=[PROBLEM], experts=[expert], acceptance=1.0, expert_timeout=60)
     env.reset(seed=0)
     _, _, terminated, _, info = env.step("<expert>help</expert>")
-    assert not terminated and info["expert_errors"] == 1 and info["expert_retries"] == 1
-    assert "HTTP 500" in info["expert_failures"][0] and "sk-x9" not in info["expert_failures"][0]
+    (failure,) = info["expert_failures"]
+    assert not terminated and info["expert_errors"] == 1 and info["accepted"] == 1
+    assert re.search(r": HTTP [45]\d\d from http://127\.0\.0\.1:", failure) and "sk-x9" not in failure
     _, reward, terminated, _, _ = env.step("<answer>49</answer>")
     assert terminated and reward == 1.0
 
