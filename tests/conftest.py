@@ -1,4 +1,8 @@
-"""Shared fixtures: a copy of the shipped warm-started tiny policy, and a small training configuration."""
+"""Shared fixtures: a copy of the shipped warm-started tiny policy, and a small training configuration.
+
+Tests run on the CPU, in CI as on a machine with a GPU: those that mean the CPU say ``device="cpu"``,
+and those that need CUDA carry the ``gpu`` marker and are skipped without it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,16 @@ import torch
 
 from eapo_agents.experiments.presets import tiny_policy_path
 from eapo_agents.training.config import TrainConfig
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip the ``gpu`` tests where there is no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,6 +46,7 @@ def small_config(tiny_model_dir, tmp_path) -> TrainConfig:
     return TrainConfig(
         model=str(tiny_model_dir),
         out=str(tmp_path / "run"),
+        device="cpu",
         steps=2,
         problems_per_step=2,
         group_size=4,

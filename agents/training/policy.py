@@ -130,14 +130,16 @@ def load_policy(
     tokenizer = load_tokenizer(Path(path)) if has_tokenizer else load_tokenizer()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if lora_rank > 0:
-        from peft import LoraConfig, get_peft_model
+    return (add_lora(model, lora_rank) if lora_rank > 0 else model), tokenizer
 
-        lora = LoraConfig(
-            r=lora_rank, lora_alpha=2 * lora_rank, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]
-        )
-        model = get_peft_model(model, lora)
-    return model, tokenizer
+
+def add_lora(model, rank: int):
+    """``model`` wrapped with a peft LoRA adapter of rank ``rank`` on the attention projections (its
+    adapter weights in float32 whatever the model's dtype: peft's ``autocast_adapter_dtype``)."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    return get_peft_model(model, lora)
 
 
 def save_policy(model, tokenizer, path: str | Path) -> None:
