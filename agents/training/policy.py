@@ -30,6 +30,7 @@ class TinyModelConfig:
     num_heads: int = 4
     intermediate_size: int = 384
     max_positions: int = 1024
+    num_kv_heads: int = 0  # grouped-query attention's key/value heads; 0: as many as num_heads
 
 
 # Named starting policies, as ``module:function`` returning a model directory (imported on first use).
@@ -94,7 +95,7 @@ def build_tiny_model(tokenizer, config: TinyModelConfig | None = None, seed: int
         hidden_size=config.hidden_size,
         num_hidden_layers=config.num_layers,
         num_attention_heads=config.num_heads,
-        num_key_value_heads=config.num_heads,
+        num_key_value_heads=config.num_kv_heads or config.num_heads,
         intermediate_size=config.intermediate_size,
         max_position_embeddings=config.max_positions,
         tie_word_embeddings=True,
