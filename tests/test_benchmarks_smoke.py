@@ -94,3 +94,26 @@ def test_expert_round_simulated_turn_is_measured_for_both_vector_envs():
     assert result["native_over_single_call"] == pytest.approx(turn["native"] / turn["single_call"])
     assert result["sync_over_single_call"] == pytest.approx(turn["sync"] / turn["single_call"])
     assert turn["single_call"] >= 0.01  # the expert really slept
+
+
+def test_gpu_check_runs_every_path_at_a_tiny_size_on_the_cpu(tmp_path):
+    from benchmarks import gpu_check
+
+    gpu_check.main(["--device", "cpu", "--models", "tiny", "--problems", "2", "--group", "2",
+                    "--updates", "2", "--new-tokens", "4", "--micro-batch-tokens", "2048",
+                    "--out", str(tmp_path / "runs"), "--results", str(tmp_path)])  # fmt: skip
+    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert result["device"] == "cpu" and result["dtype"] == "bfloat16" and _positive(result["peak_tflops"])
+    assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check on cpu")
+    model = result["models"]["tiny"]
+    assert model["shape"] == {"hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 128}
+    for path in gpu_check.PATHS:
+        row = model["paths"][path]
+        assert "error" not in row, row
+        for name in ("rollout_tokens_per_s", "update_tokens_per_s", "step_tokens_per_s", "update_mfu"):
+            assert _positive(row[name]), (path, name)
+        assert row["sequence_tokens_per_update"] > row["policy_tokens_per_update"] > 0  # prompts count too
+        assert row["peak_memory_gb"] is None  # GPU memory only
+    decode = model["decode"]
+    assert _positive(decode["ours_tokens_per_s"]) and _positive(decode["generate_static_tokens_per_s"])
+    assert decode["generate_compiled"] is False  # transformers compiles the static cache on GPUs only

@@ -20,7 +20,7 @@ def test_two_processes_train_on_different_rollouts_with_averaged_gradients(tiny_
         "-m", "eapo_agents.cli", "train", "--plugin", "ddp_probe", "--algo", "grpo-probe",
         "--model", str(tiny_model_dir), "--out", str(out), "--steps", "2", "--problems-per-step", "2",
         "--group-size", "4", "--train-difficulties", "1", "--eval-difficulties", "1", "--eval-problems", "2",
-        "--eval-k", "1", "--tensorboard", "false", "--lr", "1e-3",
+        "--eval-k", "1", "--tensorboard", "false", "--lr", "1e-3", "--device", "cpu",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}  # fmt: skip

@@ -36,7 +36,7 @@ from eapo_agents.training.agent import rollout_metrics
 from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.loop import CHECKPOINT, MetricsLog, seed_everything
-from eapo_agents.training.policy import load_policy, starting_model_path
+from eapo_agents.training.policy import hub_kernels_allowed, load_policy, starting_model_path
 from eapo_gym.problems import load_problems
 
 # TRL's log names for the statistics our trainer logs under its own names.
@@ -117,22 +117,23 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     seed_everything(config.seed)
     dtype = config.dtype if config.dtype != "auto" else "float32" if use_cpu else "bfloat16"
-    model, tokenizer = load_policy(model_path, "cpu", dtype, config.lora_rank)
+    model, tokenizer = load_policy(model_path, "cpu", dtype, config.lora_rank, config.hub_kernels)
     locked = not consults_in_training(config)
     args.generation_kwargs = generation_settings(args, model, tokenizer, lock_queries=locked)
     rollout = EpisodeRollout(config, tokenizer, training_acceptance(config), training_turn_schedule(config))
     problems = load_problems(config.problems, "train", list(config.train_difficulties) or None)
     log = MetricsLog(out, config.tensorboard, 0) if main else None
     metrics = MetricsCallback(config, rollout, tokenizer, log, progress)
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=environment_reward,
-        args=args,
-        train_dataset=Dataset.from_dict({"prompt": [problem.id for problem in problems]}),
-        processing_class=tokenizer,
-        callbacks=[TrainingStepCallback(rollout), metrics],
-        rollout_func=rollout,
-    )
+    with hub_kernels_allowed(config.hub_kernels):  # with kl_beta > 0 TRL loads its reference model
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=environment_reward,
+            args=args,
+            train_dataset=Dataset.from_dict({"prompt": [problem.id for problem in problems]}),
+            processing_class=tokenizer,
+            callbacks=[TrainingStepCallback(rollout), metrics],
+            rollout_func=rollout,
+        )
     trainer.remove_callback(PrinterCallback)
     metrics.evaluate_in_memory = not sharded(trainer)
     return TRLRun(trainer, rollout, metrics, config)
@@ -158,7 +159,7 @@ def conclude(run: TRLRun, train_seconds: float) -> dict[str, Any]:
     tokenizer.save_pretrained(str(model_dir))
     final = metrics.final
     if final is None:  # sharded weights: evaluate the saved model
-        saved, _ = load_policy(model_dir, config.device, config.dtype)
+        saved, _ = load_policy(model_dir, config.device, config.dtype, hub_kernels=config.hub_kernels)
         final = evaluate(saved, tokenizer, config)
         metrics.log.write(config.steps, final)
     metrics.log.close()

@@ -110,6 +110,8 @@ class CompareConfig:
     lr: float = 1e-4
     acceptance_scale: float = 10.0  # EAPO rows: rho = min(1, scale / s), chosen on validation (README)
     workers: int = 2
+    device: str = "auto"  # every run's --device
+    dtype: str = "auto"  # every run's --dtype
     policy: str = ""  # starting policy directory; empty: the tiny preset's warm start
     expert_model: str = ""  # the model expert's directory; empty: the tiny preset's expert model
     out: str = "runs/compare"
@@ -117,7 +119,7 @@ class CompareConfig:
 
     @classmethod
     def quick_preset(cls, **changes: Any) -> CompareConfig:
-        return cls(quick=True, seeds=(0,), methods=QUICK_METHODS, **changes)
+        return cls(**{"quick": True, "seeds": (0,), "methods": QUICK_METHODS, **changes})
 
     @property
     def stem(self) -> str:
@@ -166,6 +168,8 @@ def job_config(
             "eval_problems": compare.eval_problems,
             "save_every": 10**9,
             "tensorboard": False,
+            "device": compare.device,
+            "dtype": compare.dtype,
             **overrides,
         }
     )
@@ -190,7 +194,8 @@ def _run_job(config: TrainConfig, queue, threads: int) -> None:
             (out / stale).unlink(missing_ok=True)
     updates: list[int] = []
     train(config, progress=False, on_step=lambda step, metrics: (updates.append(step), queue.put(1)))
-    declined = evaluate(*load_policy(out / "checkpoint" / "model", "cpu"), config, consult="declined")
+    model, tokenizer = load_policy(out / "checkpoint" / "model", config.device, config.dtype)
+    declined = evaluate(model, tokenizer, config, consult="declined")
     (out / DECLINED_EVAL).write_text(json.dumps(declined, indent=2))
     queue.put(config.steps - len(updates))  # evaluation-only agents make no updates
 

@@ -7,11 +7,26 @@ It can also carry a batch's cache from one run to the next (``KVRows``): the
 prefill then appends each row's new tokens after its cached ones.
 ``HFCacheDecoder`` serves every other ``AutoModelForCausalLM`` through the
 model's forward and its own cache. ``make_decoder`` picks one.
+
+What each supports (``StaticKVDecoder.unsupported`` says why it declines a model):
+
+| | ``StaticKVDecoder`` | ``HFCacheDecoder`` |
+|---|---|---|
+| families | ``qwen2``, ``llama``, ``mistral`` (``model.model.rotary_emb``) | any causal LM |
+| biases | attention and MLP (``attention_bias``, ``mlp_bias``) | the model's |
+| sliding window | only one no sequence reaches (``window >= positions``) | the model's |
+| dtypes | float32, bfloat16, float16 (softmax and norms in float32) | the model's |
+| peft LoRA | yes (the adapted modules are called) | yes |
+| KV reuse across turns | yes (``KVRows``) | no |
+
+Falling back to ``HFCacheDecoder`` warns once per reason (``DecoderFallbackWarning``).
+On the CPU, plain ``nn.Linear`` projections are fused (``_fused_projections``).
 """
 
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +34,28 @@ import torch.nn.functional as F
 from torch import nn
 
 STATIC_CACHE_MODEL_TYPES = ("qwen2", "llama", "mistral")
+Projection = tuple[torch.Tensor, torch.Tensor | None]  # a fused weight and its bias
+
+
+class DecoderFallbackWarning(UserWarning):
+    """A model is decoded by ``HFCacheDecoder`` (slower, no KV reuse) because ``StaticKVDecoder``
+    does not support it; the message says why."""
+
+
+def causal_lm(model: nn.Module) -> nn.Module:
+    """The ``*ForCausalLM`` inside a peft wrapper (its LoRA layers stay in place), or ``model``."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def attention_window(config) -> int | None:
+    """The sliding window that some layer attends within, or None (full attention everywhere)."""
+    window = getattr(config, "sliding_window", None)
+    if window is None or getattr(config, "use_sliding_window", True) is False:
+        return None
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None and "sliding_attention" not in layer_types:
+        return None
+    return window
 
 
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -57,6 +94,7 @@ class StaticKVDecoder:
     """
 
     def __init__(self, model: nn.Module, batch_size: int, max_length: int, park: bool = False) -> None:
+        model = causal_lm(model)
         config = model.config
         self.model = model
         self.layers = model.model.layers
@@ -68,7 +106,9 @@ class StaticKVDecoder:
         self.keys = torch.zeros(shape, dtype=parameter.dtype, device=parameter.device)
         self.values = torch.zeros_like(self.keys)
         # 0 where a key may be attended to, -inf at padding and at positions not yet written
-        self.key_bias = torch.full((batch_size, max_length), float("-inf"), device=parameter.device)
+        self.key_bias = torch.full(
+            (batch_size, max_length), float("-inf"), dtype=parameter.dtype, device=parameter.device
+        )
         positions = torch.arange(max_length, device=parameter.device)[None]
         cos, sin = model.model.rotary_emb(self.keys[0, :1, 0], positions)
         half = self.head_dim // 2
@@ -80,18 +120,23 @@ class StaticKVDecoder:
         self.slots = torch.arange(batch_size, device=parameter.device)  # each decoder row's batch row
         self.synced = 0  # columns before this are in the parked buffers for every batch row
         self.fused = None
-        if parameter.device.type == "cpu":
+        if parameter.device.type == "cpu" and all(map(_plain_projections, self.layers)):
             self.fused = [_fused_projections(layer) for layer in self.layers]
-            self.output_weight = (model.lm_head.weight * model.model.norm.weight).detach()
+            self.output_weight = _fold_norm(model.lm_head.weight, model.model.norm.weight)
 
-    @classmethod
-    def supports(cls, model: nn.Module) -> bool:
+    @staticmethod
+    def unsupported(model: nn.Module, positions: int) -> str | None:
+        """Why this decoder cannot run ``model`` over sequences of up to ``positions`` tokens, or None."""
+        model = causal_lm(model)
         config = model.config
-        return (
-            config.model_type in STATIC_CACHE_MODEL_TYPES
-            and not getattr(config, "use_sliding_window", False)
-            and hasattr(getattr(model, "model", None), "rotary_emb")
-        )
+        if config.model_type not in STATIC_CACHE_MODEL_TYPES:
+            return f"model type {config.model_type!r} is not one of {', '.join(STATIC_CACHE_MODEL_TYPES)}"
+        if not hasattr(getattr(model, "model", None), "rotary_emb"):
+            return f"{type(model).__name__} has no model.rotary_emb"
+        window = attention_window(config)
+        if window is not None and window < positions:
+            return f"its sliding window ({window} tokens) is shorter than the sequences ({positions} tokens)"
+        return None
 
     def prefill(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, past: KVRows | None = None
@@ -159,7 +204,7 @@ class StaticKVDecoder:
         """``attend``: a boolean mask [B, 1, L, L] (prompt) or an additive bias [B * KV, 1, L] (one token)."""
         batch, length = ids.shape
         heads, kv_heads = self.heads, self.kv_heads
-        hidden = F.embedding(ids, self.model.model.embed_tokens.weight)
+        hidden = self.model.model.embed_tokens(ids)
         cos, sin = cos[:, :, None], sin[:, :, None]
         end = start + length
         for index, layer in enumerate(self.layers):
@@ -176,10 +221,7 @@ class StaticKVDecoder:
                 context = F.scaled_dot_product_attention(
                     query, keys, values, attn_mask=attend, enable_gqa=heads != kv_heads
                 )
-            output = layer.self_attn.o_proj
-            hidden = hidden + F.linear(
-                context.transpose(1, 2).reshape(batch, length, -1), output.weight, output.bias
-            )
+            hidden = hidden + layer.self_attn.o_proj(context.transpose(1, 2).reshape(batch, length, -1))
             hidden = hidden + self._mlp(index, layer, hidden)
         return hidden
 
@@ -191,30 +233,32 @@ class StaticKVDecoder:
             return torch.cat(
                 [attention.q_proj(normed), attention.k_proj(normed), attention.v_proj(normed)], -1
             )
-        weight, bias, _ = self.fused[index]
+        weight, bias = self.fused[index][0]
         return F.linear(_unit_rms(layer.input_layernorm, hidden), weight, bias)
 
     def _mlp(self, index: int, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         if self.fused is None:
             return layer.mlp(_rms_norm(layer.post_attention_layernorm, hidden))
-        normed = _unit_rms(layer.post_attention_layernorm, hidden)
-        gate, up = F.linear(normed, self.fused[index][2]).chunk(2, -1)
-        return F.linear(F.silu(gate) * up, layer.mlp.down_proj.weight)
+        weight, bias = self.fused[index][1]
+        gate, up = F.linear(_unit_rms(layer.post_attention_layernorm, hidden), weight, bias).chunk(2, -1)
+        return layer.mlp.down_proj(layer.mlp.act_fn(gate) * up)
 
     def _attend_one(self, query, keys, values, bias) -> torch.Tensor:
         """softmax(q k^T / sqrt(d) + bias) v for one query per row, as two batched products over
-        (row, kv head) pairs: fewer, larger ops than SDPA on CPU."""
+        (row, kv head) pairs: fewer, larger ops than SDPA on CPU. The softmax runs in float32."""
         batch, group = query.shape[0], self.heads // self.kv_heads
         grouped = query.reshape(batch * self.kv_heads, group, self.head_dim)
         keys = keys.reshape(batch * self.kv_heads, -1, self.head_dim)
         scores = torch.baddbmm(bias, grouped, keys.transpose(1, 2), alpha=self.head_dim**-0.5)
-        context = torch.bmm(scores.softmax(-1), values.reshape(batch * self.kv_heads, -1, self.head_dim))
+        weights = scores.softmax(-1, dtype=torch.float32).to(values.dtype)
+        context = torch.bmm(weights, values.reshape(batch * self.kv_heads, -1, self.head_dim))
         return context.view(batch, self.heads, 1, self.head_dim)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.fused is None:
             return self.model.lm_head(_rms_norm(self.model.model.norm, hidden)).float()
-        return F.linear(_unit_rms(self.model.model.norm, hidden), self.output_weight).float()
+        normed = _unit_rms(self.model.model.norm, hidden)
+        return F.linear(normed, self.output_weight, self.model.lm_head.bias).float()
 
 
 class HFCacheDecoder:
@@ -255,23 +299,50 @@ class HFCacheDecoder:
 
 
 def make_decoder(model: nn.Module, batch_size: int, max_length: int) -> StaticKVDecoder | HFCacheDecoder:
-    """The fastest decoder that supports ``model``."""
-    if StaticKVDecoder.supports(model):
+    """The fastest decoder that supports ``model``: ``StaticKVDecoder``, else ``HFCacheDecoder`` with a
+    ``DecoderFallbackWarning`` that says why (shown once per reason)."""
+    reason = StaticKVDecoder.unsupported(model, max_length)
+    if reason is None:
         return StaticKVDecoder(model, batch_size, max_length)
+    message = f"decoding with the model's own forward (HFCacheDecoder: slower, no KV reuse): {reason}"
+    warnings.warn(message, DecoderFallbackWarning, stacklevel=2)
     return HFCacheDecoder(model)
 
 
-def _fused_projections(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """One weight for q/k/v and one for gate/up, each with its RMSNorm's weight folded in
+def _plain_projections(layer: nn.Module) -> bool:
+    """Whether every projection of ``layer`` is a plain ``nn.Linear`` (no adapter), so it can be fused."""
+    attention, mlp = layer.self_attn, layer.mlp
+    projections = (attention.q_proj, attention.k_proj, attention.v_proj, mlp.gate_proj, mlp.up_proj)
+    return all(type(p) is nn.Linear for p in projections)
+
+
+def _fused_projections(layer: nn.Module) -> tuple[Projection, Projection]:
+    """One projection for q/k/v and one for gate/up, each with its RMSNorm's weight folded in
     (W (g * x) = (W g) x): on CPU, where per-op overhead dominates small models, two matmuls
     instead of five per layer and no norm multiply. Copied once per decoder (per rollout batch)."""
     attention, mlp = layer.self_attn, layer.mlp
-    projections = (attention.q_proj, attention.k_proj, attention.v_proj)
-    qkv_weight = torch.cat([p.weight for p in projections]) * layer.input_layernorm.weight
-    biases = [p.bias for p in projections]
-    qkv_bias = None if any(b is None for b in biases) else torch.cat(biases).detach()
-    gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * layer.post_attention_layernorm.weight
-    return qkv_weight.detach(), qkv_bias, gate_up.detach()
+    qkv, gate_up = (attention.q_proj, attention.k_proj, attention.v_proj), (mlp.gate_proj, mlp.up_proj)
+    return (
+        (_fold_norm(torch.cat([p.weight for p in qkv]), layer.input_layernorm.weight), _concat_biases(qkv)),
+        (
+            _fold_norm(torch.cat([p.weight for p in gate_up]), layer.post_attention_layernorm.weight),
+            _concat_biases(gate_up),
+        ),
+    )
+
+
+def _fold_norm(weight: torch.Tensor, norm_weight: torch.Tensor) -> torch.Tensor:
+    """``weight * norm_weight`` computed in float32 and rounded once to the weight's dtype."""
+    return (weight.float() * norm_weight.float()).to(weight.dtype).detach()
+
+
+def _concat_biases(projections: tuple[nn.Linear, ...]) -> torch.Tensor | None:
+    """The projections' biases end to end (zeros for one without), or None if none has one."""
+    if all(p.bias is None for p in projections):
+        return None
+    return torch.cat(
+        [p.bias if p.bias is not None else p.weight.new_zeros(p.out_features) for p in projections]
+    ).detach()
 
 
 def _unit_rms(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -137,7 +137,7 @@ def _continue_turns(
         ended = stopper.update(token) & live
         if lock is not None:
             lock.update(token)
-        lengths[rows[ended]] = t + 1
+        lengths[rows] = torch.where(ended, t + 1, lengths[rows])  # no host sync, unlike a mask index
         live &= ~ended
         remaining = int(live.sum())
         if remaining == 0 or t + 1 == config.max_new_tokens:
@@ -233,7 +233,8 @@ class LocalBackend:
     (KV-cached) decoder, stopping each row where the environment's protocol ends a turn.
     ``lock_queries`` keeps the policy from writing the query-open tag. With ``kv_reuse``
     (``StaticKVDecoder`` models only) an episode's cache is kept from one turn to the next and
-    a turn runs only its new tokens: the last sampled one and the environment's feedback."""
+    a turn runs only its new tokens: the last sampled one and the environment's feedback.
+    Without ``StaticKVDecoder`` (``decoding.DecoderFallbackWarning`` says why) there is no reuse."""
 
     def __init__(
         self,
@@ -252,12 +253,14 @@ class LocalBackend:
         if lock_queries:
             vocab = model.get_output_embeddings().weight.shape[0]
             self.lock = QueryLock(tokenizer, protocol.query_open, vocab, next(model.parameters()).device)
-        self.episodes = EpisodeCache() if kv_reuse and StaticKVDecoder.supports(model) else None
+        self.episodes = EpisodeCache() if kv_reuse and StaticKVDecoder.unsupported(model, 0) is None else None
 
     @torch.no_grad()
     def generate(self, contexts: Sequence[list[int]], keys: Sequence[Hashable]) -> Samples:
         pad_id, contexts = self.tokenizer.pad_token_id, list(contexts)
-        if self.episodes is None:
+        positions = max(map(len, contexts)) + self.max_new_tokens
+        if self.episodes is None or StaticKVDecoder.unsupported(self.model, positions) is not None:
+            # sample_turns' decoder warns when the model falls back to HFCacheDecoder
             return sample_turns(
                 self.model, contexts, self.stopper, self.sampling, pad_id, self.generator, self.lock
             )

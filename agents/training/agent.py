@@ -86,6 +86,8 @@ class BaseAgent:
         self.options = config.options
         self.device = next(model.parameters()).device
         self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+        # float16 (mixed precision): the loss is scaled so that small gradients do not underflow
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.dtype == "float16")
         self.generator = torch.Generator(device=self.device)
         self.accelerator = None  # set by the training loop under a multi-process launcher
         self.rollout_seconds = 0.0
@@ -192,7 +194,7 @@ class BaseAgent:
         for _ in range(epochs):
             for chunk, rows in self.micro_batches(batch, weights=weights, share=share, **per_row):
                 value, stats = loss(chunk, rows)
-                value.backward()
+                self.scaler.scale(value).backward()
                 totals["loss"] += value.item() / epochs
                 for name, stat in stats.items():
                     totals[name] += stat.item() / epochs
@@ -243,16 +245,20 @@ class BaseAgent:
         """Average over processes (if several), clip, step, zero; return the gradient norm before clipping."""
         parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         average_gradients(parameters, self.accelerator)
+        self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skipped (and the scale lowered) if a gradient overflowed
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict()}
+        return {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
 
 
 def rollout_metrics(episodes: list[Episode], rollout_seconds: float) -> dict[str, float]:

@@ -60,6 +60,9 @@ class TrainConfig:
     resume: bool = _run(False, "continue the run in --out from its checkpoint, with its config.json")
     device: str = _run("auto", "auto, cpu, cuda or cuda:N")
     dtype: str = _run("auto", "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16 or float32")
+    hub_kernels: bool = _run(
+        False, "download and run transformers' kernels from the Hugging Face Hub (kernels-community/rotary)"
+    )
     lora_rank: int = _run(0, "> 0: train a peft LoRA adapter of this rank instead of all weights")
     engine: str = _run(
         "native", "native (our loop) or trl (TRL's GRPOTrainer; grpo and eapo)", ("native", "trl")

@@ -15,6 +15,7 @@ from eapo_agents.rollout.play import play_episodes
 from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig
 from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.environments import make_vector_env
+from eapo_agents.training.policy import autocast
 from eapo_gym.env import ExpertMathEnv
 
 
@@ -64,7 +65,8 @@ def evaluate(
     problems = problems or config.eval_problems
     model.eval()
     sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
-    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(config.seed)
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(config.seed)
     metrics: dict[str, float] = {}
     everything = []
     for difficulty in config.eval_difficulties or (None,):
@@ -81,9 +83,10 @@ def evaluate(
             chunk = jobs[start : start + envs.num_envs]
             seeds = [p * 1000 + s for p, s in chunk]
             problem_ids = [source[p].id for p, _ in chunk]
-            episodes += play_episodes(
-                backend, tokenizer, envs, seeds, problem_ids, config.max_context, first_turn
-            )
+            with autocast(device, config.dtype):
+                episodes += play_episodes(
+                    backend, tokenizer, envs, seeds, problem_ids, config.max_context, first_turn
+                )
         correct = np.array([bool(e.info.get("correct")) for e in episodes], dtype=float).reshape(-1, k)
         if difficulty is not None:
             metrics.update({f"eval/d{difficulty}/{name}": v for name, v in summarise(correct, k).items()})

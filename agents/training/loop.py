@@ -22,7 +22,7 @@ from eapo_agents.training.agent import Agent
 from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.distributed import make_accelerator
 from eapo_agents.training.evaluation import evaluate
-from eapo_agents.training.policy import load_policy, save_policy, starting_model_path
+from eapo_agents.training.policy import autocast, load_policy, save_policy, starting_model_path
 from eapo_agents.training.registry import agent_class
 
 CHECKPOINT = "checkpoint"
@@ -101,7 +101,8 @@ def train(
     model_path = model_path or starting_model_path(config.model, config.preset)
     seed_everything(config.seed)
     device = str(accelerator.device) if accelerator is not None else config.device
-    model, tokenizer = load_policy(model_path, device, config.dtype, config.lora_rank if not resuming else 0)
+    lora_rank = config.lora_rank if not resuming else 0
+    model, tokenizer = load_policy(model_path, device, config.dtype, lora_rank, config.hub_kernels)
     agent = agent_class(config.algo)(model, tokenizer, config)
     agent.accelerator = accelerator
     start = 0
@@ -125,7 +126,8 @@ def train(
     )
     for step in bar:
         tick = time.perf_counter()
-        metrics = agent.train_step(step)
+        with autocast(agent.device, config.dtype):
+            metrics = agent.train_step(step)
         if log is None:
             continue
         metrics["step_seconds"] = time.perf_counter() - tick

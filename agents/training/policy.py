@@ -1,7 +1,16 @@
-"""The policy: a Hugging Face causal LM and its tokenizer, on CUDA (bf16) or CPU (fp32)."""
+"""The policy: a Hugging Face causal LM and its tokenizer, on CUDA (bf16) or CPU (fp32).
+
+Precision (``--dtype``): ``bfloat16`` and ``float32`` hold the weights and compute in that dtype;
+``float16`` is mixed precision: float32 weights, float16 compute under ``autocast`` and, in
+training, loss scaling (float16 weights cannot hold AdamW's small steps and moments).
+Models load offline and without the Hub kernels of transformers 5 unless ``hub_kernels``.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -21,6 +30,7 @@ class TinyModelConfig:
     num_heads: int = 4
     intermediate_size: int = 384
     max_positions: int = 1024
+    num_kv_heads: int = 0  # grouped-query attention's key/value heads; 0: as many as num_heads
 
 
 # Named starting policies, as ``module:function`` returning a model directory (imported on first use).
@@ -44,10 +54,37 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def pick_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
-    """bf16 on CUDA, fp32 elsewhere, unless asked otherwise."""
+    """bf16 on CUDA, fp32 elsewhere, unless asked otherwise (the compute dtype)."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return getattr(torch, dtype)
+
+
+def weights_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
+    """The dtype the weights are held in: the compute dtype, except float32 under float16 (mixed)."""
+    compute = pick_dtype(device, dtype)
+    return torch.float32 if compute == torch.float16 else compute
+
+
+def autocast(device: torch.device, dtype: str = "auto"):
+    """The context that runs float16 compute over float32 weights (``float16``); inactive otherwise."""
+    return torch.autocast(device.type, torch.float16, enabled=pick_dtype(device, dtype) == torch.float16)
+
+
+@contextmanager
+def hub_kernels_allowed(allowed: bool) -> Iterator[None]:
+    """Within the block, transformers' ``from_pretrained`` calls that others make (TRL's reference
+    model) fetch Hub kernels only if ``allowed`` (the ``USE_HUB_KERNELS`` environment variable)."""
+    previous = os.environ.get("USE_HUB_KERNELS")
+    if not allowed:
+        os.environ["USE_HUB_KERNELS"] = "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("USE_HUB_KERNELS", None)
+        else:
+            os.environ["USE_HUB_KERNELS"] = previous
 
 
 def build_tiny_model(tokenizer, config: TinyModelConfig | None = None, seed: int = 0) -> Qwen2ForCausalLM:
@@ -58,7 +95,7 @@ def build_tiny_model(tokenizer, config: TinyModelConfig | None = None, seed: int
         hidden_size=config.hidden_size,
         num_hidden_layers=config.num_layers,
         num_attention_heads=config.num_heads,
-        num_key_value_heads=config.num_heads,
+        num_key_value_heads=config.num_kv_heads or config.num_heads,
         intermediate_size=config.intermediate_size,
         max_position_embeddings=config.max_positions,
         tie_word_embeddings=True,
@@ -71,28 +108,39 @@ def build_tiny_model(tokenizer, config: TinyModelConfig | None = None, seed: int
         return Qwen2ForCausalLM(model_config)
 
 
-def load_policy(path: str | Path, device: str = "auto", dtype: str = "auto", lora_rank: int = 0):
+def load_pretrained(path: str | Path, dtype: torch.dtype | str = "auto", hub_kernels: bool = False):
+    """``AutoModelForCausalLM.from_pretrained`` offline, with transformers' Hub kernels (code fetched from
+    the Hugging Face Hub, e.g. ``kernels-community/rotary``) only if ``hub_kernels``."""
+    return AutoModelForCausalLM.from_pretrained(
+        str(path), dtype=dtype, local_files_only=True, use_kernels=hub_kernels
+    )
+
+
+def load_policy(
+    path: str | Path, device: str = "auto", dtype: str = "auto", lora_rank: int = 0, hub_kernels: bool = False
+):
     """Model and tokenizer from a local directory with ``from_pretrained`` (offline).
 
-    A directory without tokenizer files gets the package's character tokenizer.
+    A directory without tokenizer files gets the package's character tokenizer. The weights are
+    in ``weights_dtype(device, dtype)``; ``hub_kernels`` lets transformers fetch kernels from the Hub.
     ``lora_rank > 0`` wraps the model with a peft LoRA adapter on the attention projections.
     """
     torch_device = pick_device(device)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path), dtype=pick_dtype(torch_device, dtype), local_files_only=True
-    ).to(torch_device)
+    model = load_pretrained(path, weights_dtype(torch_device, dtype), hub_kernels).to(torch_device)
     has_tokenizer = (Path(path) / "tokenizer_config.json").exists()
     tokenizer = load_tokenizer(Path(path)) if has_tokenizer else load_tokenizer()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if lora_rank > 0:
-        from peft import LoraConfig, get_peft_model
+    return (add_lora(model, lora_rank) if lora_rank > 0 else model), tokenizer
 
-        lora = LoraConfig(
-            r=lora_rank, lora_alpha=2 * lora_rank, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]
-        )
-        model = get_peft_model(model, lora)
-    return model, tokenizer
+
+def add_lora(model, rank: int):
+    """``model`` wrapped with a peft LoRA adapter of rank ``rank`` on the attention projections (its
+    adapter weights in float32 whatever the model's dtype: peft's ``autocast_adapter_dtype``)."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    return get_peft_model(model, lora)
 
 
 def save_policy(model, tokenizer, path: str | Path) -> None:

@@ -28,9 +28,10 @@ class TransformersExpert(BaseExpert):
     A round is answered in passes: pass j generates the j-th pending query of
     every episode in the round in one left-padded, KV-cached ``generate`` call,
     so 64 episodes with 3 queries each cost 3 calls. ``model`` is a local
-    directory (loaded with ``from_pretrained``) or a loaded model, in which case
-    ``tokenizer`` is required. Generation runs under a lock, so envs on several
-    threads can share one model.
+    directory (loaded with ``from_pretrained`` offline, on ``device`` in ``dtype``:
+    ``auto`` is the checkpoint's own; transformers' Hub kernels only if
+    ``hub_kernels``) or a loaded model, in which case ``tokenizer`` is required.
+    Generation runs under a lock, so envs on several threads can share one model.
     """
 
     def __init__(
@@ -43,6 +44,8 @@ class TransformersExpert(BaseExpert):
         temperature: float = 0.0,
         device: str = "cpu",
         name: str = "model",
+        dtype: str = "auto",
+        hub_kernels: bool = False,
     ) -> None:
         try:
             prompt_template.format(question="", previous="", context="", query="")
@@ -54,7 +57,9 @@ class TransformersExpert(BaseExpert):
             from eapo_gym.tokenizer import load_tokenizer
 
             tokenizer = tokenizer or load_tokenizer(model)
-            model = AutoModelForCausalLM.from_pretrained(model).to(device)
+            model = AutoModelForCausalLM.from_pretrained(
+                model, dtype=dtype, local_files_only=True, use_kernels=hub_kernels
+            ).to(device)
         if tokenizer is None:
             raise ValueError("TransformersExpert needs a tokenizer when given a loaded model")
         self.model, self.tokenizer = model.eval(), tokenizer
