@@ -1,4 +1,4 @@
-"""The ``eapo-gym`` command: ``demo``, ``train``, ``eval`` and ``compare``.
+"""The ``eapo-gym`` command: ``demo``, ``train``, ``eval``, ``compare`` and ``warm-start``.
 
 Every subcommand takes ``--plugin MODULE_OR_FILE`` (repeatable): it is imported
 first, so the agents and experts it registers can be named. A bad name or value
@@ -112,6 +112,14 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     compare.add_argument(
         "--quick", action="store_true", help="one seed of base, sft, workflow, grpo and eapo"
     )
+    compare.add_argument(
+        "--preset",
+        default="tiny",
+        help="starting policy and model expert: tiny (shipped) or small (GPU-sized: base, grpo and eapo "
+        "over seeds 0,1 by default; eapo-gym warm-start builds it)",
+    )
+    compare.add_argument("--device", help="auto, cpu, cuda or cuda:N, for every run (default auto)")
+    compare.add_argument("--dtype", help="auto, bfloat16, float16 or float32, for every run (default auto)")
     compare.add_argument("--seeds", type=_ints, help="comma-separated (default 0,1,2; quick: 0)")
     compare.add_argument("--methods", type=_names, help="comma-separated subset of the table's rows")
     compare.add_argument("--steps", type=int, help="policy updates per method (default 120)")
@@ -133,7 +141,21 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     compare.add_argument("--results", help="where the JSON, table and plots go (default benchmarks/results)")
     compare.set_defaults(handler=run_compare)
 
-    for subcommand in (demo, train, evaluate, compare):
+    warm_start = commands.add_parser(
+        "warm-start",
+        help="train a preset's starting policy and model expert (SFT: solve, then ask) and print their "
+        "accuracy per level",
+        description="Build a preset's warm start where compare --preset and train --preset find it "
+        "(the cache, $EAPO_GYM_CACHE) or under --out; a finished build is reused. The tiny preset is "
+        "shipped; small takes minutes on a GPU and hours on a CPU.",
+    )
+    warm_start.add_argument("--preset", default="small", help="tiny or small (default small)")
+    warm_start.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    warm_start.add_argument("--dtype", default="auto", help="auto, bfloat16, float16 or float32")
+    warm_start.add_argument("--out", help="directory for the weights (default: the cache)")
+    warm_start.set_defaults(handler=run_warm_start)
+
+    for subcommand in (demo, train, evaluate, compare, warm_start):
         subcommand.add_argument(
             "--plugin",
             action="append",
@@ -320,17 +342,45 @@ def run_eval(args: argparse.Namespace) -> dict:
 def run_compare(args: argparse.Namespace) -> dict:
     from eapo_agents.experiments.compare import CompareConfig, method_by_name, run_compare
 
-    names = [spec.name for spec in dataclasses.fields(CompareConfig) if spec.name != "quick"]
+    names = [spec.name for spec in dataclasses.fields(CompareConfig) if spec.name not in ("quick", "preset")]
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     try:
         for name in given.get("methods", ()):
             method_by_name(name)
+        _check_preset(args.preset)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    compare = CompareConfig.quick_preset(**given) if args.quick else CompareConfig(**given)
+    compare = CompareConfig.for_preset(args.preset, args.quick, **given)
     result = run_compare(compare)
     print(Path(compare.results, f"{compare.stem}.md").read_text())
     return result
+
+
+def run_warm_start(args: argparse.Namespace) -> dict:
+    from eapo_agents.experiments.presets import preset_path, warm_start_accuracy
+
+    try:
+        _check_preset(args.preset)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    cache = Path(args.out) if args.out else None
+    result = {}
+    for role in ("policy", "expert"):
+        path = preset_path(args.preset, role, cache, args.device, args.dtype)
+        accuracy = {split: warm_start_accuracy(path, split) for split in ("train", "test")}
+        result[role] = {"path": str(path), "accuracy": accuracy}
+        for split, by_level in accuracy.items():
+            levels = "  ".join(f"d{level} {100 * value:.1f}%" for level, value in sorted(by_level.items()))
+            print(f"{args.preset} {role} ({split} split, avg@k): {levels}")
+        print(f"{args.preset} {role}: {path}")
+    return result
+
+
+def _check_preset(name: str) -> None:
+    from eapo_agents.experiments.presets import preset_names
+
+    if name not in preset_names():
+        raise ValueError(f"--preset {name}: not a preset; choose one of {', '.join(preset_names())}")
 
 
 def load_plugin(spec: str) -> None:

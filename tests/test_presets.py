@@ -6,8 +6,11 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from eapo_agents.experiments import presets
+from eapo_agents.training.policy import build_tiny_model
+from eapo_gym.tokenizer import load_tokenizer
 
 
 def test_the_shipped_presets_match_their_recipes_and_hashes():
@@ -46,7 +49,30 @@ def test_a_changed_file_fails_its_hash_check(tmp_path, monkeypatch):
 
 def test_other_settings_are_built_into_the_cache(tmp_path, monkeypatch):
     built = []
-    monkeypatch.setattr(presets, "build", lambda recipe, model, path: built.append(path))
+    monkeypatch.setattr(presets, "build", lambda recipe, model, path, *device_dtype: built.append(path))
     recipe = (presets.SOLVING.replace(steps=3),)
     path = presets.tiny_policy_path(recipe, cache=tmp_path)
     assert built == [path] and path.parent == tmp_path and path.name.startswith("tiny-")
+
+
+def test_the_small_preset_is_gpu_sized_with_a_larger_expert():
+    tokenizer = load_tokenizer()
+    with torch.device("meta"):
+        sizes = {
+            name: sum(weights.numel() for weights in build_tiny_model(tokenizer, model).parameters())
+            for name, (_, model) in presets.BUILT_PRESETS.items()
+        }
+    assert 25e6 < sizes["small-policy"] < 35e6 and sizes["small-expert"] > 2 * sizes["small-policy"]
+    solving, asking = presets.BUILT_PRESETS["small-policy"][0]
+    assert (solving.options.consult_fraction, asking.options.consult_fraction) == (0.0, 0.5)
+    assert presets.preset_names() == ["small", "tiny"]
+
+
+def test_a_preset_not_shipped_is_trained_on_the_asked_device_into_the_cache(tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr(presets, "build", lambda recipe, model, path, *settings: built.append(settings))
+    path = presets.preset_path("small", "expert", cache=tmp_path, device="cpu", dtype="bfloat16")
+    assert built == [("cpu", "bfloat16")] and path.parent == tmp_path and path.name.startswith("small-")
+    assert presets.preset_path("tiny", "expert") == presets.SHIPPED / "tiny-expert"
+    with pytest.raises(ValueError, match="unknown preset 'huge'; choose one of small, tiny"):
+        presets.preset_path("huge")

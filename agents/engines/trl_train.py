@@ -110,7 +110,7 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
     args = grpo_args(config, processes, use_cpu)
     out = Path(config.out)
     with args.main_process_first(desc="starting model"):  # a preset is built once, by the main process
-        model_path = starting_model_path(config.model, config.preset)
+        model_path = starting_model_path(config.model, config.preset, config.device, config.dtype)
     main = args.process_index == 0
     if main:
         out.mkdir(parents=True, exist_ok=True)

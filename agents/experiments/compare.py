@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from eapo_agents.experiments.presets import expert_model_path, tiny_policy_path, warm_start_accuracy
+from eapo_agents.experiments.presets import preset_path, warm_start_accuracy
 from eapo_agents.experiments.report import write_report
 from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.loop import train
-from eapo_agents.training.policy import load_policy
+from eapo_agents.training.policy import load_policy, pick_device
 
 DECLINED_EVAL = "eval_declined.json"
 START_UPDATES, END_UPDATES = 5, 10  # the all-fail share "at the start" and "at the end" averages these
@@ -95,9 +95,14 @@ SUPERVISED_LR = 5e-4  # sft/distill: supervised steps need a larger step size th
 
 @dataclass
 class CompareConfig:
-    """What ``eapo-gym compare`` runs; ``quick`` is one seed of ``QUICK_METHODS``."""
+    """What ``eapo-gym compare`` runs; ``quick`` is one seed of ``QUICK_METHODS``.
+
+    ``preset`` names the warm-started policy and model expert every method starts from (``tiny``,
+    shipped; ``small``, GPU-sized, see ``presets``); ``for_preset`` gives each preset's defaults.
+    """
 
     quick: bool = False
+    preset: str = "tiny"
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = tuple(m.name for m in METHODS + ABLATIONS)
     steps: int = 120
@@ -112,8 +117,8 @@ class CompareConfig:
     workers: int = 2
     device: str = "auto"  # every run's --device
     dtype: str = "auto"  # every run's --dtype
-    policy: str = ""  # starting policy directory; empty: the tiny preset's warm start
-    expert_model: str = ""  # the model expert's directory; empty: the tiny preset's expert model
+    policy: str = ""  # starting policy directory; empty: the preset's warm start
+    expert_model: str = ""  # the model expert's directory; empty: the preset's expert model
     out: str = "runs/compare"
     results: str = "benchmarks/results"
 
@@ -121,12 +126,31 @@ class CompareConfig:
     def quick_preset(cls, **changes: Any) -> CompareConfig:
         return cls(**{"quick": True, "seeds": (0,), "methods": QUICK_METHODS, **changes})
 
+    @classmethod
+    def for_preset(cls, preset: str = "tiny", quick: bool = False, **changes: Any) -> CompareConfig:
+        """The defaults of ``preset`` (``PRESET_DEFAULTS``), then ``--quick``'s, then ``changes``."""
+        settings = {**PRESET_DEFAULTS.get(preset, {}), "preset": preset, **changes}
+        return cls.quick_preset(**settings) if quick else cls(**settings)
+
     @property
     def stem(self) -> str:
-        """The results' file name: compare, compare_quick, or with ``_validation`` on the training split."""
-        return ("compare_quick" if self.quick else "compare") + (
-            "_validation" if self.eval_split == "train" else ""
+        """The results' file name: compare, then ``_PRESET`` for a preset other than tiny, ``_gpu`` on
+        CUDA, ``_quick`` and ``_validation`` (on the training split), e.g. ``compare_small_gpu``."""
+        return (
+            "compare"
+            + ("" if self.preset == "tiny" else f"_{self.preset}")
+            + ("_gpu" if pick_device(self.device).type == "cuda" else "")
+            + ("_quick" if self.quick else "")
+            + ("_validation" if self.eval_split == "train" else "")
         )
+
+
+# The GPU comparison of issue-sized budget: base, GRPO and EAPO over 2 seeds at the tiny run's 120
+# updates, three runs sharing the GPU at a time. It fits about 8 minutes of an H200 once the whole
+# EAPO step runs at the GPU benchmark's target speed (benchmarks/gpu_check.py).
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "small": {"seeds": (0, 1), "methods": ("base", "grpo", "eapo"), "workers": 3}
+}
 
 
 def method_by_name(name: str) -> Method:
@@ -148,7 +172,10 @@ def job_config(
 ) -> TrainConfig:
     overrides = dict(method.overrides)
     if overrides.get("experts") == "model":
-        overrides["experts"] = f"model:{compare.expert_model or expert_model_path()}"
+        expert = compare.expert_model or preset_path(
+            compare.preset, "expert", None, compare.device, compare.dtype
+        )
+        overrides["experts"] = f"model:{expert}"
     if method.algo == "eapo":
         overrides.setdefault("acceptance_scale", compare.acceptance_scale)
     supervised = method.algo in ("sft", "distill")
@@ -317,7 +344,11 @@ def updates_to_reach(curve: Sequence[tuple[int, float]], target: float) -> int |
 def run_compare(compare: CompareConfig) -> dict[str, Any]:
     """Train and evaluate every (method, seed); write compare JSON, markdown and plots; return the JSON."""
     started = time.perf_counter()
-    policy = Path(compare.policy) if compare.policy else tiny_policy_path()
+    policy = (
+        Path(compare.policy)
+        if compare.policy
+        else preset_path(compare.preset, "policy", None, compare.device, compare.dtype)
+    )
     train_accuracy = warm_start_accuracy(policy, "train") if not compare.train_levels else {}
     levels = compare.train_levels or pick_train_levels(train_accuracy, compare.learnable_max)
     methods = [method_by_name(name) for name in compare.methods]
@@ -368,11 +399,12 @@ def run_compare(compare: CompareConfig) -> dict[str, Any]:
 
 def command_line(compare: CompareConfig) -> str:
     """The ``eapo-gym compare`` invocation that reproduces ``compare``."""
-    default = CompareConfig.quick_preset() if compare.quick else CompareConfig()
+    default = CompareConfig.for_preset(compare.preset, compare.quick)
     words = ["eapo-gym compare"] + (["--quick"] if compare.quick else [])
+    words += [] if compare.preset == "tiny" else [f"--preset {compare.preset}"]
     for spec in dataclasses.fields(CompareConfig):
         value = getattr(compare, spec.name)
-        if spec.name != "quick" and value != getattr(default, spec.name):
+        if spec.name not in ("quick", "preset") and value != getattr(default, spec.name):
             text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
             words.append(f"--{spec.name.replace('_', '-')} {text}")
     return " ".join(words)

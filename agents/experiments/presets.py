@@ -19,6 +19,14 @@ were, and rewrites ``weights/`` (about 20 minutes on a quiet CPU). A warm start
 with other settings is built on first use and cached under ``$EAPO_GYM_CACHE``
 (default ``~/.cache/eapo-gym``), keyed by the settings that differ from the
 defaults and ``TRACE_FORMAT``.
+
+The ``small`` preset is the same two-stage warm start for a GPU-sized policy (a 512 x 8 Qwen2 of
+about 27M parameters, ``SMALL_MODEL``) with a model expert scaled with it (768 x 12, trained on
+every level). Its weights are too large for git and are not shipped: ``eapo-gym warm-start
+--preset small --device cuda`` trains both into the cache (or ``--out DIR``) and prints their
+per-level accuracy. Its learning rates are a choice made before any run (halved from the tiny
+preset's, as larger models want smaller steps); the README records what the recipe gave. The
+reference expert reveals exact solution steps at every level, so it needs no scaling.
 """
 
 from __future__ import annotations
@@ -66,6 +74,17 @@ WARM_START = (SOLVING, ASKING)
 EXPERT_MODEL = TinyModelConfig(hidden_size=192, num_layers=4, num_heads=4, intermediate_size=576)
 EXPERT_TRAINING = (SOLVING.replace(train_difficulties=(1, 2, 3), steps=1000),)
 PRESETS = {"tiny-policy": (WARM_START, TinyModelConfig()), "tiny-expert": (EXPERT_TRAINING, EXPERT_MODEL)}
+
+SMALL_MODEL = TinyModelConfig(hidden_size=512, num_layers=8, num_heads=8, intermediate_size=1536)
+SMALL_EXPERT_MODEL = TinyModelConfig(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=2304)
+SMALL_SOLVING = SOLVING.replace(lr=1e-3, eval_difficulties=(1, 2, 3, 4, 5))
+SMALL_WARM_START = (SMALL_SOLVING, SMALL_SOLVING.replace(steps=400, lr=5e-4, consult_fraction=0.5))
+SMALL_EXPERT_TRAINING = (SMALL_SOLVING.replace(train_difficulties=(1, 2, 3, 4, 5), steps=2000, lr=5e-4),)
+# Presets trained on first use (not shipped): what ``--preset NAME`` and ``warm-start`` build.
+BUILT_PRESETS = {
+    "small-policy": (SMALL_WARM_START, SMALL_MODEL),
+    "small-expert": (SMALL_EXPERT_TRAINING, SMALL_EXPERT_MODEL),
+}
 Recipe = tuple[TrainConfig, ...]
 
 
@@ -93,6 +112,23 @@ def settings_key(recipe: Recipe, model: TinyModelConfig) -> str:
 def expert_model_path(cache: Path | None = None) -> Path:
     """The model expert's directory (shipped, or trained on first use)."""
     return tiny_policy_path(EXPERT_TRAINING, cache, EXPERT_MODEL)
+
+
+def preset_names() -> list[str]:
+    """The ``--preset`` names: each has a ``NAME-policy`` and a ``NAME-expert``."""
+    return sorted({name.rsplit("-", 1)[0] for name in {**PRESETS, **BUILT_PRESETS}})
+
+
+def preset_path(
+    preset: str, role: str = "policy", cache: Path | None = None, device: str = "auto", dtype: str = "auto"
+) -> Path:
+    """The directory of a preset's warm-started policy or its model expert (``role``): shipped, or
+    trained on ``device`` on first use and cached."""
+    recipes = {**PRESETS, **BUILT_PRESETS}
+    if f"{preset}-{role}" not in recipes:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(preset_names())}")
+    recipe, model = recipes[f"{preset}-{role}"]
+    return tiny_policy_path(recipe, cache, model, device, dtype, prefix=preset)
 
 
 def warm_start_accuracy(path: Path, split: str = "test") -> dict[int, float]:
@@ -127,34 +163,43 @@ def shipped_path(key: str) -> Path | None:
 
 
 def tiny_policy_path(
-    recipe: Recipe = WARM_START, cache: Path | None = None, model: TinyModelConfig | None = None
+    recipe: Recipe = WARM_START,
+    cache: Path | None = None,
+    model: TinyModelConfig | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    prefix: str = "tiny",
 ) -> Path:
-    """The warm-started tiny policy's directory: the shipped one for the default recipe, otherwise
-    trained on first use (minutes on 2 CPU cores) and cached."""
+    """The warm-started policy's directory: the shipped one for the default recipe, otherwise
+    trained on ``device`` on first use (minutes on 2 CPU cores for the tiny model) and cached."""
     model = model or TinyModelConfig()
     key = settings_key(recipe, model)
     shipped = shipped_path(key)
     if shipped is not None:
         return shipped
-    path = (cache or cache_root()) / f"tiny-{key}"
+    path = (cache or cache_root()) / f"{prefix}-{key}"
     if not (path / "config.json").exists():
-        build(recipe, model, path)
+        build(recipe, model, path, device, dtype)
     return path
 
 
-def build(recipe: Recipe, model: TinyModelConfig, path: Path) -> None:
-    """Train a tiny policy from scratch through the recipe's stages into ``path``, with its accuracy
-    on both splits beside it."""
+def build(
+    recipe: Recipe, model: TinyModelConfig, path: Path, device: str = "auto", dtype: str = "auto"
+) -> None:
+    """Train a policy of shape ``model`` from scratch through the recipe's stages into ``path`` on
+    ``device``, with its accuracy on both splits beside it."""
     tokenizer = load_tokenizer()
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as work:
         trained = Path(work) / "init"
         save_policy(build_tiny_model(tokenizer, model), tokenizer, trained)
         for number, stage in enumerate(recipe):
-            config = stage.replace(model=str(trained), out=str(Path(work) / f"stage{number}"))
+            config = stage.replace(
+                model=str(trained), out=str(Path(work) / f"stage{number}"), device=device, dtype=dtype
+            )
             test = train(config)
             trained = Path(config.out) / "checkpoint" / "model"
-        train_split = evaluate(*load_policy(trained), config, split="train")
+        train_split = evaluate(*load_policy(trained, device, dtype), config, split="train")
         (trained / WARM_START_EVAL).write_text(json.dumps({"test": test, "train": train_split}, indent=2))
         try:
             trained.replace(path)

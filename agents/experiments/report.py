@@ -45,6 +45,28 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cost_per_point_table(result: dict[str, Any]) -> str:
+    """What each point of held-out accuracy gained over base cost: run seconds (GPU seconds on a GPU
+    run), accepted expert calls and expert reply characters (the policy's character tokenizer reads
+    one token per character). A method that gained nothing has no cost per point."""
+    methods = result["methods"]
+    if "base" not in methods:
+        return ""
+    base = methods["base"]["avg_at_k"]
+    lines = [
+        "| method | gain (points) | run s / point | expert calls / point | expert chars / point |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in methods.items():
+        if name == "base":
+            continue
+        gain = 100 * (row["avg_at_k"] - base)
+        costs = (row["wall_s"], row["expert_calls"], row["expert_chars"])
+        cells = [f"{cost / gain:.3g}" if gain > 0 else "no gain" for cost in costs]
+        lines.append(f"| {name} | {gain:+.1f} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
 def all_fail_table(result: dict[str, Any]) -> str:
     """Share of training groups in which no episode is correct, per level, first and last updates."""
     rows = {name: row["all_fail"] for name, row in result["methods"].items() if row.get("all_fail")}
@@ -171,6 +193,8 @@ def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
         f"{result['compare_config']['workers']} runs in parallel.\n",
         markdown_table(result),
         *[line + "\n" for line in verdicts(result)],
+        "\nCost per point gained over base (per run, mean over seeds):\n",
+        cost_per_point_table(result),
         "\nShare of training groups with no correct episode, first → last updates:\n",
         all_fail_table(result),
         f"\n![accuracy]({stem}_accuracy.png)\n",

@@ -51,7 +51,8 @@ class TrainConfig:
         "grpo", "the algorithm: grpo, ppo, eapo, sft, distill, base, workflow or a registered agent"
     )
     preset: str = _run(
-        "tiny", "starting model when --model is empty: tiny (the package's warm-started policy)"
+        "tiny",
+        "starting model when --model is empty: tiny (shipped) or small (GPU-sized; see eapo-gym warm-start)",
     )
     model: str = _run("", "local model directory to start from (from_pretrained, offline)")
     steps: int = _run(60, "policy updates")

@@ -93,12 +93,13 @@ def train(
     model_path = out / CHECKPOINT / "model" if resuming else None
     if main:
         if not resuming:
-            model_path = starting_model_path(config.model, config.preset)  # builds a preset once, if needed
+            # builds a preset once, if needed
+            model_path = starting_model_path(config.model, config.preset, config.device, config.dtype)
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     if accelerator is not None:
         accelerator.wait_for_everyone()
-    model_path = model_path or starting_model_path(config.model, config.preset)
+    model_path = model_path or starting_model_path(config.model, config.preset, config.device, config.dtype)
     seed_everything(config.seed)
     device = str(accelerator.device) if accelerator is not None else config.device
     lora_rank = config.lora_rank if not resuming else 0

@@ -33,18 +33,15 @@ class TinyModelConfig:
     num_kv_heads: int = 0  # grouped-query attention's key/value heads; 0: as many as num_heads
 
 
-# Named starting policies, as ``module:function`` returning a model directory (imported on first use).
-PRESETS = {"tiny": "eapo_agents.experiments.presets:tiny_policy_path"}
-
-
-def starting_model_path(model: str, preset: str) -> Path:
-    """``model`` if given, else the preset's directory (built on first use)."""
+def starting_model_path(model: str, preset: str, device: str = "auto", dtype: str = "auto") -> Path:
+    """``model`` if given, else the preset's warm-started policy (built on ``device`` on first use)."""
     if model:
         return Path(model)
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)} or give --model DIR")
-    module, _, function = PRESETS[preset].partition(":")
-    return getattr(import_module(module), function)()
+    presets = import_module("eapo_agents.experiments.presets")  # the recipes train through this package
+    try:
+        return presets.preset_path(preset, "policy", device=device, dtype=dtype)
+    except ValueError as error:
+        raise ValueError(f"{error} or give --model DIR") from None
 
 
 def pick_device(device: str = "auto") -> torch.device:
