@@ -352,8 +352,11 @@ def check_sources(config: TrainConfig) -> None:
     from eapo_gym.experts import check_expert_spec
     from eapo_gym.problems import load_problems
 
-    for spec in filter(None, config.experts.split(",")):
-        check_expert_spec(spec)
+    try:
+        for spec in filter(None, config.experts.split(",")):
+            check_expert_spec(spec)
+    except ValueError as error:
+        raise SettingError("experts", str(error)) from None
     load_problems(config.problems, "train", list(config.train_difficulties) or None)
     load_problems(config.problems, "test", list(config.eval_difficulties) or None)
 
