@@ -311,7 +311,8 @@ def unlearned_levels_note(config: TrainConfig) -> list[str]:
         return []
     levels = pick_train_levels(warm_start_accuracy(start, "train"), learnable_max=0.5)
     return [
-        f"note: the starting policy scored 0% at level {', '.join(map(str, unlearned))} before training "
+        f"note: the starting policy scored 0% at level{'s' * (len(unlearned) > 1)} "
+        f"{', '.join(map(str, unlearned))} before training "
         f"({config.eval_split} split), so 0% there is expected from a short run; eapo-gym compare's rule "
         f"picks levels the policy can learn: --train-difficulties {','.join(map(str, levels))} "
         f"--eval-difficulties {','.join(map(str, (*levels, levels[-1] + 1)))}\n"
