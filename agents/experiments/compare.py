@@ -219,17 +219,9 @@ def resumable(config: TrainConfig) -> int:
     return state["step"] if state is not None and state["step"] < config.steps else 0
 
 
-_progress = None  # a worker's queue of finished updates, set by the pool's initializer
-
-
-def _set_progress(queue) -> None:
-    global _progress
-    _progress = queue
-
-
-def _run_job(config: TrainConfig, threads: int) -> None:
-    """One training run in a worker process, resumed from its own checkpoint if it has one; reports each
-    update through the progress queue."""
+def _run_job(config: TrainConfig, threads: int, progress) -> None:
+    """One training run in a worker process, resumed from its own checkpoint if it has one; puts the
+    number of each finished update on the ``progress`` queue."""
     import torch
 
     torch.set_num_threads(threads)
@@ -237,20 +229,21 @@ def _run_job(config: TrainConfig, threads: int) -> None:
     start = resumable(config)
     if start:
         config = config.replace(resume=True)
-        _progress.put(start)
+        progress.put(start)
     elif out.exists():
         for stale in ("metrics.jsonl", "eval.json", DECLINED_EVAL):
             (out / stale).unlink(missing_ok=True)
     updates: list[int] = []
-    train(config, progress=False, on_step=lambda step, metrics: (updates.append(step), _progress.put(1)))
+    train(config, progress=False, on_step=lambda step, metrics: (updates.append(step), progress.put(1)))
     model = load_policy(out / "checkpoint" / "model", config.device, config.dtype)
     declined = evaluate(*model, config, consult="declined")
     (out / DECLINED_EVAL).write_text(json.dumps(declined, indent=2))
-    _progress.put(config.steps - start - len(updates))  # evaluation-only agents make no updates
+    progress.put(config.steps - start - len(updates))  # evaluation-only agents make no updates
 
 
 def run_jobs(configs: Sequence[TrainConfig], workers: int) -> None:
-    """Run the unfinished configs, ``workers`` processes at a time; one progress bar over all updates.
+    """Run the unfinished configs, each in its own process, ``workers`` at a time; one progress bar over
+    all updates. A run that fails is reported once the others are done.
 
     SIGTERM or SIGINT stops the workers (each checkpoints its finished updates) and raises
     ``TrainingStopped``; finished runs are kept and the others resume on the next call.
@@ -260,24 +253,35 @@ def run_jobs(configs: Sequence[TrainConfig], workers: int) -> None:
     reused = total - sum(config.steps for config in todo)
     threads = max(1, _cpu_count() // max(workers, 1))
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    pool = context.Pool(workers, _set_progress, (queue,), maxtasksperchild=1)
-    with StopSignals() as stop, pool:
-        pending = [pool.apply_async(_run_job, (config, threads)) for config in todo]
-        with tqdm(total=total, initial=reused, desc="compare (updates, all runs)", unit="upd") as bar:
-            while stop.signum is None and (not all(job.ready() for job in pending) or not queue.empty()):
-                while not queue.empty():
-                    bar.update(queue.get())
-                time.sleep(0.2)
-        if stop.signum is not None:
-            pool.terminate()  # SIGTERM to each worker: it checkpoints its finished updates, then ends
-            raise TrainingStopped(
-                stop.signum,
-                f"stopped by {stop.name}; finished runs kept, the others checkpointed in {configs[0].out}/; "
-                "the same command resumes them",
-            )
-        for job in pending:
-            job.get()  # re-raise a worker's exception
+    progress = context.Queue()
+    running: dict[str, Any] = {}  # run directory -> its process
+    failed: list[str] = []
+    bar = tqdm(total=total, initial=reused, desc="compare (updates, all runs)", unit="upd")
+    with StopSignals() as stop, bar:
+        while (todo or running) and stop.signum is None:
+            while todo and len(running) < workers:
+                config = todo.pop(0)
+                running[config.out] = context.Process(target=_run_job, args=(config, threads, progress))
+                running[config.out].start()
+            time.sleep(0.2)
+            for out, process in list(running.items()):
+                if not process.is_alive():
+                    del running[out]
+                    failed += [out] if process.exitcode else []
+            while not progress.empty():
+                bar.update(progress.get())
+        for process in running.values():
+            process.terminate()  # SIGTERM: the run checkpoints its finished updates, then ends
+        for process in running.values():
+            process.join()
+    if stop.signum is not None:
+        raise TrainingStopped(
+            stop.signum,
+            f"stopped by {stop.name}; finished runs kept, the others checkpointed; the same command "
+            "resumes them",
+        )
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed (their errors are above): {', '.join(failed)}")
 
 
 def _cpu_count() -> int:
