@@ -39,7 +39,12 @@ def start(argv: list[str]) -> subprocess.Popen:
     environment = {**os.environ, "OMP_NUM_THREADS": "2"}  # the tests' own thread count: the same numbers
     command = [sys.executable, "-m", "eapo_agents.cli", *argv]
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        start_new_session=True,
     )
 
 
@@ -51,10 +56,16 @@ def wait_for(condition, process: subprocess.Popen) -> None:
         time.sleep(0.1)
 
 
-def stop(process: subprocess.Popen, signum: int) -> tuple[int, str, list[psutil.Process]]:
-    """Send ``signum``; the exit status, the last line on stderr and the children it had."""
+def stop(
+    process: subprocess.Popen, signum: int, group: bool = False
+) -> tuple[int, str, list[psutil.Process]]:
+    """Send ``signum`` to the process (``group``: to its whole process group, as Ctrl-C in a terminal does);
+    the exit status, the last line on stderr and the children it had."""
     children = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signum)
+    if group:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     try:
         _, error = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -97,27 +108,30 @@ def test_a_signal_checkpoints_train_and_the_resume_reaches_the_same_metrics(
     assert stable(updates(run)) == stable(updates(straight))
 
 
-def test_a_signal_stops_compare_workers_keeps_finished_runs_and_the_same_command_resumes(tmp_path):
+@pytest.mark.parametrize(("signum", "group"), [(signal.SIGTERM, False), (signal.SIGINT, True)])
+def test_a_signal_stops_compare_workers_keeps_finished_runs_and_the_same_command_resumes(
+    signum, group, tmp_path
+):
     runs = tmp_path / "runs"
-    argv = ["compare", "--methods", "base,grpo", "--seeds", "0", "--steps", "3", "--train-levels", "1",
+    argv = ["compare", "--methods", "base,grpo", "--seeds", "0", "--steps", "6", "--train-levels", "1",
             "--eval-problems", "2", "--eval-k", "1", "--eval-every", "100", "--workers", "2",
             "--out", str(runs), "--results", str(tmp_path / "results")]  # fmt: skip
     grpo, base = runs / "grpo" / "seed0", runs / "base" / "seed0"
     process = start(argv)
     wait_for(lambda: (base / "eval_declined.json").exists() and len(updates(grpo)) >= 1, process)
-    status, line, children = stop(process, signal.SIGTERM)
-    assert status == 128 + signal.SIGTERM
+    status, line, children = stop(process, signum, group)
+    assert status == 128 + signum
     assert line == (
-        "eapo-gym compare: stopped by SIGTERM; finished runs kept, the others checkpointed; the same command "
-        "resumes them"
+        f"eapo-gym compare: stopped by {signal.Signals(signum).name}; finished runs kept, the others "
+        "checkpointed; the same command resumes them"
     )
-    assert children and not still_running(children)  # the pool's workers ended with it
+    assert children and not still_running(children)  # the workers ended with it
     done = len(updates(grpo))
-    assert 1 <= done < 3 and checkpoint_state(grpo)["step"] == done
+    assert 1 <= done < 6 and checkpoint_state(grpo)["step"] == done, done
     finished = {path: path.stat().st_mtime_ns for path in base.rglob("*") if path.is_file()}
     interrupted = updates(grpo)
     main(argv)
     assert {path: path.stat().st_mtime_ns for path in finished} == finished  # the finished run was reused
     assert updates(grpo)[:done] == interrupted  # resumed, not restarted: the first updates are as they were
-    assert [row["step"] for row in updates(grpo)] == [1, 2, 3]
+    assert [row["step"] for row in updates(grpo)] == [1, 2, 3, 4, 5, 6]
     assert (grpo / "eval_declined.json").exists()

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -221,9 +222,11 @@ def resumable(config: TrainConfig) -> int:
 
 def _run_job(config: TrainConfig, threads: int, progress) -> None:
     """One training run in a worker process, resumed from its own checkpoint if it has one; puts the
-    number of each finished update on the ``progress`` queue."""
+    number of each finished update on the ``progress`` queue. Ctrl-C reaches the whole process group:
+    the worker ignores it and stops on the SIGTERM the parent sends (one signal, so it checkpoints)."""
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     out = Path(config.out)
     start = resumable(config)

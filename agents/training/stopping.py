@@ -31,6 +31,7 @@ class StopSignals:
     """``with StopSignals() as stop:`` the first SIGTERM or SIGINT sets ``stop.signum`` (None until then).
 
     Only the main thread can take signals; elsewhere this does nothing and ``signum`` stays None.
+    A signal the process ignores (``SIG_IGN``, e.g. under ``nohup``) stays ignored.
     """
 
     def __init__(self) -> None:
@@ -39,7 +40,10 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self._handle) for signum in SIGNALS}
+            ignored = {signum for signum in SIGNALS if signal.getsignal(signum) is signal.SIG_IGN}
+            self._previous = {
+                signum: signal.signal(signum, self._handle) for signum in SIGNALS if signum not in ignored
+            }
         return self
 
     def __exit__(self, *exc_info: object) -> None:
