@@ -2,9 +2,14 @@
 
 Every subcommand takes ``--plugin MODULE_OR_FILE`` (repeatable): it is imported
 first, so the agents and experts it registers can be named. A bad name or value
-fails with one line that names the valid choices, before any model loads or any
-file is written. Heavy imports (torch, the agents) happen inside the handlers,
-so ``eapo-gym demo`` runs with the environment alone.
+(a flag, a ``--config`` key, a model or checkpoint directory) fails with one line
+that names it, the value and what is allowed, with exit status 2, before any
+model loads or any file is written; the rules live on the settings' dataclasses
+(``eapo_agents.training.config``). A run stopped by a NaN or infinite loss or
+gradient exits 1; one stopped by SIGTERM or SIGINT (after checkpointing its
+finished updates) exits 128 + the signal's number. Heavy imports (torch, the
+agents) happen inside the handlers, so ``eapo-gym demo`` runs with the
+environment alone.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ import importlib
 import importlib.util
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from eapo_agents.training.config import TrainConfig, shared_fields
+from eapo_agents.training.config import SettingError, TrainConfig, shared_fields
 from eapo_agents.training.registry import agent_class, agent_names
+from eapo_agents.training.stopping import NonFiniteError, TrainingStopped
+
+FLAG = "flag"  # the source of a value given on the command line
 
 
 class UsageError(Exception):
@@ -46,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         result = args.handler(args)
     except UsageError as error:
         parser.exit(2, f"eapo-gym {command}: error: {error}\n")
+    except TrainingStopped as stopped:
+        parser.exit(128 + stopped.signum, f"eapo-gym {command}: {stopped}\n")
+    except NonFiniteError as error:
+        parser.exit(1, f"eapo-gym {command}: stopped: {error}\n")
     if getattr(args, "json_path", None):
         Path(args.json_path).write_text(json.dumps(result, indent=2))
 
@@ -59,13 +71,13 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="a rule-based policy plays problems alone and with experts (seconds)"
     )
-    demo.add_argument("--episodes", type=int, default=200, help="episodes per policy")
+    demo.add_argument("--episodes", type=_at_least(1), default=200, help="episodes per policy")
     demo.add_argument("--problems", default="mixed", help="problem source: a generator name, champ or a file")
     demo.add_argument(
         "--difficulty", type=int, default=None, help="level of leveled sources, 1-5 (default: all)"
     )
     demo.add_argument("--acceptance", type=float, default=0.7, help="probability that a query is answered")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    demo.add_argument("--seed", type=_at_least(0), default=0, help="seed of the first episode")
     demo.add_argument("--json", dest="json_path", help="also write the results to this JSON file")
     demo.set_defaults(handler=run_demo)
 
@@ -98,16 +110,18 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--experts", default=None, help="experts for --with-experts (default: the run's)")
     evaluate.add_argument(
-        "--json", dest="json_path", help="where to write the metrics (default: DIR/eval_k{K}.json)"
+        "--out", help="directory for eval_k{K}.json (default: the run directory; a model directory: none)"
     )
+    evaluate.add_argument("--json", dest="json_path", help="also write the metrics to this JSON file")
+    add_shared_flags(evaluate, "device", "dtype")
     evaluate.set_defaults(handler=run_eval)
 
     compare = commands.add_parser(
         "compare",
         help="the paper's table at small scale: base, sft, workflow, distill, GRPO, PPO, EAPO and ablations",
         description="Train every method from the same warm-started tiny policy and compare them held out, "
-        "experts off. Writes benchmarks/results/compare.{json,md} and PNG plots (compare_quick.* with "
-        "--quick). Finished runs are reused, so an interrupted comparison resumes.",
+        "experts off. Writes compare.{json,md} and PNG plots (compare_quick.* with --quick) to --results. "
+        "Finished runs are reused and stopped ones resume, so an interrupted comparison continues.",
     )
     compare.add_argument(
         "--quick", action="store_true", help="one seed of base, sft, workflow, grpo and eapo"
@@ -118,8 +132,6 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
         help="starting policy and model expert: tiny (shipped) or small (GPU-sized: base, grpo and eapo "
         "over seeds 0,1 by default; eapo-gym warm-start builds it)",
     )
-    compare.add_argument("--device", help="auto, cpu, cuda or cuda:N, for every run (default auto)")
-    compare.add_argument("--dtype", help="auto, bfloat16, float16 or float32, for every run (default auto)")
     compare.add_argument("--seeds", type=_ints, help="comma-separated (default 0,1,2; quick: 0)")
     compare.add_argument("--methods", type=_names, help="comma-separated subset of the table's rows")
     compare.add_argument("--steps", type=int, help="policy updates per method (default 120)")
@@ -138,7 +150,11 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     compare.add_argument("--lr", type=float, help="RL learning rate (default 1e-4)")
     compare.add_argument("--workers", type=int, help="runs in parallel (default 2)")
     compare.add_argument("--out", help="run directories (default runs/compare)")
-    compare.add_argument("--results", help="where the JSON, table and plots go (default benchmarks/results)")
+    compare.add_argument(
+        "--results",
+        help="where the JSON, table and plots go (default: --out; the committed ones: benchmarks/results)",
+    )
+    add_shared_flags(compare, "device", "dtype")
     compare.set_defaults(handler=run_compare)
 
     warm_start = commands.add_parser(
@@ -181,6 +197,13 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
                 _add_flag(group, spec)
 
 
+def add_shared_flags(parser: argparse.ArgumentParser, *names: str) -> None:
+    """``train``'s flags for these shared settings, with the same help and rules."""
+    for spec in shared_fields():
+        if spec.name in names:
+            _add_flag(parser, spec)
+
+
 def _options_types() -> dict[type, list[str]]:
     """Each options dataclass and the algorithms that use it or a subclass of it, bases first."""
     users: dict[type, list[str]] = {}
@@ -195,7 +218,7 @@ def _fields_of(cls: type) -> tuple[dataclasses.Field, ...]:
     return dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ()
 
 
-def _add_flag(group: argparse._ArgumentGroup, spec: dataclasses.Field) -> None:
+def _add_flag(group: argparse._ArgumentGroup | argparse.ArgumentParser, spec: dataclasses.Field) -> None:
     flag = "--" + spec.name.replace("_", "-")
     default = spec.default
     text = f"{spec.metadata.get('help', '')} (default: {_shown(default)})"
@@ -225,48 +248,95 @@ def run_demo(args: argparse.Namespace) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> dict:
-    config = train_config(args)
+    config, sources = train_config(args)
     from eapo_agents.training.loop import summary_line, train
 
     if config.engine == "trl":
         from eapo_agents.engines.trl_train import train
 
-    final = train(config)
+    try:
+        final = train(config)
+    except SettingError as error:  # the model or the checkpoint, checked before anything is written
+        raise UsageError(located(error, sources)) from None
     if final:  # the main process (the others return nothing under a multi-process launcher)
         print(summary_line(config, final))
+        print(*unlearned_levels_note(config), sep="", end="")
     return final
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    """Settings from the resumed run's config.json, then --config, then flags; checked before any work."""
+def train_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]]:
+    """Settings from the resumed run's config.json, then --config, then flags; checked before any work.
+    Also where each came from (a file, or ``FLAG``), for error lines."""
     given = {
         spec.name: getattr(args, spec.name)
         for spec in _setting_fields()
         if getattr(args, spec.name, None) is not None
     }
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     if given.get("resume"):
         saved = Path(given.get("out", TrainConfig.out)) / "config.json"
-        if saved.exists():
-            values = json.loads(saved.read_text())
-            if "algo" in given and given["algo"] != values["algo"]:
-                raise UsageError(
-                    f"--algo {given['algo']} conflicts with the run in {saved.parent}, "
-                    f"a {values['algo']} run (drop --algo to resume it)"
-                )
+        if not saved.exists():
+            raise UsageError(f"--resume: {saved.parent} has no checkpoint to resume (no config.json)")
+        values = _read_json(saved)
+        sources = dict.fromkeys(values, str(saved))
+        if "algo" in given and given["algo"] != values.get("algo"):
+            raise UsageError(
+                f"--algo {given['algo']} conflicts with the run in {saved.parent}, "
+                f"a {values.get('algo')} run (drop --algo to resume it)"
+            )
     if args.config:
         loaded = _read_yaml(args.config)
         values.update(loaded)
+        sources.update(dict.fromkeys(loaded, f"--config {args.config}"))
     values.update(given)
+    sources.update(dict.fromkeys(given, FLAG))
     from eapo_agents.engines.trl_settings import check_engine_settings
 
     try:
         config = TrainConfig.from_dict(values)
         check_engine_settings(config)
         check_sources(config)
+    except SettingError as error:
+        raise UsageError(located(error, sources)) from None
     except (ValueError, TypeError, FileNotFoundError) as error:
         raise UsageError(str(error)) from None
-    return config
+    return config, sources
+
+
+def located(error: SettingError, sources: dict[str, str], flags: dict[str, str] | None = None) -> str:
+    """The error as one line that says where its value came from: ``--flag VALUE: reason`` for a flag
+    (``flags`` renames a setting's flag), ``FILE: key: reason`` for a file's key."""
+    source = sources.get(error.key.split(", ")[0])
+    shown = "" if error.value is None else f" {error.value}"
+    if source == FLAG:
+        flag = (flags or {}).get(error.key, "--" + error.key.replace("_", "-"))
+        return f"{flag}{shown}: {error.reason}"
+    return f"{source}: {error}" if source else str(error)
+
+
+def unlearned_levels_note(config: TrainConfig) -> list[str]:
+    """A line for evaluation levels where the starting policy scored 0% (its ``warm_start_eval.json``):
+    there a short run is expected to stay at 0%. It names the levels ``compare``'s rule would pick."""
+    from eapo_agents.experiments.compare import pick_train_levels
+    from eapo_agents.experiments.presets import WARM_START_EVAL, warm_start_accuracy
+    from eapo_agents.training.policy import starting_model_path
+
+    start = starting_model_path(config.model, config.preset)
+    if not (start / WARM_START_EVAL).exists():
+        return []
+    accuracy = warm_start_accuracy(start, config.eval_split)
+    unlearned = [level for level in config.eval_difficulties if accuracy.get(level, 1.0) == 0.0]
+    if not unlearned:
+        return []
+    levels = pick_train_levels(warm_start_accuracy(start, "train"), learnable_max=0.5)
+    return [
+        f"note: the starting policy scored 0% at level{'s' * (len(unlearned) > 1)} "
+        f"{', '.join(map(str, unlearned))} before training "
+        f"({config.eval_split} split), so 0% there is expected from a short run; eapo-gym compare's rule "
+        f"picks levels the policy can learn: --train-difficulties {','.join(map(str, levels))} "
+        f"--eval-difficulties {','.join(map(str, (*levels, levels[-1] + 1)))}\n"
+    ]
 
 
 def _setting_fields() -> list[dataclasses.Field]:
@@ -274,6 +344,16 @@ def _setting_fields() -> list[dataclasses.Field]:
         *shared_fields(),
         *(spec for options_type in _options_types() for spec in _fields_of(options_type)),
     ]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path}: not a readable run configuration ({error})") from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"{path}: expected setting: value pairs")
+    return loaded
 
 
 def _read_yaml(path: str) -> dict[str, Any]:
@@ -293,76 +373,88 @@ def check_sources(config: TrainConfig) -> None:
     from eapo_gym.experts import check_expert_spec
     from eapo_gym.problems import load_problems
 
-    for spec in filter(None, config.experts.split(",")):
-        check_expert_spec(spec)
+    try:
+        for spec in filter(None, config.experts.split(",")):
+            check_expert_spec(spec)
+    except ValueError as error:
+        raise SettingError("experts", str(error)) from None
     load_problems(config.problems, "train", list(config.train_difficulties) or None)
     load_problems(config.problems, "test", list(config.eval_difficulties) or None)
 
 
+EVAL_FLAGS = {"eval_k": "--k", "eval_problems": "--problems", "eval_difficulties": "--difficulties"}
+
+
 def run_eval(args: argparse.Namespace) -> dict:
+    """Evaluate a run's checkpoint or a model directory. Metrics go to the run directory, ``--out`` or
+    ``--json``; never into a model directory."""
     directory = Path(args.checkpoint)
     run_model = directory / "checkpoint" / "model"
-    config = TrainConfig(model=str(directory))
+    is_run = (directory / "checkpoint").is_dir()
+    model = run_model if is_run else directory
+    changes = {
+        "eval_k": args.k,
+        "eval_problems": args.problems,
+        "eval_difficulties": args.difficulties,
+        "experts": args.experts,
+        "device": args.device,
+        "dtype": args.dtype,
+    }
+    changes = {name: value for name, value in changes.items() if value is not None}
+    from eapo_agents.training.policy import check_model_directory
+
     try:
-        if run_model.exists():
-            config = TrainConfig.from_dict(json.loads((directory / "config.json").read_text()))
-        if args.difficulties:
-            config = config.replace(eval_difficulties=args.difficulties)
-        if args.experts:
-            config = config.replace(experts=args.experts)
+        check_model_directory(model)
+    except ValueError as error:
+        reason = f"checkpoint/model: {error}" if is_run else str(error)
+        if not is_run and reason.startswith("not a model directory"):
+            reason = f"not a run directory (no checkpoint/) and {reason}"
+        raise UsageError(f"--checkpoint {directory}: {reason}") from None
+    try:
+        config = TrainConfig.from_dict(_read_json(directory / "config.json")) if is_run else TrainConfig()
+        config = config.replace(model=str(model), **changes)
         check_sources(config)
+    except SettingError as error:
+        raise UsageError(located(error, dict.fromkeys(changes, FLAG), EVAL_FLAGS)) from None
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
-    if not run_model.exists() and not (directory / "config.json").exists():
-        raise UsageError(
-            f"{directory} is neither a run directory (no checkpoint/model) nor a model directory"
-        )
     from eapo_agents.training.evaluation import evaluate
     from eapo_agents.training.policy import load_policy
 
-    model, tokenizer = load_policy(
-        run_model if run_model.exists() else directory, config.device, config.dtype
-    )
-    metrics = evaluate(
-        model,
-        tokenizer,
-        config,
-        k=args.k,
-        problems=args.problems,
-        with_experts=args.with_experts,
-        consult=args.consult,
-    )
+    model, tokenizer = load_policy(model, config.device, config.dtype)
+    metrics = evaluate(model, tokenizer, config, with_experts=args.with_experts, consult=args.consult)
     for name, value in metrics.items():
         print(f"{name:<32}{value:.4f}")
-    if not args.json_path:
-        (directory / f"eval_k{args.k}.json").write_text(json.dumps(metrics, indent=2))
+    out = Path(args.out) if args.out else directory if is_run else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"eval_k{config.eval_k}.json").write_text(json.dumps(metrics, indent=2))
+    elif not args.json_path:
+        print(f"(not written: {directory} is a model directory; --out DIR or --json FILE keeps the metrics)")
     return metrics
 
 
 def run_compare(args: argparse.Namespace) -> dict:
-    from eapo_agents.experiments.compare import CompareConfig, method_by_name, run_compare
+    from eapo_agents.experiments.compare import CompareConfig, run_compare
 
     names = [spec.name for spec in dataclasses.fields(CompareConfig) if spec.name not in ("quick", "preset")]
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     try:
-        for name in given.get("methods", ()):
-            method_by_name(name)
-        _check_preset(args.preset)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    compare = CompareConfig.for_preset(args.preset, args.quick, **given)
+        compare = CompareConfig.for_preset(args.preset, args.quick, **given)
+    except SettingError as error:
+        raise UsageError(located(error, dict.fromkeys([*given, "preset"], FLAG))) from None
     result = run_compare(compare)
-    print(Path(compare.results, f"{compare.stem}.md").read_text())
+    print(Path(compare.results_dir, f"{compare.stem}.md").read_text())
     return result
 
 
 def run_warm_start(args: argparse.Namespace) -> dict:
-    from eapo_agents.experiments.presets import preset_path, warm_start_accuracy
+    from eapo_agents.experiments.presets import check_preset, preset_path, warm_start_accuracy
 
     try:
-        _check_preset(args.preset)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+        check_preset(args.preset)
+    except SettingError as error:
+        raise UsageError(located(error, {"preset": FLAG})) from None
     cache = Path(args.out) if args.out else None
     result = {}
     for role in ("policy", "expert"):
@@ -374,13 +466,6 @@ def run_warm_start(args: argparse.Namespace) -> dict:
             print(f"{args.preset} {role} ({split} split, avg@k): {levels}")
         print(f"{args.preset} {role}: {path}")
     return result
-
-
-def _check_preset(name: str) -> None:
-    from eapo_agents.experiments.presets import preset_names
-
-    if name not in preset_names():
-        raise ValueError(f"--preset {name}: not a preset; choose one of {', '.join(preset_names())}")
 
 
 def load_plugin(spec: str) -> None:
@@ -419,6 +504,19 @@ def _ints(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    def number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return value
+
+    return number
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -152,7 +152,7 @@ def test_verdict_says_whether_the_std_ranges_overlap_in_either_direction(eapo, g
         name: {"avg_at_k": mean, "avg_at_k_std": std, "updates_to_grpo_final": None}
         for name, (mean, std) in (("eapo", eapo), ("grpo", grpo))
     }
-    lines = verdicts({"methods": methods})
+    lines = verdicts({"methods": methods, "seeds": [0, 1]})
     assert "not met" in lines[0] and lines[0].endswith(f"ranges {phrase}.")
 
 
@@ -161,9 +161,9 @@ def test_verdicts_state_whether_the_testbed_learns_and_eapo_wins():
         return {"avg_at_k": mean, "avg_at_k_std": std, "updates_to_grpo_final": 40}
 
     methods = {"base": row(0.10), "grpo": row(0.16), "eapo": row(0.23), "workflow": row(0.3)}
-    lines = verdicts({"methods": methods})
+    lines = verdicts({"methods": methods, "seeds": [0, 1]})
     assert lines[0].startswith("- The testbed learns: GRPO - base = +6.0") and lines[0].endswith(": met.")
     assert lines[1].startswith("- EAPO - GRPO = +7.0") and ": met;" in lines[1]
     assert "- EAPO not above workflow." in lines and "- EAPO above base." in lines
     methods["grpo"] = row(0.12)
-    assert verdicts({"methods": methods})[0].endswith(": not met.")
+    assert verdicts({"methods": methods, "seeds": [0, 1]})[0].endswith(": not met.")

@@ -74,5 +74,5 @@ def test_a_preset_not_shipped_is_trained_on_the_asked_device_into_the_cache(tmp_
     path = presets.preset_path("small", "expert", cache=tmp_path, device="cpu", dtype="bfloat16")
     assert built == [("cpu", "bfloat16")] and path.parent == tmp_path and path.name.startswith("small-")
     assert presets.preset_path("tiny", "expert") == presets.SHIPPED / "tiny-expert"
-    with pytest.raises(ValueError, match="unknown preset 'huge'; choose one of small, tiny"):
+    with pytest.raises(ValueError, match="preset huge: not a preset; choose one of small, tiny"):
         presets.preset_path("huge")

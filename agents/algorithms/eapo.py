@@ -41,7 +41,7 @@ import torch
 from eapo_agents.algorithms.grpo import GRPOAgent, GRPOOptions
 from eapo_agents.rollout.sampling import LocalBackend
 from eapo_agents.training.batch import TokenBatch, loss_weights
-from eapo_agents.training.config import option
+from eapo_agents.training.config import SettingError, option
 from eapo_agents.training.registry import register_agent
 from eapo_gym.vector import ExpertMathVectorEnv
 
@@ -55,21 +55,24 @@ class EAPOOptions(GRPOOptions):
     acceptance: str = option(
         "inverse", "rho in training: inverse (1/s), constant:R, linear, exponential, cosine"
     )
-    acceptance_scale: float = option(1.0, "inverse schedule: rho = min(1, scale / s), the unit of s")
+    acceptance_scale: float = option(1.0, "inverse schedule: rho = min(1, scale / s), the unit of s", above=0)
     turn_schedule: str = option(
         "linear",
         "how the turn budget shrinks to --final-turns: linear (over --steps), inverse, cosine, constant:1",
     )
     help_only_failing: bool = option(False, "help only groups whose own (unaided) rollouts all fail")
-    expert_token_coef: float = option(0.0, "c > 0: also learn expert reply tokens off-policy (LUFFY-style)")
-    expert_shaping: float = option(0.1, "gamma of the off-policy shaping f(pi) = pi / (pi + gamma)")
+    expert_token_coef: float = option(
+        0.0, "c > 0: also learn expert reply tokens off-policy (LUFFY-style)", at_least=0
+    )
+    expert_shaping: float = option(0.1, "gamma of the off-policy shaping f(pi) = pi / (pi + gamma)", above=0)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("acceptance", "turn_schedule"):
             try:
                 schedule_spec(getattr(self, name), steps=1)
             except ValueError as error:
-                raise ValueError(f"{name}: {error}") from None
+                raise SettingError(name, str(error)) from None
 
     def acceptance_spec(self, steps: int) -> float | dict[str, Any]:
         """rho_s over a run of ``steps`` updates, as ``ExpertMathEnv(acceptance=...)`` takes it."""

@@ -24,7 +24,7 @@ from eapo_agents.algorithms.policy_gradient import (
 )
 from eapo_agents.rollout.episode import Episode
 from eapo_agents.training.batch import TokenBatch, policy_logprobs
-from eapo_agents.training.config import option
+from eapo_agents.training.config import SettingError, option
 from eapo_agents.training.registry import register_agent
 
 EPS = 1e-6
@@ -36,6 +36,16 @@ class GRPOOptions(PolicyGradientOptions):
 
     scale_rewards: bool = option(True, "divide advantages by the group's std (false: Dr. GRPO)")
     dynamic_sampling: bool = option(False, "drop groups whose rewards are all equal (DAPO)")
+
+    def check_config(self, config) -> None:
+        """Advantages are relative to the group: one episode per problem has no mean or std to compare to."""
+        super().check_config(config)
+        if config.group_size < 2:
+            raise SettingError(
+                "group_size",
+                f"expected an integer >= 2 for --algo {config.algo} (advantages are relative to the "
+                f"group), got {config.group_size!r}",
+            )
 
 
 def all_fail_shares(groups: list[list[Episode]]) -> dict[str, float]:

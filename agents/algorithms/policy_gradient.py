@@ -15,23 +15,36 @@ import torch
 from eapo_agents.rollout.episode import Episode
 from eapo_agents.training.agent import BaseAgent, Loss
 from eapo_agents.training.batch import TokenBatch
-from eapo_agents.training.config import option
+from eapo_agents.training.config import Options, SettingError, option
 
 
 @dataclass
-class PolicyGradientOptions:
+class PolicyGradientOptions(Options):
     """Options of every policy-gradient agent."""
 
-    epochs_per_batch: int = option(1, "mu: gradient passes over each rollout batch")
-    clip_low: float = option(0.2, "eps_low: the ratio is clipped below 1 - eps_low")
-    clip_high: float = option(0.28, "eps_high: the ratio is clipped above 1 + eps_high (DAPO clip-higher)")
-    kl_beta: float = option(0.0, "KL coefficient to the frozen start policy; 0 loads no reference model")
+    epochs_per_batch: int = option(1, "mu: gradient passes over each rollout batch", at_least=1)
+    clip_low: float = option(0.2, "eps_low: the ratio is clipped below 1 - eps_low", at_least=0, at_most=1)
+    clip_high: float = option(
+        0.28, "eps_high: the ratio is clipped above 1 + eps_high (DAPO clip-higher)", at_least=0
+    )
+    kl_beta: float = option(
+        0.0, "KL coefficient to the frozen start policy; 0 loads no reference model", at_least=0
+    )
     loss_aggregation: str = option(
         "token", "token (DAPO), sequence (GRPO) or constant (Dr. GRPO)", ("token", "sequence", "constant")
     )
     overlong: str = option(
         "filter", "filter: episodes cut off at max_context get no loss; none", ("filter", "none")
     )
+
+    def check_config(self, config) -> None:
+        """Log-probabilities are taken under logits / temperature, so greedy sampling (0) cannot train."""
+        if config.temperature <= 0:
+            raise SettingError(
+                "temperature",
+                f"expected a float > 0 for --algo {config.algo} (its loss divides logits by it; 0, greedy, "
+                f"suits base, workflow, sft and distill), got {config.temperature!r}",
+            )
 
 
 def clipped_surrogate(

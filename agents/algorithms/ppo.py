@@ -37,10 +37,10 @@ from eapo_agents.training.registry import register_agent
 class PPOOptions(PolicyGradientOptions):
     """PPO's own options."""
 
-    gamma: float = option(1.0, "discount over policy tokens")
-    gae_lambda: float = option(0.95, "lambda of generalised advantage estimation")
-    value_coef: float = option(0.5, "weight of the value loss")
-    value_clip: float = option(0.2, "value predictions move at most this much from the rollout's")
+    gamma: float = option(1.0, "discount over policy tokens", at_least=0, at_most=1)
+    gae_lambda: float = option(0.95, "lambda of generalised advantage estimation", at_least=0, at_most=1)
+    value_coef: float = option(0.5, "weight of the value loss", at_least=0)
+    value_clip: float = option(0.2, "value predictions move at most this much from the rollout's", above=0)
     critic: str = option(
         "head", "head: a value head on the policy; separate: a copy of the model", ("head", "separate")
     )

@@ -18,18 +18,22 @@ from eapo_agents.rollout.episode import Episode
 from eapo_agents.rollout.teacher import distill_episode, teacher_episode
 from eapo_agents.training.agent import BaseAgent
 from eapo_agents.training.batch import TokenBatch, policy_logprobs
-from eapo_agents.training.config import option
+from eapo_agents.training.config import Options, option
 from eapo_agents.training.environments import make_env
 from eapo_agents.training.registry import register_agent
 
 
 @dataclass
-class SFTOptions:
+class SFTOptions(Options):
     """Supervised options (sft, distill, and the tiny preset's warm start)."""
 
-    sft_batch_size: int = option(64, "traces per update")
-    consult_fraction: float = option(0.0, "share of traces that consult the experts before solving")
-    trace_acceptance: float = option(1.0, "probability that a trace's query is answered")
+    sft_batch_size: int = option(64, "traces per update", at_least=1)
+    consult_fraction: float = option(
+        0.0, "share of traces that consult the experts before solving", at_least=0, at_most=1
+    )
+    trace_acceptance: float = option(
+        1.0, "probability that a trace's query is answered", at_least=0, at_most=1
+    )
 
 
 @register_agent("sft")

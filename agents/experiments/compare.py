@@ -7,6 +7,8 @@ disjoint test split at those levels and one harder, with consultation locked as
 in the paper (the primary column) and, beside it, declined. Runs are
 ``(method, seed)`` jobs spread over worker processes; a finished job is reused
 when its configuration is unchanged, so an interrupted comparison resumes.
+SIGTERM or SIGINT stops every worker, each after checkpointing its finished
+updates; the same command then resumes those runs from their checkpoints.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,12 +27,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from eapo_agents.experiments.presets import preset_path, warm_start_accuracy
+from eapo_agents.experiments.presets import check_preset, preset_path, warm_start_accuracy
 from eapo_agents.experiments.report import write_report
-from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.config import SettingError, TrainConfig, check_fields, option
 from eapo_agents.training.evaluation import evaluate
-from eapo_agents.training.loop import train
+from eapo_agents.training.loop import checkpoint_state, train
 from eapo_agents.training.policy import load_policy, pick_device
+from eapo_agents.training.stopping import StopSignals, TrainingStopped
 
 DECLINED_EVAL = "eval_declined.json"
 START_UPDATES, END_UPDATES = 5, 10  # the all-fail share "at the start" and "at the end" averages these
@@ -95,7 +99,8 @@ SUPERVISED_LR = 5e-4  # sft/distill: supervised steps need a larger step size th
 
 @dataclass
 class CompareConfig:
-    """What ``eapo-gym compare`` runs; ``quick`` is one seed of ``QUICK_METHODS``.
+    """What ``eapo-gym compare`` runs; ``quick`` is one seed of ``QUICK_METHODS``. Checked at construction
+    (``SettingError``) by the same rules as ``TrainConfig``; ``device`` and ``dtype`` reach every run.
 
     ``preset`` names the warm-started policy and model expert every method starts from (``tiny``,
     shipped; ``small``, GPU-sized, see ``presets``); ``for_preset`` gives each preset's defaults.
@@ -103,24 +108,39 @@ class CompareConfig:
 
     quick: bool = False
     preset: str = "tiny"
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = option((0, 1, 2), "seeds, each a run of every method", at_least=0)
     methods: tuple[str, ...] = tuple(m.name for m in METHODS + ABLATIONS)
-    steps: int = 120
-    eval_every: int = 20
-    eval_k: int = 8
-    eval_problems: int = 32
-    train_levels: tuple[int, ...] = ()  # empty: pick_train_levels on the warm start's training-split accuracy
-    learnable_max: float = 0.5
-    eval_split: str = "test"  # "train": a validation run on training-split problems (preregistration pilots)
-    lr: float = 1e-4
-    acceptance_scale: float = 10.0  # EAPO rows: rho = min(1, scale / s), chosen on validation (README)
-    workers: int = 2
-    device: str = "auto"  # every run's --device
-    dtype: str = "auto"  # every run's --dtype
+    steps: int = option(120, "policy updates per method", at_least=1)
+    eval_every: int = option(20, "updates between evaluations", at_least=1)
+    eval_k: int = option(8, "samples per test problem", at_least=1)
+    eval_problems: int = option(32, "test problems per level", at_least=1)
+    train_levels: tuple[int, ...] = option(
+        (), "empty: pick_train_levels on the warm start's training-split accuracy", at_least=1
+    )
+    learnable_max: float = option(0.5, "the level rule's most warm-start accuracy", at_least=0, at_most=1)
+    eval_split: str = option(
+        "test",
+        "train: a validation run on training-split problems (preregistration pilots)",
+        ("test", "train"),
+    )
+    lr: float = option(1e-4, "RL learning rate", above=0)
+    acceptance_scale: float = option(
+        10.0, "EAPO rows: rho = min(1, scale / s), chosen on validation (README)", above=0
+    )
+    workers: int = option(2, "runs in parallel", at_least=1)
     policy: str = ""  # starting policy directory; empty: the preset's warm start
     expert_model: str = ""  # the model expert's directory; empty: the preset's expert model
     out: str = "runs/compare"
-    results: str = "benchmarks/results"
+    results: str = ""  # empty: ``out`` (the committed results were written with --results benchmarks/results)
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_preset(self.preset)
+        for name in self.methods:
+            method_by_name(name)
+        TrainConfig(device=self.device, dtype=self.dtype)  # their rules
 
     @classmethod
     def quick_preset(cls, **changes: Any) -> CompareConfig:
@@ -131,6 +151,10 @@ class CompareConfig:
         """The defaults of ``preset`` (``PRESET_DEFAULTS``), then ``--quick``'s, then ``changes``."""
         settings = {**PRESET_DEFAULTS.get(preset, {}), "preset": preset, **changes}
         return cls.quick_preset(**settings) if quick else cls(**settings)
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.results or self.out)
 
     @property
     def stem(self) -> str:
@@ -157,7 +181,9 @@ def method_by_name(name: str) -> Method:
     for method in METHODS + ABLATIONS:
         if method.name == name:
             return method
-    raise ValueError(f"unknown method {name!r}; choose from {[m.name for m in METHODS + ABLATIONS]}")
+    raise SettingError(
+        "methods", f"unknown method {name!r}; choose from {', '.join(m.name for m in METHODS + ABLATIONS)}"
+    )
 
 
 def pick_train_levels(accuracy: dict[int, float], learnable_max: float) -> tuple[int, ...]:
@@ -204,46 +230,89 @@ def job_config(
 
 def finished(config: TrainConfig) -> bool:
     """Whether ``config.out`` holds a finished run of exactly ``config`` (it is then reused)."""
-    out = Path(config.out)
-    return (out / DECLINED_EVAL).exists() and json.loads((out / "config.json").read_text()) == json.loads(
-        json.dumps(config.to_dict())
-    )
+    return (Path(config.out) / DECLINED_EVAL).exists() and same_run(config)
 
 
-def _run_job(config: TrainConfig, queue, threads: int) -> None:
-    """One training run in a worker process; reports each update through ``queue``."""
+def same_run(config: TrainConfig) -> bool:
+    """Whether ``config.out``'s config.json is ``config``'s (resumed or not)."""
+    path = Path(config.out) / "config.json"
+    if not path.exists():
+        return False
+    saved = {**json.loads(path.read_text()), "resume": config.resume}
+    return saved == json.loads(json.dumps(config.to_dict()))
+
+
+def resumable(config: TrainConfig) -> int:
+    """The update of ``config``'s own unfinished run to resume from (0: start afresh)."""
+    state = checkpoint_state(Path(config.out)) if same_run(config) else None
+    return state["step"] if state is not None and state["step"] < config.steps else 0
+
+
+def _run_job(config: TrainConfig, threads: int, progress) -> None:
+    """One training run in a worker process, resumed from its own checkpoint if it has one; puts the
+    number of each finished update on the ``progress`` queue. Ctrl-C reaches the whole process group:
+    the worker ignores it and stops on the SIGTERM the parent sends (one signal, so it checkpoints)."""
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     out = Path(config.out)
-    if out.exists():
+    start = resumable(config)
+    if start:
+        config = config.replace(resume=True)
+        progress.put(start)
+    elif out.exists():
         for stale in ("metrics.jsonl", "eval.json", DECLINED_EVAL):
             (out / stale).unlink(missing_ok=True)
     updates: list[int] = []
-    train(config, progress=False, on_step=lambda step, metrics: (updates.append(step), queue.put(1)))
+    train(config, progress=False, on_step=lambda step, metrics: (updates.append(step), progress.put(1)))
     model, tokenizer = load_policy(out / "checkpoint" / "model", config.device, config.dtype)
     declined = evaluate(model, tokenizer, config, consult="declined")
     (out / DECLINED_EVAL).write_text(json.dumps(declined, indent=2))
-    queue.put(config.steps - len(updates))  # evaluation-only agents make no updates
+    progress.put(config.steps - start - len(updates))  # evaluation-only agents make no updates
 
 
 def run_jobs(configs: Sequence[TrainConfig], workers: int) -> None:
-    """Run the unfinished configs, ``workers`` processes at a time; one progress bar over all updates."""
+    """Run the unfinished configs, each in its own process, ``workers`` at a time; one progress bar over
+    all updates. A run that fails is reported once the others are done.
+
+    SIGTERM or SIGINT stops the workers (each checkpoints its finished updates) and raises
+    ``TrainingStopped``; finished runs are kept and the others resume on the next call.
+    """
     todo = [config for config in configs if not finished(config)]
     total = sum(config.steps for config in configs)
     reused = total - sum(config.steps for config in todo)
     threads = max(1, _cpu_count() // max(workers, 1))
     context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, context.Pool(workers, maxtasksperchild=1) as pool:
-        queue = manager.Queue()
-        pending = [pool.apply_async(_run_job, (config, queue, threads)) for config in todo]
-        with tqdm(total=total, initial=reused, desc="compare (updates, all runs)", unit="upd") as bar:
-            while not all(job.ready() for job in pending) or not queue.empty():
-                while not queue.empty():
-                    bar.update(queue.get())
-                time.sleep(0.2)
-        for job in pending:
-            job.get()  # re-raise a worker's exception
+    progress = context.Queue()
+    running: dict[str, Any] = {}  # run directory -> its process
+    failed: list[str] = []
+    bar = tqdm(total=total, initial=reused, desc="compare (updates, all runs)", unit="upd")
+    with StopSignals() as stop, bar:
+        while (todo or running) and stop.signum is None:
+            while todo and len(running) < workers:
+                config = todo.pop(0)
+                running[config.out] = context.Process(target=_run_job, args=(config, threads, progress))
+                running[config.out].start()
+            time.sleep(0.2)
+            for out, process in list(running.items()):
+                if not process.is_alive():
+                    del running[out]
+                    failed += [out] if process.exitcode else []
+            while not progress.empty():
+                bar.update(progress.get())
+        for process in running.values():
+            process.terminate()  # SIGTERM: the run checkpoints its finished updates, then ends
+        for process in running.values():
+            process.join()
+    if stop.signum is not None:
+        raise TrainingStopped(
+            stop.signum,
+            f"stopped by {stop.name}; finished runs kept, the others checkpointed; the same command "
+            "resumes them",
+        )
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed (their errors are above): {', '.join(failed)}")
 
 
 def _cpu_count() -> int:
@@ -393,7 +462,7 @@ def run_compare(compare: CompareConfig) -> dict[str, Any]:
         "methods": results_by_method,
         "total_wall_s": time.perf_counter() - started,
     }
-    write_report(result, Path(compare.results), compare.stem)
+    write_report(result, compare.results_dir, compare.stem)
     return result
 
 

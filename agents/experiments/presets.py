@@ -41,7 +41,7 @@ import tempfile
 from pathlib import Path
 
 from eapo_agents.algorithms.sft import SFTOptions
-from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.config import SettingError, TrainConfig
 from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.loop import train
 from eapo_agents.training.policy import TinyModelConfig, build_tiny_model, load_policy, save_policy
@@ -119,15 +119,19 @@ def preset_names() -> list[str]:
     return sorted({name.rsplit("-", 1)[0] for name in {**PRESETS, **BUILT_PRESETS}})
 
 
+def check_preset(name: str) -> None:
+    """``SettingError`` unless ``name`` is a preset."""
+    if name not in preset_names():
+        raise SettingError("preset", f"not a preset; choose one of {', '.join(preset_names())}", name)
+
+
 def preset_path(
     preset: str, role: str = "policy", cache: Path | None = None, device: str = "auto", dtype: str = "auto"
 ) -> Path:
     """The directory of a preset's warm-started policy or its model expert (``role``): shipped, or
     trained on ``device`` on first use and cached."""
-    recipes = {**PRESETS, **BUILT_PRESETS}
-    if f"{preset}-{role}" not in recipes:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(preset_names())}")
-    recipe, model = recipes[f"{preset}-{role}"]
+    check_preset(preset)
+    recipe, model = {**PRESETS, **BUILT_PRESETS}[f"{preset}-{role}"]
     return tiny_policy_path(recipe, cache, model, device, dtype, prefix=preset)
 
 

@@ -19,8 +19,14 @@ def _points(value: float | None) -> str:
     return "" if value is None else f"{100 * value:+.1f}"
 
 
+def spread_known(result: dict[str, Any]) -> bool:
+    """Whether there are seeds enough (2 or more) to state a spread; one seed's std of 0 says nothing."""
+    return len(result["seeds"]) >= 2
+
+
 def markdown_table(result: dict[str, Any]) -> str:
-    """Ours (avg@k locked, mean ± std over seeds, declined beside it) beside the paper's avg@32 gains."""
+    """Ours (avg@k locked, mean ± std over seeds, declined beside it) beside the paper's avg@32 gains.
+    With one seed the std column says so instead of showing 0."""
     methods, paper = result["methods"], result["paper_avg_at_32"]
     base = methods.get("base", {}).get("avg_at_k")
     k = result["compare_config"]["eval_k"]
@@ -35,8 +41,9 @@ def markdown_table(result: dict[str, Any]) -> str:
         gain = None if base is None else row["avg_at_k"] - base
         paper_gain = f"{paper[name] - paper['base']:+.2f}" if name in paper else ""
         by_level = " / ".join(f"{100 * row.get(f'd{level}/avg_at_k', float('nan')):.1f}" for level in levels)
+        std = f"{100 * row['avg_at_k_std']:.1f}" if spread_known(result) else "n/a (1 seed)"
         lines.append(
-            f"| {name} | {100 * row['avg_at_k']:.1f} | {100 * row['avg_at_k_std']:.1f} | "
+            f"| {name} | {100 * row['avg_at_k']:.1f} | {std} | "
             f"{100 * row.get('avg_at_k_declined', float('nan')):.1f} | {_points(gain)} | {paper_gain} | "
             f"{100 * row['pass_at_k']:.1f} | {by_level} | "
             f"{100 * row.get('consult_rate_declined', 0.0):.0f}% | {row['wall_s']:.0f} | "
@@ -98,12 +105,15 @@ def verdicts(result: dict[str, Any]) -> list[str]:
         return lines
     eapo, grpo = methods["eapo"], methods["grpo"]
     gap = eapo["avg_at_k"] - grpo["avg_at_k"]
-    separated = abs(gap) > eapo["avg_at_k_std"] + grpo["avg_at_k_std"]  # either side above the other
-    lines.append(
-        f"- EAPO - GRPO = {100 * gap:+.1f} points (target +{100 * TARGET_GAIN:.0f}, paper +4.9): "
-        f"{'met' if gap >= TARGET_GAIN and separated else 'not met'}; ±1 std ranges "
-        f"{'do not overlap' if separated else 'overlap'}."
-    )
+    head = f"- EAPO - GRPO = {100 * gap:+.1f} points (target +{100 * TARGET_GAIN:.0f}, paper +4.9): "
+    if spread_known(result):
+        separated = abs(gap) > eapo["avg_at_k_std"] + grpo["avg_at_k_std"]  # either side above the other
+        lines.append(
+            f"{head}{'met' if gap >= TARGET_GAIN and separated else 'not met'}; ±1 std ranges "
+            f"{'do not overlap' if separated else 'overlap'}."
+        )
+    else:
+        lines.append(f"{head}not established: one seed shows no spread (2 or more seeds are needed).")
     for other in ("workflow", "distill", "base"):
         if other in methods:
             above = eapo["avg_at_k"] > methods[other]["avg_at_k"]

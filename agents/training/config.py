@@ -6,11 +6,20 @@ an instance of it. Every field, shared or the algorithm's, is a ``--flag`` of
 ``eapo-gym train`` (underscores become dashes) with one line of help, and a key of
 a YAML ``--config`` file; precedence is defaults < YAML < flags. A run's
 ``config.json`` holds the same flat keys, so it is itself a valid ``--config``.
+
+The rules of a value live on its field (``option``): its type (taken from the
+default), its range and its choices. Both dataclasses check them at construction,
+whatever the source (flags, YAML, config.json, Python), and raise ``SettingError``.
+Text the way YAML gives it is converted: ``lr: 1e-4`` (a string to PyYAML) is the
+float 1e-4, ``short_prompt: "false"`` is False, ``train_difficulties: 2,3`` is (2, 3);
+``steps: 2.7`` or ``lr: [1, 2]`` is an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,22 +27,116 @@ from typing import Any
 
 from eapo_agents.training.registry import agent_class, agent_names
 
-
-def option(default: Any, help: str, choices: Sequence[Any] | None = None, group: str = "") -> Any:
-    """A dataclass field with its one-line ``--help`` text and, optionally, its allowed values."""
-    return field(default=default, metadata={"help": help, "choices": tuple(choices or ()), "group": group})
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
-def check_choices(settings: Any) -> None:
-    """Raise ``ValueError`` naming the allowed values for any field outside its ``choices``."""
+class SettingError(ValueError):
+    """A setting that cannot be used: ``key`` names it (a field: a flag and a YAML key), ``reason`` says
+    what is allowed; ``value`` is shown after the key when the reason does not show it."""
+
+    def __init__(self, key: str, reason: str, value: Any = None) -> None:
+        super().__init__(f"{key}{'' if value is None else f' {value}'}: {reason}")
+        self.key, self.reason, self.value = key, reason, value
+
+
+def option(
+    default: Any,
+    help: str,
+    choices: Sequence[Any] | None = None,
+    group: str = "",
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+) -> Any:
+    """A dataclass field with its one-line ``--help`` text and its rules: allowed values (``choices``),
+    and bounds (``at_least`` <= value, ``above`` < value, value <= ``at_most``; each number of a tuple)."""
+    bounds = (at_least, above, at_most)
+    metadata = {"help": help, "choices": tuple(choices or ()), "group": group, "bounds": bounds}
+    return field(default=default, metadata=metadata)
+
+
+def check_fields(settings: Any) -> None:
+    """Convert each ``option`` field of a dataclass instance to its default's type and check its rules;
+    ``SettingError`` for the first that breaks one."""
     for spec in dataclasses.fields(settings):
-        allowed, value = spec.metadata.get("choices"), getattr(settings, spec.name)
-        if allowed and value not in allowed:
-            raise ValueError(f"{spec.name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+        if "help" in spec.metadata:
+            object.__setattr__(settings, spec.name, checked_value(spec, getattr(settings, spec.name)))
+
+
+def checked_value(spec: dataclasses.Field, value: Any) -> Any:
+    """``value`` converted to the type of ``spec``'s default, within its bounds and choices."""
+    kind, choices = type(spec.default), spec.metadata.get("choices")
+    allowed = _described(kind, spec.metadata.get("bounds", (None, None, None)))
+    converted = _converted(kind, value)
+    numbers = converted if isinstance(converted, tuple) else (converted,)
+    if converted is None or not all(_within(number, spec.metadata.get("bounds")) for number in numbers):
+        raise SettingError(spec.name, f"expected {allowed}, got {value!r}")
+    if choices and converted not in choices:
+        raise SettingError(spec.name, f"expected one of {', '.join(map(str, choices))}, got {value!r}")
+    return converted
+
+
+def _converted(kind: type, value: Any) -> Any:
+    """``value`` as ``kind`` (bool, int, float, str or a tuple of ints), or None if it is not one."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        return True if text in TRUE else False if text in FALSE else None
+    if kind is tuple:
+        parts = value.split(",") if isinstance(value, str) else value
+        parts = parts if isinstance(parts, list | tuple) else [parts]
+        numbers = tuple(_converted(int, part) for part in parts if str(part).strip())
+        return None if None in numbers else numbers
+    if kind is str:
+        return value if isinstance(value, str) else None
+    if kind not in (int, float):  # a plugin's own type, or a default of None: as given
+        return value
+    if isinstance(value, bool):
+        return None
+    if kind is int and isinstance(value, int | str) and str(value).strip().lstrip("+-").isdigit():
+        return int(value)
+    try:
+        number = float(value) if isinstance(value, int | float | str) else math.nan
+    except ValueError:
+        return None
+    if not math.isfinite(number) or (kind is int and not number.is_integer()):
+        return None
+    return kind(number)
+
+
+def _within(number: Any, bounds: tuple | None) -> bool:
+    at_least, above, at_most = bounds or (None, None, None)
+    return not (
+        (at_least is not None and number < at_least)
+        or (above is not None and number <= above)
+        or (at_most is not None and number > at_most)
+    )
+
+
+def _described(kind: type, bounds: tuple) -> str:
+    """What a field allows, e.g. ``an integer >= 1`` or ``a float > 0 and <= 1``."""
+    names = {bool: "true or false", int: "an integer", float: "a float", str: "a string"}
+    name = names.get(kind, "comma-separated integers" if kind is tuple else kind.__name__)
+    at_least, above, at_most = bounds
+    limits = [f"{sign} {limit:g}" for sign, limit in ((">=", at_least), (">", above), ("<=", at_most))
+              if limit is not None]  # fmt: skip
+    return " and ".join([f"{name} {limits[0]}", *limits[1:]]) if limits else name
+
+
+class Options:
+    """Base of the algorithms' options dataclasses: their fields are checked at construction."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def check_config(self, config: TrainConfig) -> None:
+        """Raise ``SettingError`` if a shared setting does not suit this algorithm (none by default)."""
 
 
 @dataclass
-class NoOptions:
+class NoOptions(Options):
     """An agent without options of its own."""
 
 
@@ -55,16 +158,20 @@ class TrainConfig:
         "starting model when --model is empty: tiny (shipped) or small (GPU-sized; see eapo-gym warm-start)",
     )
     model: str = _run("", "local model directory to start from (from_pretrained, offline)")
-    steps: int = _run(60, "policy updates")
-    seed: int = _run(0, "seed of problems, samples and initialisation")
+    steps: int = _run(60, "policy updates", at_least=1)
+    seed: int = _run(0, "seed of problems, samples and initialisation", at_least=0)
     out: str = _run("runs/latest", "run directory: metrics.jsonl, tensorboard/, checkpoint/, eval.json")
     resume: bool = _run(False, "continue the run in --out from its checkpoint, with its config.json")
     device: str = _run("auto", "auto, cpu, cuda or cuda:N")
-    dtype: str = _run("auto", "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16 or float32")
+    dtype: str = _run(
+        "auto",
+        "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16 or float32",
+        ("auto", "bfloat16", "float16", "float32"),
+    )
     hub_kernels: bool = _run(
         False, "download and run transformers' kernels from the Hugging Face Hub (kernels-community/rotary)"
     )
-    lora_rank: int = _run(0, "> 0: train a peft LoRA adapter of this rank instead of all weights")
+    lora_rank: int = _run(0, "> 0: train a peft LoRA adapter of this rank instead of all weights", at_least=0)
     engine: str = _run(
         "native", "native (our loop) or trl (TRL's GRPOTrainer; grpo and eapo)", ("native", "trl")
     )
@@ -77,47 +184,57 @@ class TrainConfig:
     problems: str = _problems(
         "arithmetic", "problem source: a generator name, champ, reasoning_gym:NAME or a file"
     )
-    train_difficulties: tuple[int, ...] = _problems((3,), "levels trained on, comma-separated; empty: all")
+    train_difficulties: tuple[int, ...] = _problems(
+        (3,), "levels trained on, comma-separated; empty: all", at_least=1
+    )
     eval_difficulties: tuple[int, ...] = _problems(
-        (3, 4), "levels evaluated on (test split), comma-separated"
+        (3, 4), "levels evaluated on (test split), comma-separated", at_least=1
     )
 
-    problems_per_step: int = _rollouts(8, "problems per update")
-    group_size: int = _rollouts(8, "episodes per problem (GRPO/EAPO groups); PPO uses the same batch")
-    max_new_tokens: int = _rollouts(48, "most tokens per policy turn")
-    max_context: int = _rollouts(384, "most tokens per episode: prompt, turns and replies")
-    temperature: float = _rollouts(1.0, "sampling temperature (0: greedy)")
-    top_p: float = _rollouts(1.0, "nucleus sampling mass")
+    problems_per_step: int = _rollouts(8, "problems per update", at_least=1)
+    group_size: int = _rollouts(
+        8, "episodes per problem (GRPO/EAPO groups, at least 2); PPO uses the same batch", at_least=1
+    )
+    max_new_tokens: int = _rollouts(48, "most tokens per policy turn", at_least=1)
+    max_context: int = _rollouts(384, "most tokens per episode: prompt, turns and replies", at_least=1)
+    temperature: float = _rollouts(
+        1.0, "sampling temperature; 0 (greedy) only where nothing trains on log-probs", at_least=0
+    )
+    top_p: float = _rollouts(1.0, "nucleus sampling mass", above=0, at_most=1)
     short_prompt: bool = _rollouts(
         True, "the problem alone as prompt (tiny models); false: with the protocol"
     )
 
-    lr: float = _optimisation(2e-4, "AdamW learning rate")
-    grad_clip: float = _optimisation(1.0, "gradient norm clip")
-    micro_batch_size: int = _optimisation(0, "most sequences per forward/backward (0: no limit)")
-    micro_batch_tokens: int = _optimisation(2048, "most padded tokens per forward/backward (0: no limit)")
+    lr: float = _optimisation(2e-4, "AdamW learning rate", above=0)
+    grad_clip: float = _optimisation(1.0, "gradient norm clip", above=0)
+    micro_batch_size: int = _optimisation(0, "most sequences per forward/backward (0: no limit)", at_least=0)
+    micro_batch_tokens: int = _optimisation(
+        2048, "most padded tokens per forward/backward (0: no limit)", at_least=0
+    )
 
     experts: str = _environment(
         "reference",
         "comma-separated: reference, reference-successive, symbolic, model:DIR, openai:M@URL, ...",
     )
-    expert_noise: float = _environment(0.0, "reference expert: probability that a reply is corrupted")
-    max_queries: int = _environment(3, "K, the most expert queries per turn")
+    expert_noise: float = _environment(
+        0.0, "reference expert: probability that a reply is corrupted", at_least=0, at_most=1
+    )
+    max_queries: int = _environment(3, "K, the most expert queries per turn", at_least=1)
     parallel_experts: bool = _environment(True, "send a turn's queries at once (false: one after another)")
     consult_cost: float = _environment(0.0, "reward subtracted per query")
     expert_timeout: float = _environment(
-        60.0, "seconds a turn's round of queries may take (keep servers' below)"
+        60.0, "seconds a turn's round of queries may take (keep servers' below)", above=0
     )
     max_turns: int = _environment(
-        10, "turn budget per episode (EAPO's --turn-schedule shrinks it in training)"
+        10, "turn budget per episode (EAPO's --turn-schedule shrinks it in training)", at_least=1
     )
     final_turns: int = _environment(
-        1, "the turn budget a turn schedule ends at: evaluation's, locked (1 turn)"
+        1, "the turn budget a turn schedule ends at: evaluation's, locked (1 turn)", at_least=1
     )
 
-    eval_every: int = _evaluation(20, "updates between held-out evaluations")
-    eval_problems: int = _evaluation(64, "test problems per evaluated level")
-    eval_k: int = _evaluation(4, "samples per test problem")
+    eval_every: int = _evaluation(20, "updates between held-out evaluations", at_least=1)
+    eval_problems: int = _evaluation(64, "test problems per evaluated level", at_least=1)
+    eval_k: int = _evaluation(4, "samples per test problem", at_least=1)
     eval_split: str = _evaluation(
         "test", "the split evaluated: test (held out) or train (validation)", ("test", "train")
     )
@@ -126,22 +243,25 @@ class TrainConfig:
         "without experts: locked (the query tag cannot be written) or declined",
         ("locked", "declined"),
     )
-    save_every: int = _evaluation(20, "updates between checkpoints")
+    save_every: int = _evaluation(20, "updates between checkpoints", at_least=1)
     tensorboard: bool = _evaluation(True, "also write TensorBoard events")
 
     options: Any = None  # the algorithm's Options instance; None: its defaults
 
     def __post_init__(self) -> None:
-        self.train_difficulties = tuple(self.train_difficulties)
-        self.eval_difficulties = tuple(self.eval_difficulties)
-        check_choices(self)
-        options_type = agent_class(self.algo).Options
+        check_fields(self)
+        if not DEVICE.fullmatch(self.device):
+            raise SettingError("device", f"expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+        options_type = options_of(self.algo)
         if self.options is None:
             self.options = options_type()
         elif not isinstance(self.options, options_type):
             raise TypeError(
                 f"options of {self.algo} are {options_type.__name__}, got {type(self.options).__name__}"
             )
+        check_fields(self.options)  # a plugin's options need not derive from Options
+        if isinstance(self.options, Options):
+            self.options.check_config(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The shared fields and the algorithm's options as one flat dict (what config.json holds)."""
@@ -152,15 +272,15 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from flat keys: the shared fields and those of ``values["algo"]``'s options.
 
-        An unknown key, or one that belongs to another algorithm, is a ``ValueError`` that says so.
+        An unknown key, or one that belongs to another algorithm, is a ``SettingError`` that says so.
         """
         algo = values.get("algo", cls.algo)
-        options_type = agent_class(algo).Options
+        options_type = options_of(algo)
         shared_names = {spec.name for spec in shared_fields()}
         option_names = {spec.name for spec in dataclasses.fields(options_type)}
         unknown = sorted(set(values) - shared_names - option_names)
         if unknown:
-            raise ValueError(f"{', '.join(unknown)}: {_not_an_option_of(unknown, algo)}")
+            raise SettingError(", ".join(unknown), _not_an_option_of(unknown, algo))
         shared = {name: value for name, value in values.items() if name in shared_names}
         options = options_type(**{name: value for name, value in values.items() if name in option_names})
         return cls(**shared, options=options)
@@ -173,6 +293,14 @@ class TrainConfig:
             shared = {spec.name for spec in shared_fields()}
             current = {name: value for name, value in current.items() if name in names | shared}
         return TrainConfig.from_dict({**current, **changes})
+
+
+def options_of(algo: str) -> type:
+    """The options dataclass of ``algo``; a ``SettingError`` naming the algorithms otherwise."""
+    try:
+        return agent_class(algo).Options
+    except ValueError as error:
+        raise SettingError("algo", str(error)) from None
 
 
 def shared_fields() -> list[dataclasses.Field]:

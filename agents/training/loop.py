@@ -3,12 +3,26 @@
 ``DIR/metrics.jsonl`` gets one row per update (plus the evaluations), TensorBoard
 events go to ``DIR/tensorboard``, and ``DIR/checkpoint`` holds the model
 (``save_pretrained``), the optimizer and agent state, the RNG states and the step.
+
+What a finished update recorded is never lost or rewritten:
+
+- nothing is written until the settings, the starting model and (``resume``) the
+  checkpoint are checked; ``resume`` with no checkpoint, a damaged one, or fewer
+  ``steps`` than the checkpoint holds is a ``SettingError`` (the run is kept as it is);
+- a checkpoint is written to ``checkpoint.tmp`` and then renamed into place;
+- an update whose loss or gradient norm is NaN or infinite stops the run with
+  ``NonFiniteError`` before anything of it is saved (the last checkpoint stays);
+- SIGTERM or SIGINT stops the run after the update in progress, checkpoints the
+  finished updates and raises ``TrainingStopped``; ``resume`` continues it to the
+  same metrics as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,14 +33,22 @@ import torch
 from tqdm import tqdm
 
 from eapo_agents.training.agent import Agent
-from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.config import SettingError, TrainConfig
 from eapo_agents.training.distributed import make_accelerator
 from eapo_agents.training.evaluation import evaluate
-from eapo_agents.training.policy import autocast, load_policy, save_policy, starting_model_path
+from eapo_agents.training.policy import (
+    autocast,
+    check_model_directory,
+    load_policy,
+    save_policy,
+    starting_model_path,
+)
 from eapo_agents.training.registry import agent_class
+from eapo_agents.training.stopping import NonFiniteError, StopSignals, TrainingStopped
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "trainer_state.pt"
+CHECKED_FINITE = ("loss", "grad_norm")  # an update's metrics that stop the run when NaN or infinite
 
 
 class MetricsLog:
@@ -62,16 +84,70 @@ def seed_everything(seed: int) -> None:
 
 
 def save_checkpoint(out: Path, agent: Agent, step: int, config: TrainConfig) -> None:
-    directory = out / CHECKPOINT
-    save_policy(agent.model, agent.tokenizer, directory / "model")
+    """Write ``out/checkpoint`` whole or not at all: into ``checkpoint.tmp``, then renamed into place.
+    Weights that are not all finite are refused (``NonFiniteError``) and the last checkpoint stays."""
+    if not all(bool(torch.isfinite(p).all()) for p in agent.model.parameters()):
+        raise NonFiniteError(f"update {step} left non-finite weights; the checkpoint in {out} is unchanged")
+    staging, final, previous = (out / f"{CHECKPOINT}{suffix}" for suffix in (".tmp", "", ".old"))
+    shutil.rmtree(staging, ignore_errors=True)
+    save_policy(agent.model, agent.tokenizer, staging / "model")
     state = {
         "step": step,
         "config": config.to_dict(),
         "agent": agent.state_dict(),
         "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
     }
-    torch.save(state, directory / f"{STATE_FILE}.tmp")
-    (directory / f"{STATE_FILE}.tmp").replace(directory / STATE_FILE)
+    torch.save(state, staging / STATE_FILE)
+    shutil.rmtree(previous, ignore_errors=True)
+    if final.exists():
+        final.rename(previous)
+    staging.rename(final)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def checkpoint_state(out: Path) -> dict[str, Any] | None:
+    """The trainer state of ``out``'s checkpoint; None without one; ``SettingError`` if it is damaged."""
+    directory, previous = out / CHECKPOINT, out / f"{CHECKPOINT}.old"
+    if not directory.exists() and previous.exists():  # stopped between the two renames of a save
+        previous.rename(directory)
+    if not (directory / STATE_FILE).exists():
+        return None
+    try:
+        check_model_directory(directory / "model")
+        return torch.load(directory / STATE_FILE, weights_only=False)
+    except Exception as error:
+        raise SettingError("resume", f"the checkpoint in {out} is damaged ({error}); left as it is") from None
+
+
+def resume_state(config: TrainConfig) -> dict[str, Any]:
+    """The trainer state that ``config.resume`` continues from, checked before anything is written."""
+    out = Path(config.out)
+    state = checkpoint_state(out)
+    if state is None:
+        raise SettingError("resume", f"{out} has no checkpoint to resume")
+    if state["config"]["algo"] != config.algo:
+        saved = state["config"]["algo"]
+        raise SettingError("resume", f"the checkpoint in {out} is a {saved} run's, not {config.algo}'s")
+    if config.steps <= state["step"]:
+        raise SettingError(
+            "steps",
+            f"expected more than {state['step']}, the update {out}'s checkpoint holds (fewer would drop "
+            f"finished updates), got {config.steps}",
+        )
+    return state
+
+
+def model_to_load(config: TrainConfig, state: dict[str, Any] | None) -> Path:
+    """The checkpoint's model when resuming, else the starting model, checked (a preset is built once)."""
+    if state is not None:
+        return Path(config.out) / CHECKPOINT / "model"
+    try:
+        path = starting_model_path(config.model, config.preset, config.device, config.dtype)
+        check_model_directory(path)
+    except ValueError as error:
+        key, value = ("model", config.model) if config.model else ("preset", None)
+        raise SettingError(key, str(error), value) from None
+    return path
 
 
 def train(
@@ -83,52 +159,88 @@ def train(
     an outer progress bar). Under ``accelerate launch`` every process trains on its
     own rollouts and the main one logs, evaluates and saves (``training.distributed``);
     the others return an empty dict. With ``config.resume`` a run continues from
-    ``config.out``'s checkpoint, if there is one.
+    ``config.out``'s checkpoint. Raises ``SettingError`` before writing anything,
+    ``NonFiniteError`` or ``TrainingStopped`` as the module docstring says.
     """
     accelerator = make_accelerator(config.device)
     main = accelerator is None or accelerator.is_main_process
     out = Path(config.out)
-    state_path = out / CHECKPOINT / STATE_FILE
-    resuming = config.resume and state_path.exists()
-    model_path = out / CHECKPOINT / "model" if resuming else None
+    state = resume_state(config) if config.resume else None
     if main:
-        if not resuming:
-            # builds a preset once, if needed
-            model_path = starting_model_path(config.model, config.preset, config.device, config.dtype)
+        model_path = model_to_load(config, state)  # builds a preset once, if needed
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     if accelerator is not None:
         accelerator.wait_for_everyone()
-    model_path = model_path or starting_model_path(config.model, config.preset, config.device, config.dtype)
+        model_path = model_to_load(config, state)
     seed_everything(config.seed)
     device = str(accelerator.device) if accelerator is not None else config.device
-    lora_rank = config.lora_rank if not resuming else 0
+    lora_rank = config.lora_rank if state is None else 0
     model, tokenizer = load_policy(model_path, device, config.dtype, lora_rank, config.hub_kernels)
     agent = agent_class(config.algo)(model, tokenizer, config)
     agent.accelerator = accelerator
     start = 0
-    if resuming:
-        state = torch.load(state_path, weights_only=False)
+    if state is not None:
         agent.load_state_dict(state["agent"])
         random.setstate(state["rng"]["python"])
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
         start = state["step"]
+        if main and progress:
+            tqdm.write(
+                f"resuming {out} from its checkpoint at update {start}: updates {start + 1}-{config.steps}"
+            )
     log = MetricsLog(out, config.tensorboard, start) if main else None
-    steps = config.steps if agent.trains else 0
     started = time.perf_counter()
+    try:
+        with StopSignals() as stop:
+            final = run_updates(agent, config, log, start, stop, progress, on_step)
+    finally:
+        if log is not None:
+            log.close()
+    if log is None:
+        return {}
+    final = {**final, "train_seconds": time.perf_counter() - started}
+    (out / "eval.json").write_text(json.dumps(final, indent=2))
+    return final
+
+
+def run_updates(
+    agent: Agent,
+    config: TrainConfig,
+    log: MetricsLog | None,
+    start: int,
+    stop: StopSignals,
+    progress: bool,
+    on_step: Callable[[int, dict[str, float]], None] | None,
+) -> dict[str, float]:
+    """Updates ``start + 1 .. steps``, logging, evaluating and checkpointing (``log`` is None off the main
+    process); the final evaluation. Stops between updates once ``stop`` has caught a signal."""
+    out, accelerator = Path(config.out), agent.accelerator
+    steps = config.steps if agent.trains else 0
+    saved = done = start
     final = None
     bar = tqdm(
         range(start + 1, steps + 1),
         desc=f"{config.algo} train",
-        disable=not progress or not main,
+        disable=not progress or log is None,
         initial=start,
         total=steps,
     )
     for step in bar:
+        if stop.signum is not None:
+            if log is not None and done > saved:
+                save_checkpoint(out, agent, done, config)
+            raise TrainingStopped(stop.signum, _stopped(stop.name, done, out))
         tick = time.perf_counter()
         with autocast(agent.device, config.dtype):
             metrics = agent.train_step(step)
+        bad = {name: metrics[name] for name in CHECKED_FINITE if not math.isfinite(metrics.get(name, 0.0))}
+        if bad:
+            shown = ", ".join(f"{name} {value}" for name, value in bad.items())
+            kept = f"the checkpoint of update {saved} is unchanged" if saved else "no checkpoint was written"
+            raise NonFiniteError(f"update {step} gave {shown}; stopped before saving it: {kept}")
+        done = step
         if log is None:
             continue
         metrics["step_seconds"] = time.perf_counter() - tick
@@ -144,16 +256,21 @@ def train(
             on_step(step, metrics)
         if step % config.save_every == 0 or step == steps:
             save_checkpoint(out, agent, step, config)
-    if log is None:
-        return {}
-    if final is None:
+            saved = step
+    if log is not None and final is None:
         final = evaluate_agent(agent, config)
         log.write(steps, final)
         save_checkpoint(out, agent, steps, config)
-    log.close()
-    final = {**final, "train_seconds": time.perf_counter() - started}
-    (out / "eval.json").write_text(json.dumps(final, indent=2))
-    return final
+    return final or {}
+
+
+def _stopped(signal_name: str, done: int, out: Path) -> str:
+    if done == 0:
+        return f"stopped by {signal_name} before the first update finished; nothing to keep"
+    return (
+        f"stopped by {signal_name} after update {done}; checkpoint in {out / CHECKPOINT}; "
+        f"eapo-gym train --resume --out {out} continues"
+    )
 
 
 def evaluate_agent(agent: Agent, config: TrainConfig) -> dict[str, float]:

@@ -8,6 +8,7 @@ Models load offline and without the Hub kernels of transformers 5 unless ``hub_k
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,3 +145,37 @@ def save_policy(model, tokenizer, path: str | Path) -> None:
     Path(path).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
+
+
+def check_model_directory(path: str | Path) -> None:
+    """Raise ``ValueError`` saying why ``path`` is no model directory: missing, without a config or
+    weights, or with a damaged ``*.safetensors`` file (its header does not fit the file). Reads no weights
+    and never looks for a hub repository."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError("no such directory" if not path.exists() else "not a directory")
+    if not any((path / name).exists() for name in ("config.json", "adapter_config.json")):
+        raise ValueError("not a model directory (no config.json)")
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights and not any(path.glob("*.bin")):
+        raise ValueError("not a model directory (no model.safetensors)")
+    for file in weights:
+        problem = _safetensors_problem(file)
+        if problem:
+            raise ValueError(f"{file.name} is damaged ({problem})")
+
+
+def _safetensors_problem(file: Path) -> str | None:
+    """What is wrong with a safetensors file's layout (header length, JSON header, data), if anything."""
+    size = file.stat().st_size
+    with file.open("rb") as handle:
+        length = int.from_bytes(handle.read(8), "little") if size >= 8 else 0
+        if size < 8 or length > size - 8:
+            return f"{size} bytes, cut off inside its header"
+        try:
+            header = json.loads(handle.read(length))
+            ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        except (ValueError, TypeError, KeyError, IndexError):
+            return "its header is not a safetensors header"
+    expected = 8 + length + max(ends, default=0)
+    return None if size >= expected else f"{size} bytes where its header describes {expected}"

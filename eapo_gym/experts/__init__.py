@@ -76,7 +76,9 @@ def check_expert_spec(spec: str) -> None:
     if kind == "model" and target:
         if not (Path(target) / "config.json").exists():
             raise ValueError(f"expert {spec!r}: {target} is not a model directory (no config.json)")
-    elif not (kind == "openai" and target) and spec not in EXPERTS:
+    elif kind == "openai" and target:
+        OpenAIExpert.from_spec(target)  # its URL and options (no request is sent)
+    elif spec not in EXPERTS:
         if not target:
             raise ValueError(f"unknown expert {spec!r}; {EXPERT_CHOICES}")
         _import_attribute(spec)

@@ -46,6 +46,11 @@ class ExpertPanel:
 
     Experts with their own ``aconsult`` (servers) run on a background event loop;
     the others run in a thread pool that is abandoned when an expert hangs.
+
+    Once at least ``failure_warning_after`` queries were sent and more than
+    ``failure_warning_share`` of them failed, one warning says so (a wrong URL, a
+    server down): a run with failing experts goes on, but not silently. A share
+    of 1 never warns.
     """
 
     def __init__(
@@ -54,6 +59,8 @@ class ExpertPanel:
         timeout: float = 60.0,
         parallel: bool = True,
         max_reply_chars: int = 2000,
+        failure_warning_share: float = 0.2,
+        failure_warning_after: int = 20,
     ) -> None:
         self.experts = list(experts)
         self.timeout = timeout
@@ -63,6 +70,9 @@ class ExpertPanel:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._owner_pid = os.getpid()
         self._warned: set[tuple[str, str]] = set()
+        self.failure_warning_share = failure_warning_share
+        self.failure_warning_after = failure_warning_after
+        self.queries = self.failures = 0
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_pool": None, "_loop": None}
@@ -77,8 +87,12 @@ class ExpertPanel:
         """One outcome per query, per turn, in order; ``turns[i]`` is one episode's admitted queries."""
         if not self.experts:
             return [[ExpertOutcome("none", None, "no experts configured") for _ in turn] for turn in turns]
-        if self.parallel:
-            return self._ask(turns)
+        outcomes = self._ask(turns) if self.parallel else self._successive(turns)
+        self._count_failures([outcome for turn in outcomes for outcome in turn])
+        return outcomes
+
+    def _successive(self, turns: Sequence[Sequence[ExpertQuery]]) -> list[list[ExpertOutcome]]:
+        """The ``j``-th queries of all turns as one sub-round, each seeing its turn's earlier replies."""
         outcomes: list[list[ExpertOutcome]] = [[] for _ in turns]
         for position in range(max((len(turn) for turn in turns), default=0)):
             batch = [
@@ -90,6 +104,19 @@ class ExpertPanel:
             for i, outcome in enumerate(self._ask(batch, first_expert=position)):
                 outcomes[i] += outcome
         return outcomes
+
+    def _count_failures(self, outcomes: list[ExpertOutcome]) -> None:
+        self.queries += len(outcomes)
+        self.failures += sum(outcome.reply is None for outcome in outcomes)
+        share = self.failures / max(self.queries, 1)
+        if self.queries >= self.failure_warning_after and share > self.failure_warning_share:
+            if ("*", "share") in self._warned:
+                return
+            self._warned.add(("*", "share"))
+            last = next(outcome.error for outcome in reversed(outcomes) if outcome.reply is None)
+            logger.warning("experts failed on %d of %d queries (%.0f%%, more than %.0f%%): check them, e.g. "
+                           "the server URL; the episodes go on. Last error: %s", self.failures, self.queries,
+                           100 * share, 100 * self.failure_warning_share, last)  # fmt: skip
 
     def _ask(
         self, turns: Sequence[Sequence[ExpertQuery]], first_expert: int = 0

@@ -157,10 +157,12 @@ class OpenAIExpert(BaseExpert):
         """
         match = _SPEC.fullmatch(spec)
         if match is None:
-            if ":" in spec.rpartition("@")[2]:
+            if "@" in spec:
                 raise ValueError(f"expert spec {spec!r}: the server URL must start with http:// or https://")
             return cls(spec, **overrides)
         parts = urlsplit(match["url"])
+        if not parts.hostname:
+            raise ValueError(f"expert spec {spec!r}: the server URL {match['url']!r} names no host")
         options: dict[str, Any] = {}
         for key, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)):
             if key not in SPEC_OPTIONS:
