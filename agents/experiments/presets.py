@@ -82,7 +82,8 @@ def _changed_fields(config: TrainConfig) -> dict:
 def settings_key(recipe: Recipe, model: TinyModelConfig) -> str:
     """A short hash of everything that determines the trained weights."""
     settings = {
-        "model": dataclasses.asdict(model),
+        # a field left at 0 (an unset option such as num_kv_heads) leaves the key as it was before the field
+        "model": {name: value for name, value in dataclasses.asdict(model).items() if value},
         "stages": [_changed_fields(stage.replace(out="", model="")) for stage in recipe],
         "vocab": sorted(load_tokenizer().get_vocab().items()),
         "trace_format": TRACE_FORMAT,
