@@ -260,7 +260,9 @@ def run_train(args: argparse.Namespace) -> dict:
         raise UsageError(located(error, sources)) from None
     if final:  # the main process (the others return nothing under a multi-process launcher)
         print(summary_line(config, final))
-        print(*unlearned_levels_note(config), sep="", end="")
+        note = unlearned_levels_note(config)
+        if note:
+            print(note)
     return final
 
 
@@ -315,28 +317,28 @@ def located(error: SettingError, sources: dict[str, str], flags: dict[str, str] 
     return f"{source}: {error}" if source else str(error)
 
 
-def unlearned_levels_note(config: TrainConfig) -> list[str]:
-    """A line for evaluation levels where the starting policy scored 0% (its ``warm_start_eval.json``):
-    there a short run is expected to stay at 0%. It names the levels ``compare``'s rule would pick."""
+def unlearned_levels_note(config: TrainConfig) -> str:
+    """A line for evaluation levels where the starting policy scored 0% (its ``warm_start_eval.json``),
+    where a short run is expected to stay at 0%, naming the levels ``compare``'s rule would pick; or ""."""
     from eapo_agents.experiments.compare import pick_train_levels
     from eapo_agents.experiments.presets import WARM_START_EVAL, warm_start_accuracy
     from eapo_agents.training.policy import starting_model_path
 
     start = starting_model_path(config.model, config.preset)
     if not (start / WARM_START_EVAL).exists():
-        return []
+        return ""
     accuracy = warm_start_accuracy(start, config.eval_split)
     unlearned = [level for level in config.eval_difficulties if accuracy.get(level, 1.0) == 0.0]
     if not unlearned:
-        return []
+        return ""
     levels = pick_train_levels(warm_start_accuracy(start, "train"), learnable_max=0.5)
-    return [
+    return (
         f"note: the starting policy scored 0% at level{'s' * (len(unlearned) > 1)} "
         f"{', '.join(map(str, unlearned))} before training "
         f"({config.eval_split} split), so 0% there is expected from a short run; eapo-gym compare's rule "
         f"picks levels the policy can learn: --train-difficulties {','.join(map(str, levels))} "
-        f"--eval-difficulties {','.join(map(str, (*levels, levels[-1] + 1)))}\n"
-    ]
+        f"--eval-difficulties {','.join(map(str, (*levels, levels[-1] + 1)))}"
+    )
 
 
 def _setting_fields() -> list[dataclasses.Field]:

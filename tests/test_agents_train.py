@@ -234,7 +234,7 @@ def test_grpo_raises_accuracy_on_easy_problems(small_config, tmp_path):
         problems_per_step=8, group_size=8, lr=1e-4, out=str(tmp_path / "grpo"),
     )  # fmt: skip
     train(grpo, progress=False)
-    greedy = easy.replace(temperature=0.0)
+    greedy = easy.replace(algo="base", temperature=0.0)  # greedy evaluation: no policy-gradient loss
     before = evaluate(*load_policy(tmp_path / "w" / "checkpoint" / "model"), greedy)["eval/avg_at_k"]
     after = evaluate(*load_policy(tmp_path / "grpo" / "checkpoint" / "model"), greedy)["eval/avg_at_k"]
     assert 0.1 < before < 0.8

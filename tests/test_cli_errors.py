@@ -225,14 +225,20 @@ def test_one_seed_makes_no_spread_claim():
     assert "| n/a (1 seed) |" in markdown_table(result) and "| 0.0 |" not in markdown_table(result)
 
 
-def test_default_levels_come_with_a_line_saying_why_zero_is_expected():
-    note = unlearned_levels_note(TrainConfig())
-    assert note == [
+def test_default_levels_come_with_a_line_saying_why_zero_is_expected(tiny_model_dir, tmp_path, capsys):
+    main(["train", "--model", str(tiny_model_dir), "--steps", "1", "--out", str(tmp_path / "r"), *FAST,
+          "--eval-difficulties", "3,4"])  # fmt: skip
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert "(levels 3,4)" in printed[-2] and printed[-1] == unlearned_levels_note(
+        TrainConfig(model=str(tiny_model_dir))
+    )
+    note = unlearned_levels_note(TrainConfig())  # the defaults: the shipped policy, levels 3 and 4
+    assert note == (
         "note: the starting policy scored 0% at levels 3, 4 before training (test split), so 0% there is "
         "expected from a short run; eapo-gym compare's rule picks levels the policy can learn: "
-        "--train-difficulties 2,3 --eval-difficulties 2,3,4\n"
-    ]
-    assert unlearned_levels_note(TrainConfig(eval_difficulties=(1, 2))) == []
+        "--train-difficulties 2,3 --eval-difficulties 2,3,4"
+    )
+    assert unlearned_levels_note(TrainConfig(eval_difficulties=(1, 2))) == ""
 
 
 def test_compare_results_default_to_its_run_directory(tmp_path):
