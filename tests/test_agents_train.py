@@ -318,3 +318,41 @@ def test_teacher_traces_ask_sub_questions_and_carry_on_after_unavailable_and_exh
         seen["unavailable"] += env.protocol.unavailable_notice in transcript
         seen["exhausted"] += env.protocol.exhausted_notice in transcript
     assert all(count > 0 for count in seen.values()), seen
+
+
+def shift_sampled_logprobs(agent, shift: float) -> None:
+    """Make the agent's sampler report its log-probabilities off by ``shift`` (the tokens are unchanged)."""
+    generate = agent.backend.generate
+
+    def shifted(contexts, keys):
+        samples = generate(contexts, keys)
+        samples.logprobs[:] = [[value + shift for value in row] for row in samples.logprobs]
+        return samples
+
+    agent.backend.generate = shifted
+
+
+def test_every_update_logs_the_gap_between_sampler_and_trainer_logprobs(small_config, tiny_model_dir):
+    """EAPO, whose sampler has no query lock: in fp32 its log-probs are the trainer's to rounding.
+    (GRPO's locked sampler reports pi renormalised without the tag, so there the gap is the lock's.)"""
+    model, tokenizer = load_policy(tiny_model_dir)
+    agent = agent_class("eapo")(model, tokenizer, small_config.replace(algo="eapo"))
+    metrics = agent.train_step(1)
+    assert 0 <= metrics["logprob_gap_mean"] <= metrics["logprob_gap_max"] < 1e-4
+    shift_sampled_logprobs(agent, 0.5)
+    metrics = agent.train_step(2)
+    assert metrics["logprob_gap_mean"] == pytest.approx(0.5, abs=1e-4)
+    assert metrics["logprob_gap_max"] == pytest.approx(0.5, abs=1e-4)
+
+
+@pytest.mark.parametrize("old, clipped", [("trainer", False), ("sampler", True)])
+def test_the_ratios_old_logprobs_are_the_trainers_or_the_samplers(old, clipped, small_config, tiny_model_dir):
+    """A sampler whose log-probs are 1 lower than the trainer's: with the sampler's as pi_old the first
+    pass's ratio is e > 1 + clip_high on every token, so clipping shows; with the trainer's it is 1."""
+    model, tokenizer = load_policy(tiny_model_dir)
+    config = small_config.replace(algo="eapo", old_logprobs=old, group_size=8)
+    agent = agent_class("eapo")(model, tokenizer, config)
+    shift_sampled_logprobs(agent, -1.0)
+    metrics = agent.train_step(1)
+    assert metrics["all_equal_groups"] < 1  # some advantage is not 0, so clipping can show
+    assert (metrics["clip_fraction"] > 0) == clipped

@@ -33,7 +33,7 @@ def agent(cls, **options):
 
 
 def rows(**extra) -> dict:
-    return {"weights": loss_weights(POLICY), "share": loss_weights(POLICY), "old": None, "ref": None, **extra}
+    return {"weights": loss_weights(POLICY), "share": loss_weights(POLICY), "old": logp_leaf().detach(), "ref": None, **extra}
 
 
 def logp_leaf() -> torch.Tensor:
@@ -135,7 +135,7 @@ def test_loss_weights_modes():
     torch.testing.assert_close(
         loss_weights(mask, "sequence"), torch.tensor([[0.25, 0.25, 0.0], [0.5, 0.0, 0.0]])
     )
-    torch.testing.assert_close(loss_weights(mask, "constant"), mask / 4)
+    torch.testing.assert_close(loss_weights(mask, "constant", constant=2), mask / 4)
     with pytest.raises(ValueError):
         loss_weights(mask, "mean")
 
@@ -144,7 +144,9 @@ def test_loss_weights_at_their_edges():
     one = torch.tensor([[0.0, 1.0, 0.0]])
     torch.testing.assert_close(loss_weights(one, "token"), one)  # a lone policy token weighs 1
     uneven = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
-    torch.testing.assert_close(loss_weights(uneven, "constant"), uneven / 6)  # sequences x longest
+    torch.testing.assert_close(loss_weights(uneven, "constant", constant=3), uneven / 6)  # sequences x L
+    with pytest.raises(ValueError, match="L >= 1"):
+        loss_weights(uneven, "constant")
     torch.testing.assert_close(loss_weights(torch.zeros(2, 3), "sequence"), torch.zeros(2, 3))
 
 
@@ -162,11 +164,11 @@ def test_token_logprobs_divide_the_logits_by_the_temperature():
 def test_cut_keeps_the_first_positions_of_every_tensor():
     width, cut = 6, 4
     batch = TokenBatch(
-        *(torch.arange(2 * n).view(2, n) for n in (width, width, width - 1, width - 1, width - 1))
+        *(torch.arange(2 * n).view(2, n) for n in (width, width, width - 1, width - 1, width - 1, width - 1))
     )
     short = batch.cut(cut)
     for name, length in (("input_ids", cut), ("attention_mask", cut), ("targets", cut - 1),
-                         ("loss_mask", cut - 1), ("expert_mask", cut - 1)):  # fmt: skip
+                         ("loss_mask", cut - 1), ("expert_mask", cut - 1), ("sampled_logprobs", cut - 1)):  # fmt: skip
         assert torch.equal(getattr(short, name), getattr(batch, name)[:, :length]), name
 
 
@@ -214,13 +216,20 @@ def fixed_batch() -> TokenBatch:
     return pack_episodes(episodes, TOKENIZER.pad_token_id, torch.device("cpu"))
 
 
+def current_logprobs(learner, batch: TokenBatch) -> torch.Tensor:
+    """The learner's log-probabilities of ``batch`` before an update (pi_old)."""
+    with torch.no_grad():
+        return learner.logprobs(learner.model, batch)
+
+
 def test_an_update_aggregates_the_loss_as_configured():
     """Rows of different lengths: token-level (DAPO) and per-sequence (GRPO) means differ."""
     batch, advantages = fixed_batch(), torch.tensor([[1.0], [-1.0]])
     losses = {}
     for mode in ("token", "sequence"):
         learner = agent(GRPOAgent, loss_aggregation=mode, epochs_per_batch=1)
-        losses[mode] = learner.update(batch, learner.loss, advantages=advantages, old=None, ref=None)["loss"]
+        old = current_logprobs(learner, batch)
+        losses[mode] = learner.update(batch, learner.loss, advantages=advantages, old=old, ref=None)["loss"]
     assert losses["token"] != pytest.approx(losses["sequence"])
 
 
@@ -234,7 +243,7 @@ def test_an_update_raises_positive_and_lowers_negative_advantage_tokens(cls):
         advantages = advantages * batch.loss_mask
         inputs = {"old": before, "old_values": torch.zeros_like(before), "returns": torch.zeros_like(before)}
     else:
-        inputs = {"old": None, "ref": None}
+        inputs = {"old": before, "ref": None}
     learner.update(batch, learner.loss, advantages=advantages, **inputs)
     after = learner.logprobs(learner.model, batch).detach()
     change = ((after - before) * batch.loss_mask).sum(1)
@@ -292,7 +301,8 @@ def gradients(learner, batch: TokenBatch, monkeypatch) -> torch.Tensor:
         inputs = {"old": old, "old_values": torch.zeros_like(old), "returns": torch.ones_like(old)}
         advantages = advantages * batch.loss_mask
     else:
-        inputs = {"old": None, "ref": None, **learner.extra_inputs(batch, advantages)}
+        old = current_logprobs(learner, batch)
+        inputs = {"old": old, "ref": None, **learner.extra_inputs(batch, advantages)}
     learner.update(batch, learner.loss, advantages=advantages, **inputs)
     return captured[0]
 
@@ -310,3 +320,26 @@ def test_the_gradient_ignores_what_the_expert_wrote(cls, options, monkeypatch):
         altered = dataclasses.replace(batch, targets=torch.where(positions, other, batch.targets))
         changed = not torch.allclose(gradients(learner, altered, monkeypatch), reference, atol=1e-7, rtol=0)
         assert changed == should_change
+
+
+def test_an_episode_cut_off_gets_no_expert_token_term_either():
+    """The overlong filter takes a cut-off episode out of the update entirely: with a positive
+    advantage it would otherwise still learn its expert replies off-policy."""
+    learner = agent(EAPOAgent, expert_token_coef=1.0)
+    episodes = episodes_with_replies()
+    episodes[0].info["cut_off"] = True
+    batch = learner.pack(episodes)
+    assert not batch.expert_mask[0].any() and batch.expert_mask[1].any()
+    expert = learner.extra_inputs(batch, torch.tensor([[1.0], [1.0]]))["expert"]
+    assert not expert[0].any() and expert[1].any()
+
+
+def test_constant_aggregation_divides_by_a_fixed_constant_not_the_longest_row():
+    """Dr. GRPO: 1 / (sequences x L) with a fixed L, so a row's weights do not depend on how long
+    the other rows of its batch are."""
+    short = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    longer = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    torch.testing.assert_close(loss_weights(short, "constant", constant=8), short / 16)
+    torch.testing.assert_close(
+        loss_weights(short, "constant", constant=8)[0], loss_weights(longer, "constant", constant=8)[0]
+    )

@@ -83,8 +83,9 @@ class GRPOAgent(PolicyGradientAgent):
         batch = self.pack([e for e, _ in trained])
         row_advantages = torch.stack([a for _, a in trained]).to(self.device)[:, None]
         with torch.no_grad():
-            old = self.logprobs(self.model, batch) if options.epochs_per_batch > 1 else None
+            old, gap = self.old_logprobs(batch, self.logprobs(self.model, batch))
             ref = self.logprobs(self.reference, batch) if self.reference is not None else None
+        metrics.update(gap)
         inputs = {
             "advantages": row_advantages,
             "old": old,
@@ -102,9 +103,8 @@ class GRPOAgent(PolicyGradientAgent):
 
     def objective(self, logp: torch.Tensor, rows: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_clip (+ beta KL) of one micro-batch, as in the module docstring."""
-        old = rows["old"] if rows["old"] is not None else logp.detach()
         surrogate, clipped = clipped_surrogate(
-            logp, old, rows["advantages"], self.options.clip_low, self.options.clip_high
+            logp, rows["old"], rows["advantages"], self.options.clip_low, self.options.clip_high
         )
         loss = -(surrogate * rows["weights"]).sum()
         stats = {"clip_fraction": (clipped.float() * rows["share"]).sum()}

@@ -106,10 +106,11 @@ class PPOAgent(PolicyGradientAgent):
         batch = self.pack(episodes)
         mask = batch.loss_mask
         with torch.no_grad():
-            old_logp, old_values = self.per_token(batch, self.forward)
+            logp, old_values = self.per_token(batch, self.forward)
+            old_logp, gap = self.old_logprobs(batch, logp)
             rewards = terminal_rewards(torch.tensor([e.reward for e in episodes]), mask)
             if self.reference is not None:
-                rewards -= options.kl_beta * (old_logp - self.logprobs(self.reference, batch)) * mask
+                rewards -= options.kl_beta * (logp - self.logprobs(self.reference, batch)) * mask
             advantages, returns = gae(rewards, old_values, mask, options.gamma, options.gae_lambda)
             on = mask > 0
             advantages = torch.where(
@@ -118,7 +119,7 @@ class PPOAgent(PolicyGradientAgent):
         stats = self.update(
             batch, self.loss, old=old_logp, old_values=old_values, advantages=advantages, returns=returns
         )
-        return {**self.rollout_metrics(episodes), **stats, "trained_episodes": float(len(episodes))}
+        return {**self.rollout_metrics(episodes), **gap, **stats, "trained_episodes": float(len(episodes))}
 
     def loss(self, chunk: TokenBatch, rows: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_pi + value_coef * L_V of one micro-batch, as in the module docstring."""

@@ -48,6 +48,10 @@ def check_engine_settings(config: TrainConfig) -> None:
         raise ValueError("dynamic_sampling is not available with --engine trl")
     if getattr(options, "expert_token_coef", 0.0) > 0:
         raise ValueError("expert_token_coef is not available with --engine trl")
+    if options.old_logprobs != "trainer":
+        raise ValueError("old_logprobs sampler is not available with --engine trl")
+    if options.loss_constant not in (0, config.max_new_tokens):
+        raise ValueError("--engine trl: loss_constant is max_new_tokens (TRL's max_completion_length)")
     if config.resume:
         raise ValueError("--resume is not available with --engine trl")
     if config.vllm == "server" and not config.vllm_server_url:

@@ -46,6 +46,8 @@ OUR_NAMES = {
     "clip_ratio/region_mean": "clip_fraction",
     "kl": "kl",
     "frac_reward_zero_std": "all_equal_groups",
+    "sampling/sampling_logp_difference/mean": "logprob_gap_mean",  # vLLM's log-probs against the trainer's
+    "sampling/sampling_logp_difference/max": "logprob_gap_max",
 }
 
 

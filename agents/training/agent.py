@@ -176,17 +176,23 @@ class BaseAgent:
         return pack_episodes(episodes, self.tokenizer.pad_token_id, self.device)
 
     def optimise(
-        self, batch: TokenBatch, loss: Loss, epochs: int = 1, aggregation: str = "token", **per_row
+        self,
+        batch: TokenBatch,
+        loss: Loss,
+        epochs: int = 1,
+        aggregation: str = "token",
+        constant: int = 0,
+        **per_row,
     ) -> dict[str, float]:
         """``epochs`` passes over ``batch``, one optimizer step each; return the mean statistics.
 
         Each pass sums ``loss(chunk, rows)`` over length-bucketed micro-batches. ``rows``
         holds the micro-batch's slices of the ``per_row`` tensors (per row, or per
-        token), ``weights`` (``loss_weights`` of the ``aggregation``) and ``share``
+        token), ``weights`` (``loss_weights`` of the ``aggregation`` and ``constant``) and ``share``
         (1 / policy tokens, for token means). ``loss`` returns the micro-batch's
         part of the batch loss and statistics weighted the same way.
         """
-        weights = loss_weights(batch.loss_mask, aggregation)
+        weights = loss_weights(batch.loss_mask, aggregation, constant)
         share = loss_weights(batch.loss_mask, "token")
         totals: dict[str, float] = defaultdict(float)
         for _ in range(epochs):
