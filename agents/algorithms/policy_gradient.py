@@ -40,7 +40,8 @@ class PolicyGradientOptions:
         0, "constant aggregation: L in 1 / (episodes x L); 0: max_new_tokens (TRL's dr_grpo divides by it)"
     )
     old_logprobs: str = option(
-        "trainer", "pi_old of the ratio: trainer (recomputed before the update) or sampler (the rollout's)",
+        "trainer",
+        "pi_old of the ratio: trainer (recomputed before the update) or sampler (the rollout's)",
         ("trainer", "sampler"),
     )
     overlong: str = option(
@@ -98,9 +99,8 @@ class PolicyGradientAgent(BaseAgent):
         old = batch.sampled_logprobs if self.options.old_logprobs == "sampler" else trainer
         return old, logprob_gap(trainer, batch.sampled_logprobs, batch.loss_mask)
 
-    def update(self, batch: TokenBatch, loss: Loss, **per_row: torch.Tensor | None) -> dict[str, float]:
+    def update(self, batch: TokenBatch, loss: Loss) -> dict[str, float]:
+        """The options' passes over ``batch`` (its loss inputs set), aggregated as they say."""
         options = self.options
         constant = options.loss_constant or self.config.max_new_tokens
-        return self.optimise(
-            batch, loss, options.epochs_per_batch, options.loss_aggregation, constant, **per_row
-        )
+        return self.optimise(batch, loss, options.epochs_per_batch, options.loss_aggregation, constant)

@@ -1,13 +1,11 @@
 """The training loop every agent runs through: logging, evaluation, checkpoints, exact resume.
 
-``DIR/metrics.jsonl`` gets one row per update (plus the evaluations), TensorBoard
-events go to ``DIR/tensorboard``, and ``DIR/checkpoint`` holds the model
+The run directory is ``training.run``'s; ``DIR/checkpoint`` holds the model
 (``save_pretrained``), the optimizer and agent state, the RNG states and the step.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable
@@ -24,41 +22,10 @@ from eapo_agents.training.distributed import make_accelerator
 from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.policy import load_policy, save_policy, starting_model_path
 from eapo_agents.training.registry import agent_class
+from eapo_agents.training.run import MetricsLog, evaluation_due, finish_run, seed_everything, start_run
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "trainer_state.pt"
-
-
-class MetricsLog:
-    """Appends rows to metrics.jsonl and, optionally, TensorBoard."""
-
-    def __init__(self, out: Path, tensorboard: bool, resume_step: int) -> None:
-        self.path = out / "metrics.jsonl"
-        rows = [json.loads(line) for line in self.path.read_text().splitlines()] if self.path.exists() else []
-        kept = [row for row in rows if row["step"] <= resume_step]
-        self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
-        self.writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=resume_step + 1)
-
-    def write(self, step: int, metrics: dict[str, float]) -> None:
-        with self.path.open("a") as handle:
-            handle.write(json.dumps({"step": step, **metrics}) + "\n")
-        if self.writer is not None:
-            for name, value in metrics.items():
-                self.writer.add_scalar(name, value, step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def save_checkpoint(out: Path, agent: Agent, step: int, config: TrainConfig) -> None:
@@ -94,8 +61,7 @@ def train(
     if main:
         if not resuming:
             model_path = starting_model_path(config.model, config.preset)  # builds a preset once, if needed
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    config = start_run(config, resuming, main)
     if accelerator is not None:
         accelerator.wait_for_everyone()
     model_path = model_path or starting_model_path(config.model, config.preset)
@@ -133,7 +99,7 @@ def train(
             metrics["tokens_per_s"] = metrics["policy_tokens"] / metrics["step_seconds"]
         if accelerator is not None:
             metrics["processes"] = float(accelerator.num_processes)
-        if step % config.eval_every == 0 or step == steps:
+        if evaluation_due(step, config):
             final = evaluate_agent(agent, config)
             metrics.update(final)
         log.write(step, metrics)
@@ -148,9 +114,7 @@ def train(
         log.write(steps, final)
         save_checkpoint(out, agent, steps, config)
     log.close()
-    final = {**final, "train_seconds": time.perf_counter() - started}
-    (out / "eval.json").write_text(json.dumps(final, indent=2))
-    return final
+    return finish_run(config, final, time.perf_counter() - started)
 
 
 def evaluate_agent(agent: Agent, config: TrainConfig) -> dict[str, float]:
