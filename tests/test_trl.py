@@ -156,8 +156,8 @@ def test_env_mask_covers_exactly_the_policy_tokens(eapo_run):
 
 
 def test_a_consult_turns_replies_are_in_the_completion_ids(eapo_run):
-    """An accepted query is answered by the reference expert with the problem's first solution step,
-    and that reply's tokens follow the query inside the completion, masked."""
+    """An accepted query is answered by the reference expert with the problem's first solution step
+    not yet written, and that reply's tokens follow the query inside the completion, masked."""
     run, record, _, _ = eapo_run
     tokenizer = run.rollout.tokenizer
     problems = run.rollout.envs.problems
@@ -166,13 +166,15 @@ def test_a_consult_turns_replies_are_in_the_completion_ids(eapo_run):
         (output["completion_ids"][row], output["env_mask"][row], episode)
         for output, episodes in zip(record.outputs, record.episodes, strict=True)
         for row, episode in enumerate(episodes)
-        if episode.info.get("accepted", 0) > 0
-    ]
+        if episode.info.get("accepted", 0) > 0 and 0 in output["env_mask"][row]  # replies entered (not the
+    ]  # last turn's: a turn that uses up the budget ends the episode before its replies arrive)
     assert answered, "no query was answered in 3 updates"
     for ids, mask, episode in answered:
         masked_text = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m == 0])
         replies = [text for text in REPLY_BLOCK.findall(masked_text) if text not in notices]
-        assert replies[0] == problems.get(episode.problem_id).solution_steps[0]
+        written = tokenizer.decode(ids[: mask.index(0)])
+        steps = problems.get(episode.problem_id).solution_steps
+        assert replies[0] == next(step for step in steps if step not in written)
 
 
 class ReplayBackend:
@@ -267,8 +269,14 @@ def test_train_engine_trl_command(small_config, capsys):
     "flags, message",
     [
         (["--engine", "trl", "--algo", "sft"], "--engine trl trains grpo or eapo, not sft"),
-        (["--engine", "trl", "--algo", "grpo", "--dynamic-sampling", "true"], "--dynamic-sampling True is not"),
-        (["--engine", "trl", "--algo", "eapo", "--help-only-failing", "true"], "--help-only-failing True is not"),
+        (
+            ["--engine", "trl", "--algo", "grpo", "--dynamic-sampling", "true"],
+            "--dynamic-sampling True is not",
+        ),
+        (
+            ["--engine", "trl", "--algo", "eapo", "--help-only-failing", "true"],
+            "--help-only-failing True is not",
+        ),
         (["--engine", "trl", "--old-logprobs", "sampler"], "--old-logprobs sampler is not available"),
         (["--vllm", "colocate"], "--vllm and --trl-args need --engine trl"),
     ],
