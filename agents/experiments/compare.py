@@ -30,6 +30,7 @@ from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.loop import train
 from eapo_agents.training.policy import load_policy
+from eapo_agents.training.run import run_settings
 
 DECLINED_EVAL = "eval_declined.json"
 START_UPDATES, END_UPDATES = 5, 10  # the all-fail share "at the start" and "at the end" averages these
@@ -174,8 +175,9 @@ def job_config(
 def finished(config: TrainConfig) -> bool:
     """Whether ``config.out`` holds a finished run of exactly ``config`` (it is then reused)."""
     out = Path(config.out)
+    started = run_settings(config)  # what the run's config.json holds
     return (out / DECLINED_EVAL).exists() and json.loads((out / "config.json").read_text()) == json.loads(
-        json.dumps(config.to_dict())
+        json.dumps(started.to_dict())
     )
 
 

@@ -53,11 +53,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def run_settings(config: TrainConfig) -> TrainConfig:
+    """The settings a run's first start fixes (``Agent.fixed_at_start``: EAPO's schedule length)."""
+    return agent_class(config.algo).fixed_at_start(config)
+
+
 def start_run(config: TrainConfig, resuming: bool, main: bool = True) -> TrainConfig:
-    """The run's settings: on a first start, what the algorithm fixes for the run (EAPO's schedule
-    length, ``Agent.fixed_at_start``); the main process writes them to ``DIR/config.json``."""
+    """The run's settings (on a first start, ``run_settings``); the main process writes them to
+    ``DIR/config.json``, so a resume keeps them."""
     if not resuming:
-        config = agent_class(config.algo).fixed_at_start(config)
+        config = run_settings(config)
     if main:
         out = Path(config.out)
         out.mkdir(parents=True, exist_ok=True)
