@@ -6,9 +6,10 @@ Each (engine, algorithm) trains the same starting policy (the shipped warm-start
 policy, or ``--model``) for ``--steps`` updates of 8 problems x 8 episodes at difficulty 2,
 lr 1e-4, and is evaluated by the same evaluator (128 test problems of difficulty 2, k = 4,
 consultation locked) every 20 updates. Reported: the held-out curve, the final training
-reward, seconds per update and the run's wall time. The engines share the episodes'
-rules (environment, turn schedule, acceptance, query lock for GRPO) but not their loss
-code, optimizer loop or generation: the comparison shows what a user gets from each.
+reward, seconds per update and the run's wall time. The engines share the algorithm's
+episodes (environment, turn schedule, acceptance, query lock for GRPO) and, for one seed,
+the problems and episode seeds of every update (``eapo_agents.training.run``), but not
+their loss code, optimizer loop or generation: the comparison shows what a user gets from each.
 
 Writes ``benchmarks/results/engines.json`` and ``.md``.
 """

@@ -17,14 +17,6 @@ if ENV_ID not in gym.registry:
     )
 
 
-def set_training_step(env: gym.Env | gym.vector.VectorEnv, step: int) -> None:
-    """Set the acceptance schedule's training step on an env, a wrapped env or a vector env."""
-    if isinstance(env, gym.vector.VectorEnv):
-        env.call("set_training_step", step)
-    else:
-        env.unwrapped.set_training_step(step)
-
-
 def __getattr__(name: str):
     if name == "ExpertMathEnv":
         from eapo_gym.env import ExpertMathEnv
@@ -37,4 +29,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'eapo_gym' has no attribute {name!r}")
 
 
-__all__ = ["ENV_ID", "ExpertMathEnv", "ExpertMathVectorEnv", "set_training_step"]
+__all__ = ["ENV_ID", "ExpertMathEnv", "ExpertMathVectorEnv"]

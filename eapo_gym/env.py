@@ -3,8 +3,9 @@
 One ``step`` is one policy turn (``action_mode="text"``) or one token
 (``action_mode="token"``). A turn is free reasoning followed by up to K
 ``<expert>`` queries or an ``<answer>``; see ``eapo_gym.protocol``. Queries are
-admitted with probability ``rho(s)`` (``eapo_gym.acceptance``), dispatched to
-the experts in parallel, and their replies appended to the observation.
+admitted with probability rho (the episode's ``acceptance``; a trainer anneals it
+with ``eapo_gym.schedules`` and passes it at reset), dispatched to the experts in
+parallel, and their replies appended to the observation.
 
 Reward, paid when the episode ends::
 
@@ -26,7 +27,6 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from eapo_gym.acceptance import AcceptanceSchedule, make_schedule
 from eapo_gym.experts import ExpertPanel, ExpertQuery, ExpertSpec, make_experts
 from eapo_gym.experts.dispatch import ExpertOutcome
 from eapo_gym.problems import Problem, ProblemSet, load_problems
@@ -50,11 +50,10 @@ class ExpertMathEnv(gym.Env):
     Keywords beyond the reward and budget knobs:
         problems, split, difficulty: the problem source (see ``eapo_gym.problems.load_problems``).
         experts: a name (``"reference"``, ``"symbolic"``), an ``Expert``, a callable, a list, or None.
-        acceptance: rho as a number, a schedule name, ``{"type": ..., **params}`` or a callable of the step.
-        max_turns / turn_schedule / final_turns: the turn budget at training step s is
-            ``final_turns + round((max_turns - final_turns) * turn_schedule(s))``; ``turn_schedule``
-            takes the same forms as ``acceptance`` (default 1.0: always ``max_turns``). The paper
-            shrinks the budget toward the evaluation budget during training.
+        acceptance: rho, the probability that a query is answered; max_turns: the turn budget.
+            Both are the episodes' defaults: ``reset(options={"acceptance": rho, "max_turns": n})``
+            sets them for one episode (n <= max_turns), as a trainer does at each training step
+            with ``eapo_gym.schedules`` (EAPO anneals rho and shrinks the budget).
         max_queries: K, the most queries one turn may send (extra ones are ignored).
         parallel_experts: send a turn's queries at once (True) or one after another (False).
         expert_timeout: seconds a turn waits for its replies before an expert counts as failed.
@@ -72,7 +71,7 @@ class ExpertMathEnv(gym.Env):
         split: str = "train",
         difficulty: int | None = None,
         experts: ExpertSpec | Sequence[ExpertSpec] | None = "reference",
-        acceptance: float | str | dict | AcceptanceSchedule = 1.0,
+        acceptance: float = 1.0,
         max_turns: int = 10,
         reward_correct: float = 1.0,
         reward_format: float = 0.1,
@@ -80,8 +79,6 @@ class ExpertMathEnv(gym.Env):
         action_mode: str = "text",
         render_mode: str | None = None,
         *,
-        turn_schedule: float | str | dict | AcceptanceSchedule = 1.0,
-        final_turns: int = 1,
         max_queries: int = 3,
         parallel_experts: bool = True,
         expert_timeout: float = 60.0,
@@ -101,15 +98,14 @@ class ExpertMathEnv(gym.Env):
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}"
             )
-        if not 1 <= final_turns <= max_turns:
-            raise ValueError(f"need 1 <= final_turns <= max_turns, got {final_turns} and {max_turns}")
+        if max_turns < 1:
+            raise ValueError(f"max_turns must be at least 1, got {max_turns}")
         self.problems = load_problems(problems, split=split, difficulty=difficulty)
         self.protocol = replace(protocol or TurnProtocol(), max_queries=max_queries)
         self.panel = ExpertPanel(make_experts(experts), expert_timeout, parallel_experts, max_reply_chars)
-        self.acceptance = make_schedule(acceptance)
+        self.acceptance = _acceptance(acceptance)
         self.max_turns = max_turns
-        self.turn_schedule = make_schedule(turn_schedule)
-        self.final_turns = final_turns
+        self.acceptance_rate, self.turn_budget = self.acceptance, max_turns  # this episode's
         self.reward_correct = reward_correct
         self.reward_format = reward_format
         self.consult_cost = consult_cost
@@ -121,7 +117,6 @@ class ExpertMathEnv(gym.Env):
         self.max_turn_tokens = max_turn_tokens
         self.max_answer_chars = max_answer_chars
         self.max_prompt_chars = max_prompt_chars
-        self.training_step = 0
         self._tokenizer_spec = tokenizer
 
         max_feedback = self.protocol.max_queries * (max_reply_chars + 2 * len(self.protocol.reply_close)) + 2
@@ -146,23 +141,6 @@ class ExpertMathEnv(gym.Env):
         return spec
 
     @property
-    def acceptance_rate(self) -> float:
-        """rho at the current training step."""
-        return float(self.acceptance(self.training_step))
-
-    @property
-    def turn_budget(self) -> int:
-        """Turns an episode may take at the current training step."""
-        share = float(self.turn_schedule(self.training_step))
-        return self.final_turns + round((self.max_turns - self.final_turns) * share)
-
-    def set_training_step(self, step: int) -> None:
-        """Tell the env the global training step ``s`` that the acceptance schedule follows."""
-        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
-            raise ValueError(f"training step must be a non-negative integer, got {step!r}")
-        self.training_step = int(step)
-
-    @property
     def transcript(self) -> str:
         """The episode so far as text: prompt, policy turns and expert replies."""
         return self._transcript
@@ -179,11 +157,16 @@ class ExpertMathEnv(gym.Env):
     # ---- Gymnasium API --------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """Start an episode. ``options``: ``problem_id`` replays one problem; ``training_step`` sets s."""
+        """Start an episode. ``options``: ``problem_id`` replays one problem; ``acceptance`` (rho) and
+        ``max_turns`` (at most the env's) set this episode's, else the env's defaults hold."""
         super().reset(seed=seed)
         options = options or {}
-        if "training_step" in options:
-            self.set_training_step(options["training_step"])
+        self.acceptance_rate = _acceptance(options.get("acceptance", self.acceptance))
+        self.turn_budget = options.get("max_turns", self.max_turns)
+        if isinstance(self.turn_budget, bool) or not isinstance(self.turn_budget, int | np.integer):
+            raise ValueError(f"max_turns must be an integer, got {self.turn_budget!r}")
+        if not 1 <= self.turn_budget <= self.max_turns:
+            raise ValueError(f"an episode's max_turns lies in [1, {self.max_turns}], got {self.turn_budget}")
         if "problem_id" in options:
             self.problem = self.problems.get(options["problem_id"])
         else:
@@ -358,7 +341,6 @@ class ExpertMathEnv(gym.Env):
             "difficulty": self.problem.difficulty,
             "acceptance_rate": self.acceptance_rate,
             "max_turns": self.turn_budget,
-            "training_step": self.training_step,
             "expert_failures": list(self._failures),
             "turn_cut": cut,
             "feedback": "".join(segment.text for segment in segments),
@@ -373,6 +355,15 @@ class PendingTurn:
     queries: tuple[ExpertQuery, ...]
     admitted: tuple[bool, ...]
     cut: bool
+
+
+def _acceptance(value: Any) -> float:
+    """rho as a float in [0, 1]; a ``ValueError`` says what was given instead."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+        raise ValueError(f"acceptance is a probability in [0, 1], got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"acceptance must lie in [0, 1], got {value}")
+    return float(value)
 
 
 def _clean_text(text: str) -> str:

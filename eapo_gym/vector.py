@@ -64,11 +64,6 @@ class ExpertMathVectorEnv(VectorEnv):
     def problems(self):
         return self.envs[0].problems
 
-    def set_training_step(self, step: int) -> None:
-        """The acceptance schedule's training step s, for every episode."""
-        for env in self.envs:
-            env.set_training_step(step)
-
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
         seeds = _per_env_seeds(seed, self.num_envs)
         options = dict(options or {})

@@ -1,21 +1,22 @@
-"""Acceptance schedules and the built-in experts."""
+"""Training-step schedules (rho and the turn budget) and the built-in experts."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from eapo_gym.acceptance import (
+from eapo_gym.experts import ExpertQuery, ReferenceExpert, SymbolicExpert, make_experts
+from eapo_gym.experts.reference import EXHAUSTED_REPLY
+from eapo_gym.problems import Problem
+from eapo_gym.schedules import (
     ConstantSchedule,
     CosineSchedule,
     ExponentialSchedule,
     InverseSchedule,
     LinearSchedule,
-    make_schedule,
+    parse_schedule,
+    turn_budget,
 )
-from eapo_gym.experts import ExpertQuery, ReferenceExpert, SymbolicExpert, make_experts
-from eapo_gym.experts.reference import EXHAUSTED_REPLY
-from eapo_gym.problems import Problem
 
 PROBLEM = Problem(id="p", question="3x+5=20, x=?", answer="5", solution_steps=("3x=20-5=15", "x=15/3=5"),
                   hints=("Move 5 to the right.",))  # fmt: skip
@@ -40,14 +41,24 @@ def test_other_schedules_move_from_start_to_end():
     assert ConstantSchedule(0.3)(1000) == 0.3
 
 
-def test_make_schedule_from_specs_and_errors():
-    assert make_schedule(0.4)(7) == 0.4
-    assert make_schedule("inverse")(4) == 0.25
-    assert make_schedule({"type": "linear", "total_steps": 4})(2) == 0.5
-    assert make_schedule(lambda step: 0.9)(3) == 0.9
-    for bad, error in ((1.5, ValueError), ("sqrt", ValueError), (True, TypeError), (object(), TypeError)):
-        with pytest.raises(error):
-            make_schedule(bad)
+def test_parse_schedule_from_text_and_errors():
+    assert parse_schedule("constant:0.4", length=1)(7) == 0.4 and parse_schedule("constant", 1)(7) == 1.0
+    assert parse_schedule("inverse", length=1)(4) == 0.25 and parse_schedule("inverse", 1, scale=8)(4) == 1.0
+    assert parse_schedule("linear", length=4)(2) == 0.5 and parse_schedule("linear", length=4)(9) == 0.0
+    assert parse_schedule("cosine", length=4)(2) == pytest.approx(0.5)
+    assert parse_schedule("exponential:0.5", length=1)(2) == 0.25
+    for bad in ("sqrt", "constant:1.5", "constant:x", "linear:3", ""):
+        with pytest.raises(ValueError, match="schedule"):
+            parse_schedule(bad, length=10)
+    with pytest.raises(ValueError, match="length"):
+        parse_schedule("linear", length=0)
+
+
+def test_the_turn_budget_goes_from_max_turns_to_final_turns():
+    share = parse_schedule("linear", length=10)
+    assert [turn_budget(share(s), 10, 2) for s in (0, 5, 10, 50)] == [10, 6, 2, 2]
+    with pytest.raises(ValueError, match="final_turns"):
+        turn_budget(1.0, max_turns=3, final_turns=4)
 
 
 def query(text: str = "next?", memory: dict | None = None, seed: int = 0, context: str = "") -> ExpertQuery:

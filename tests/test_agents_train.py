@@ -122,10 +122,11 @@ def test_off_policy_expert_term_raises_the_likelihood_of_expert_replies(small_co
         model, tokenizer = load_policy(tiny_model_dir)
         agent = agent_class("eapo")(model, tokenizer, config.replace(expert_token_coef=coef))
         batch = agent.pack(episodes)
-        inputs = agent.extra_inputs(batch, torch.ones(len(episodes), 1))
-        losses[coef] = agent.update(
-            batch, agent.loss, advantages=torch.ones(len(episodes), 1), old=None, ref=None, **inputs
-        )["loss"]
+        with torch.no_grad():
+            old = agent.logprobs(model, batch)
+        batch = dataclasses.replace(batch, advantages=torch.ones_like(old), old_logprobs=old)
+        batch = dataclasses.replace(batch, **agent.extra_inputs(batch))
+        losses[coef] = agent.update(batch, agent.loss)["loss"]
     assert math.isfinite(losses[1.0]) and losses[1.0] < losses[0.0]
 
 
@@ -134,6 +135,19 @@ def test_baselines_evaluate_without_training(small_config):
     workflow = train(small_config.replace(algo="workflow", out=small_config.out + "-w"), progress=False)
     assert base["eval/consult_rate"] < 1.0
     assert workflow["eval/consult_rate"] == 1.0  # the hard-coded first turn always consults
+
+
+def test_a_resume_to_more_steps_continues_the_schedules_without_a_jump(small_config):
+    """A 2-update EAPO run resumed to 4: its linear schedules keep their length of 2 (config.json),
+    so rho and the turn budget stay at their ends; they would jump back up under a length of 4."""
+    config = small_config.replace(algo="eapo", acceptance="linear", max_turns=5, steps=2)
+    train(config, progress=False)
+    assert json.loads((Path(config.out) / "config.json").read_text())["schedule_steps"] == 2
+    cli_main(["train", "--resume", "--steps", "4", "--out", config.out])
+    log = [r for r in rows(config.out) if "turn_budget" in r]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert [r["acceptance_rate"] for r in log] == [0.5, 0.0, 0.0, 0.0]
+    assert [r["turn_budget"] for r in log] == [3, 1, 1, 1]  # 1 + round(4 * (1 - s / 2)), then 1
 
 
 def test_resume_after_a_kill_continues_to_the_same_metrics(small_config):
@@ -289,12 +303,12 @@ def test_help_only_for_groups_whose_own_rollouts_all_fail(small_config, tiny_mod
         algo="eapo", help_only_failing=True, train_difficulties=(1, 3), problems_per_step=6
     )
     agent = agent_class("eapo")(model, tokenizer, config)
-    unaided, _ = agent.unaided
     groups = agent.collect_groups(1, 6, 4)
-    helped = [group for group in groups if any(e.info["consults"] for e in group)]
-    assert 0 < agent.helped_share <= 1 and len(helped) <= round(agent.helped_share * 6)
-    assert all(e.info["accepted"] == 0 or e.info["acceptance_rate"] == 1.0 for g in helped for e in g)
-    assert unaided.get_attr("acceptance_rate") == (0.0,) * unaided.num_envs  # the own rollouts get no help
+    helped = [group for group in groups if group[0].info["acceptance_rate"] > 0]
+    assert 0 < agent.helped_share <= 1 and len(helped) == round(agent.helped_share * 6)
+    assert all(e.info["acceptance_rate"] == 1.0 for g in helped for e in g)
+    unaided = [e for g in groups if g not in helped for e in g]
+    assert all(e.info["consults"] == 0 for e in unaided)  # the own rollouts cannot consult
     metrics = agent.train_step(2)
     assert metrics["helped_groups"] == agent.helped_share
 
@@ -318,3 +332,41 @@ def test_teacher_traces_ask_sub_questions_and_carry_on_after_unavailable_and_exh
         seen["unavailable"] += env.protocol.unavailable_notice in transcript
         seen["exhausted"] += env.protocol.exhausted_notice in transcript
     assert all(count > 0 for count in seen.values()), seen
+
+
+def shift_sampled_logprobs(agent, shift: float) -> None:
+    """Make the agent's sampler report its log-probabilities off by ``shift`` (the tokens are unchanged)."""
+    generate = agent.backend.generate
+
+    def shifted(contexts, keys):
+        samples = generate(contexts, keys)
+        samples.logprobs[:] = [[value + shift for value in row] for row in samples.logprobs]
+        return samples
+
+    agent.backend.generate = shifted
+
+
+def test_every_update_logs_the_gap_between_sampler_and_trainer_logprobs(small_config, tiny_model_dir):
+    """EAPO, whose sampler has no query lock: in fp32 its log-probs are the trainer's to rounding.
+    (GRPO's locked sampler reports pi renormalised without the tag, so there the gap is the lock's.)"""
+    model, tokenizer = load_policy(tiny_model_dir)
+    agent = agent_class("eapo")(model, tokenizer, small_config.replace(algo="eapo"))
+    metrics = agent.train_step(1)
+    assert 0 <= metrics["logprob_gap_mean"] <= metrics["logprob_gap_max"] < 1e-4
+    shift_sampled_logprobs(agent, 0.5)
+    metrics = agent.train_step(2)
+    assert metrics["logprob_gap_mean"] == pytest.approx(0.5, abs=1e-4)
+    assert metrics["logprob_gap_max"] == pytest.approx(0.5, abs=1e-4)
+
+
+@pytest.mark.parametrize("old, clipped", [("trainer", False), ("sampler", True)])
+def test_the_ratios_old_logprobs_are_the_trainers_or_the_samplers(old, clipped, small_config, tiny_model_dir):
+    """A sampler whose log-probs are 1 lower than the trainer's: with the sampler's as pi_old the first
+    pass's ratio is e > 1 + clip_high on every token, so clipping shows; with the trainer's it is 1."""
+    model, tokenizer = load_policy(tiny_model_dir)
+    config = small_config.replace(algo="eapo", old_logprobs=old, group_size=8)
+    agent = agent_class("eapo")(model, tokenizer, config)
+    shift_sampled_logprobs(agent, -1.0)
+    metrics = agent.train_step(1)
+    assert metrics["all_equal_groups"] < 1  # some advantage is not 0, so clipping can show
+    assert (metrics["clip_fraction"] > 0) == clipped

@@ -11,10 +11,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.wrappers import RecordEpisodeStatistics, TimeLimit
 
-import eapo_gym
 from eapo_gym.env import ExpertMathEnv
 from eapo_gym.experts import FunctionExpert
 from eapo_gym.protocol import TurnProtocol
+from eapo_gym.schedules import InverseSchedule
 
 EASY = {"problems": "arithmetic", "difficulty": 1}
 
@@ -110,27 +110,34 @@ def test_reward_values_are_configurable():
     assert reward == 0.5
 
 
-def test_acceptance_schedule_follows_training_step_through_vector_env():
-    envs = gym.make_vec("EAPOMath-v0", num_envs=2, vectorization_mode="sync", acceptance="inverse", **EASY)
-    envs.reset(seed=0)
-    eapo_gym.set_training_step(envs, 10)
-    assert envs.get_attr("acceptance_rate") == (0.1, 0.1)
-    envs.call("set_training_step", 4)
+def test_an_episodes_rho_and_turn_budget_come_through_reset_options_of_a_vector_env():
+    envs = gym.make_vec("EAPOMath-v0", num_envs=2, vectorization_mode="sync", acceptance=0.5, **EASY)
+    _, infos = envs.reset(seed=0)
+    assert list(infos["acceptance_rate"]) == [0.5, 0.5] and list(infos["max_turns"]) == [10, 10]
+    envs.reset(seed=0, options={"acceptance": 0.25, "max_turns": 3})
     _, _, _, _, infos = envs.step(("<expert>x</expert>", "<expert>y</expert>"))
-    assert list(infos["acceptance_rate"]) == [0.25, 0.25]
+    assert list(infos["acceptance_rate"]) == [0.25, 0.25] and list(infos["max_turns"]) == [3, 3]
+    envs.reset(seed=0)  # the next episode without options: the env's defaults again
+    assert envs.get_attr("acceptance_rate") == (0.5, 0.5)
     envs.close()
 
 
-def test_training_step_through_reset_options_and_wrappers():
-    env = RecordEpisodeStatistics(TimeLimit(gym.make("EAPOMath-v0", acceptance="inverse", **EASY), 5))
-    _, info = env.reset(seed=0, options={"training_step": 5})
+def test_reset_options_through_wrappers_and_their_errors():
+    env = RecordEpisodeStatistics(TimeLimit(gym.make("EAPOMath-v0", acceptance=0.0, **EASY), 5))
+    _, info = env.reset(seed=0, options={"acceptance": 0.2})
     assert info["acceptance_rate"] == pytest.approx(0.2)
-    eapo_gym.set_training_step(env, 2)
-    assert env.unwrapped.acceptance_rate == 0.5
     *_, info = env.step("<answer>0</answer>")
     assert "episode" in info and info["episode"]["l"] == 1
-    with pytest.raises(ValueError):
-        env.unwrapped.set_training_step(-1)
+    for options, message in (
+        ({"acceptance": 1.5}, "lie in \\[0, 1\\]"),
+        ({"acceptance": "inverse"}, "a probability"),
+        ({"max_turns": 11}, "lies in \\[1, 10\\]"),
+        ({"max_turns": 0}, "lies in \\[1, 10\\]"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            env.reset(seed=0, options=options)
+    with pytest.raises(ValueError, match="a probability"):
+        make(acceptance="inverse")
 
 
 def test_reset_is_reproducible_from_seed_without_global_rng():
@@ -406,33 +413,22 @@ def test_each_kind_of_expert_failure_is_logged_once(caplog):
     assert len([r for r in caplog.records if "ConnectionError" in r.getMessage()]) == 1
 
 
-def test_the_turn_budget_shrinks_with_the_training_step():
-    schedule = {"type": "linear", "total_steps": 10}
-    env = make(max_turns=10, final_turns=2, turn_schedule=schedule, acceptance=0.0)
-    budgets = []
-    for step in (0, 5, 10, 50):
-        env.set_training_step(step)
-        _, info = env.reset(seed=0)
-        budgets.append(info["max_turns"])
-    assert budgets == [10, 6, 2, 2]
-    env.set_training_step(10)
-    env.reset(seed=0)
+def test_an_episode_is_truncated_at_its_turn_budget():
+    env = make(max_turns=10, acceptance=0.0)
+    env.reset(seed=0, options={"max_turns": 2})
     *_, terminated, truncated, info = env.step("<expert>a</expert>")
     assert not truncated
     *_, terminated, truncated, info = env.step("<expert>b</expert>")
     assert truncated and info["turns"] == 2
-    with pytest.raises(ValueError, match="final_turns"):
-        make(max_turns=3, final_turns=4)
 
 
 @pytest.mark.parametrize("step", [1, 2, 4, 10])
 def test_queries_are_admitted_at_rate_rho_within_binomial_bounds(step):
     """3,000 queries at training step s under rho = 1/s: the admitted share is within 4 sigma of rho."""
-    env = make(acceptance="inverse")
-    env.set_training_step(step)
+    env = make()
     admitted = asked = 0
     for seed in range(1000):
-        env.reset(seed=seed)
+        env.reset(seed=seed, options={"acceptance": InverseSchedule()(step)})
         *_, info = env.step("<expert>a</expert><expert>b</expert><expert>c</expert>")
         admitted, asked = admitted + info["accepted"], asked + info["consults"]
     rho = 1.0 / step

@@ -32,8 +32,16 @@ def agent(cls, **options):
     return cls(build_tiny_model(TOKENIZER, seed=0), TOKENIZER, config)
 
 
-def rows(**extra) -> dict:
-    return {"weights": loss_weights(POLICY), "share": loss_weights(POLICY), "old": None, "ref": None, **extra}
+def inputs(advantages: torch.Tensor, **fields) -> TokenBatch:
+    """Loss inputs over POLICY's positions (``objective`` reads no ids); pi_old = ``logp_leaf``."""
+    ids = torch.zeros(POLICY.shape[0], POLICY.shape[1] + 1, dtype=torch.long)
+    batch = TokenBatch(ids, torch.ones_like(ids), ids[:, 1:], POLICY, EXPERT, torch.zeros_like(POLICY))
+    defaults = {
+        "weights": loss_weights(POLICY),
+        "share": loss_weights(POLICY),
+        "old_logprobs": logp_leaf().detach(),
+    }
+    return dataclasses.replace(batch, advantages=advantages.expand_as(POLICY), **{**defaults, **fields})
 
 
 def logp_leaf() -> torch.Tensor:
@@ -43,7 +51,7 @@ def logp_leaf() -> torch.Tensor:
 @pytest.mark.parametrize("cls", [GRPOAgent, EAPOAgent])
 def test_grpo_and_eapo_losses_give_gradient_to_policy_tokens_only(cls):
     logp = logp_leaf()
-    loss, _ = agent(cls).objective(logp, rows(advantages=torch.tensor([[1.0], [-0.5]])))
+    loss, _ = agent(cls).objective(logp, inputs(torch.tensor([[1.0], [-0.5]])))
     loss.backward()
     assert torch.all(logp.grad[POLICY == 0] == 0)  # prompt, expert replies, notices: no gradient
     assert torch.all(logp.grad[POLICY == 1] != 0)
@@ -52,8 +60,8 @@ def test_grpo_and_eapo_losses_give_gradient_to_policy_tokens_only(cls):
 def test_the_kl_term_adds_beta_times_kl_to_the_loss():
     logp, ref = logp_leaf().detach(), torch.log(torch.full_like(POLICY, 0.5))
     advantages = torch.tensor([[1.0], [-0.5]])
-    plain, _ = agent(GRPOAgent).objective(logp, rows(advantages=advantages))
-    loss, stats = agent(GRPOAgent, kl_beta=0.1).objective(logp, rows(advantages=advantages, ref=ref))
+    plain, _ = agent(GRPOAgent).objective(logp, inputs(advantages))
+    loss, stats = agent(GRPOAgent, kl_beta=0.1).objective(logp, inputs(advantages, ref_logprobs=ref))
     assert stats["kl"] > 0 and loss == pytest.approx(plain + 0.1 * stats["kl"])
 
 
@@ -70,7 +78,7 @@ def test_eapo_off_policy_term_reaches_expert_tokens_only_when_enabled():
     expert = loss_weights(EXPERT) * advantages.clamp(min=0)
     logp = logp_leaf()
     loss, stats = agent(EAPOAgent, expert_token_coef=1.0).objective(
-        logp, rows(advantages=advantages, expert=expert)
+        logp, inputs(advantages, expert_weights=expert)
     )
     loss.backward()
     assert torch.all(logp.grad[0][EXPERT[0] == 1] != 0)  # row 0 beat its group: its replies are learned
@@ -82,9 +90,9 @@ def test_ppo_loss_gives_gradient_to_policy_tokens_only(monkeypatch):
     ppo = agent(PPOAgent)
     logp, values = logp_leaf(), torch.zeros_like(POLICY).requires_grad_()
     monkeypatch.setattr(ppo, "forward", lambda chunk: (logp, values))
-    inputs = rows(advantages=torch.ones_like(POLICY), old=logp.detach(), old_values=torch.zeros_like(POLICY),
-                  returns=torch.ones_like(POLICY))  # fmt: skip
-    loss, _ = ppo.loss(None, inputs)
+    chunk = inputs(torch.ones_like(POLICY), old_logprobs=logp.detach(), old_values=torch.zeros_like(POLICY),
+                   returns=torch.ones_like(POLICY))  # fmt: skip
+    loss, _ = ppo.loss(chunk)
     loss.backward()
     for grad in (logp.grad, values.grad):
         assert torch.all(grad[POLICY == 0] == 0) and torch.all(grad[POLICY == 1] != 0)
@@ -135,7 +143,7 @@ def test_loss_weights_modes():
     torch.testing.assert_close(
         loss_weights(mask, "sequence"), torch.tensor([[0.25, 0.25, 0.0], [0.5, 0.0, 0.0]])
     )
-    torch.testing.assert_close(loss_weights(mask, "constant"), mask / 4)
+    torch.testing.assert_close(loss_weights(mask, "constant", constant=2), mask / 4)
     with pytest.raises(ValueError):
         loss_weights(mask, "mean")
 
@@ -144,7 +152,9 @@ def test_loss_weights_at_their_edges():
     one = torch.tensor([[0.0, 1.0, 0.0]])
     torch.testing.assert_close(loss_weights(one, "token"), one)  # a lone policy token weighs 1
     uneven = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
-    torch.testing.assert_close(loss_weights(uneven, "constant"), uneven / 6)  # sequences x longest
+    torch.testing.assert_close(loss_weights(uneven, "constant", constant=3), uneven / 6)  # sequences x L
+    with pytest.raises(ValueError, match="L >= 1"):
+        loss_weights(uneven, "constant")
     torch.testing.assert_close(loss_weights(torch.zeros(2, 3), "sequence"), torch.zeros(2, 3))
 
 
@@ -159,15 +169,23 @@ def test_token_logprobs_divide_the_logits_by_the_temperature():
     torch.testing.assert_close(token_logprobs(logits, targets), expected(1.0))
 
 
-def test_cut_keeps_the_first_positions_of_every_tensor():
-    width, cut = 6, 4
-    batch = TokenBatch(
-        *(torch.arange(2 * n).view(2, n) for n in (width, width, width - 1, width - 1, width - 1))
-    )
-    short = batch.cut(cut)
-    for name, length in (("input_ids", cut), ("attention_mask", cut), ("targets", cut - 1),
-                         ("loss_mask", cut - 1), ("expert_mask", cut - 1)):  # fmt: skip
-        assert torch.equal(getattr(short, name), getattr(batch, name)[:, :length]), name
+def test_rows_and_cut_slice_every_field_by_its_declared_axis():
+    """Per-position fields are cut to ``width``, per-target ones (loss inputs included) to
+    ``width - 1``, whatever their shapes, and unset loss inputs stay unset."""
+    width, cut, count = 6, 4, 3
+    axes = {spec.name: spec.metadata["axis"] for spec in dataclasses.fields(TokenBatch)}
+    values = {
+        name: torch.arange(count * width).view(count, width)[:, : width if axis == "position" else width - 1]
+        for name, axis in axes.items()
+        if name != "returns"
+    }
+    batch = TokenBatch(**values)
+    index = torch.tensor([2, 0])
+    short = batch.rows(index).cut(cut)
+    assert set(axes.values()) == {"position", "target"} and short.returns is None
+    for name, value in values.items():
+        length = cut if axes[name] == "position" else cut - 1
+        assert torch.equal(getattr(short, name), value[index, :length]), name
 
 
 def test_record_step_masks_feedback_and_marks_only_reply_text_as_expert():
@@ -214,13 +232,25 @@ def fixed_batch() -> TokenBatch:
     return pack_episodes(episodes, TOKENIZER.pad_token_id, torch.device("cpu"))
 
 
+def current_logprobs(learner, batch: TokenBatch) -> torch.Tensor:
+    """The learner's log-probabilities of ``batch`` before an update (pi_old)."""
+    with torch.no_grad():
+        return learner.logprobs(learner.model, batch)
+
+
+def loss_inputs(batch: TokenBatch, advantages: torch.Tensor, old: torch.Tensor) -> TokenBatch:
+    """``batch`` with per-episode ``advantages`` ([N, 1]) on its policy tokens and pi_old ``old``."""
+    return dataclasses.replace(batch, advantages=advantages * batch.loss_mask, old_logprobs=old)
+
+
 def test_an_update_aggregates_the_loss_as_configured():
     """Rows of different lengths: token-level (DAPO) and per-sequence (GRPO) means differ."""
     batch, advantages = fixed_batch(), torch.tensor([[1.0], [-1.0]])
     losses = {}
     for mode in ("token", "sequence"):
         learner = agent(GRPOAgent, loss_aggregation=mode, epochs_per_batch=1)
-        losses[mode] = learner.update(batch, learner.loss, advantages=advantages, old=None, ref=None)["loss"]
+        inputs = loss_inputs(batch, advantages, current_logprobs(learner, batch))
+        losses[mode] = learner.update(inputs, learner.loss)["loss"]
     assert losses["token"] != pytest.approx(losses["sequence"])
 
 
@@ -230,12 +260,12 @@ def test_an_update_raises_positive_and_lowers_negative_advantage_tokens(cls):
     batch = fixed_batch()
     before = learner.logprobs(learner.model, batch).detach()
     advantages = torch.tensor([[1.0], [-1.0]])
+    inputs = loss_inputs(batch, advantages, before)
     if cls is PPOAgent:
-        advantages = advantages * batch.loss_mask
-        inputs = {"old": before, "old_values": torch.zeros_like(before), "returns": torch.zeros_like(before)}
-    else:
-        inputs = {"old": None, "ref": None}
-    learner.update(batch, learner.loss, advantages=advantages, **inputs)
+        inputs = dataclasses.replace(
+            inputs, old_values=torch.zeros_like(before), returns=torch.zeros_like(before)
+        )
+    learner.update(inputs, learner.loss)
     after = learner.logprobs(learner.model, batch).detach()
     change = ((after - before) * batch.loss_mask).sum(1)
     assert change[0] > 0 > change[1]
@@ -246,11 +276,11 @@ def test_kl_is_logged_and_positive_when_its_coefficient_is():
     batch = fixed_batch()
     with torch.no_grad():
         ref = learner.logprobs(learner.reference, batch)
-    inputs = {"advantages": torch.tensor([[1.0], [-1.0]]), "old": ref, "ref": ref}
-    stats = learner.update(batch, learner.loss, **inputs)
+    inputs = loss_inputs(batch, torch.tensor([[1.0], [-1.0]]), ref)
+    stats = learner.update(dataclasses.replace(inputs, ref_logprobs=ref), learner.loss)
     assert stats["kl"] > 0  # the second pass starts from an updated policy
     plain = agent(GRPOAgent)
-    assert "kl" not in plain.update(batch, plain.loss, **{**inputs, "ref": None})
+    assert "kl" not in plain.update(inputs, plain.loss)
 
 
 def episodes_with_replies() -> list[Episode]:
@@ -285,15 +315,13 @@ def gradients(learner, batch: TokenBatch, monkeypatch) -> torch.Tensor:
         return 0.0
 
     monkeypatch.setattr(learner, "apply_gradients", capture)
-    advantages = torch.tensor([[1.0], [-1.0]])
+    old = current_logprobs(learner, batch)
+    inputs = loss_inputs(batch, torch.tensor([[1.0], [-1.0]]), old)
     if isinstance(learner, PPOAgent):
-        with torch.no_grad():
-            old = learner.logprobs(learner.model, batch)
-        inputs = {"old": old, "old_values": torch.zeros_like(old), "returns": torch.ones_like(old)}
-        advantages = advantages * batch.loss_mask
+        inputs = dataclasses.replace(inputs, old_values=torch.zeros_like(old), returns=torch.ones_like(old))
     else:
-        inputs = {"old": None, "ref": None, **learner.extra_inputs(batch, advantages)}
-    learner.update(batch, learner.loss, advantages=advantages, **inputs)
+        inputs = dataclasses.replace(inputs, **learner.extra_inputs(inputs))
+    learner.update(inputs, learner.loss)
     return captured[0]
 
 
@@ -310,3 +338,27 @@ def test_the_gradient_ignores_what_the_expert_wrote(cls, options, monkeypatch):
         altered = dataclasses.replace(batch, targets=torch.where(positions, other, batch.targets))
         changed = not torch.allclose(gradients(learner, altered, monkeypatch), reference, atol=1e-7, rtol=0)
         assert changed == should_change
+
+
+def test_an_episode_cut_off_gets_no_expert_token_term_either():
+    """The overlong filter takes a cut-off episode out of the update entirely: with a positive
+    advantage it would otherwise still learn its expert replies off-policy."""
+    learner = agent(EAPOAgent, expert_token_coef=1.0)
+    episodes = episodes_with_replies()
+    episodes[0].info["cut_off"] = True
+    batch = learner.pack(episodes)
+    assert not batch.expert_mask[0].any() and batch.expert_mask[1].any()
+    advantages = torch.ones_like(batch.loss_mask)
+    expert = learner.extra_inputs(dataclasses.replace(batch, advantages=advantages))["expert_weights"]
+    assert not expert[0].any() and expert[1].any()
+
+
+def test_constant_aggregation_divides_by_a_fixed_constant_not_the_longest_row():
+    """Dr. GRPO: 1 / (sequences x L) with a fixed L, so a row's weights do not depend on how long
+    the other rows of its batch are."""
+    short = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    longer = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    torch.testing.assert_close(loss_weights(short, "constant", constant=8), short / 16)
+    torch.testing.assert_close(
+        loss_weights(short, "constant", constant=8)[0], loss_weights(longer, "constant", constant=8)[0]
+    )

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import TrainerControl, TrainerState
 
-from eapo_agents.algorithms.eapo import EAPOOptions
+from eapo_agents.algorithms.eapo import EAPOAgent
 from eapo_agents.algorithms.grpo import GRPOAgent
 from eapo_agents.cli import main
 from eapo_agents.engines import trl_generation, trl_train
@@ -19,6 +19,7 @@ from eapo_agents.engines.trl_rollout import EpisodeRollout, TrainingStepCallback
 from eapo_agents.rollout.backend import Samples
 from eapo_agents.rollout.play import play_episodes
 from eapo_agents.training.agent import rollout_metrics
+from eapo_agents.training.environments import TrainingEpisodes
 from eapo_gym.protocol import TurnProtocol
 
 PROTOCOL = TurnProtocol()
@@ -117,17 +118,16 @@ def test_rho_and_the_turn_budget_follow_the_trainers_step(eapo_run):
     run, record, _, _ = eapo_run
     rows = [json.loads(line) for line in run.metrics.log.path.read_text().splitlines()]
     assert [row["acceptance_rate"] for row in rows] == pytest.approx([1.0, 1 / 2, 1 / 3])
-    for step, episodes in enumerate(record.episodes, start=1):
-        assert {e.info["training_step"] for e in episodes} == {step}
     budgets = [{e.info["max_turns"] for e in episodes} for episodes in record.episodes]
     assert budgets == [{1 + round(9 * (1 - step / 3))} for step in (1, 2, 3)]  # linear 10 -> 1
-    assert run.rollout.turn_schedule == EAPOOptions().turn_schedule_spec(3)  # the native agent's schedule
+    assert run.rollout.training == EAPOAgent.training_episodes(run.config)  # the native agent's episodes
+    assert run.config.options.schedule_steps == 3  # fixed at the start, as our loop does
 
 
 def test_the_callback_sets_the_step_from_the_trainer_state(tiny_model_dir):
     from eapo_agents.training.config import TrainConfig
 
-    rollout = EpisodeRollout(TrainConfig(algo="eapo"), None, {"type": "inverse"})
+    rollout = EpisodeRollout(TrainConfig(algo="eapo"), None, TrainingEpisodes())
     TrainingStepCallback(rollout).on_step_begin(None, TrainerState(global_step=9), TrainerControl())
     assert rollout.training_step == 10
 
@@ -156,8 +156,8 @@ def test_env_mask_covers_exactly_the_policy_tokens(eapo_run):
 
 
 def test_a_consult_turns_replies_are_in_the_completion_ids(eapo_run):
-    """An accepted query is answered by the reference expert with the problem's first solution step,
-    and that reply's tokens follow the query inside the completion, masked."""
+    """An accepted query is answered by the reference expert with the problem's first solution step
+    not yet written, and that reply's tokens follow the query inside the completion, masked."""
     run, record, _, _ = eapo_run
     tokenizer = run.rollout.tokenizer
     problems = run.rollout.envs.problems
@@ -166,13 +166,15 @@ def test_a_consult_turns_replies_are_in_the_completion_ids(eapo_run):
         (output["completion_ids"][row], output["env_mask"][row], episode)
         for output, episodes in zip(record.outputs, record.episodes, strict=True)
         for row, episode in enumerate(episodes)
-        if episode.info.get("accepted", 0) > 0
-    ]
+        if episode.info.get("accepted", 0) > 0 and 0 in output["env_mask"][row]  # replies entered (not the
+    ]  # last turn's: a turn that uses up the budget ends the episode before its replies arrive)
     assert answered, "no query was answered in 3 updates"
     for ids, mask, episode in answered:
         masked_text = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m == 0])
         replies = [text for text in REPLY_BLOCK.findall(masked_text) if text not in notices]
-        assert replies[0] == problems.get(episode.problem_id).solution_steps[0]
+        written = tokenizer.decode(ids[: mask.index(0)])
+        steps = problems.get(episode.problem_id).solution_steps
+        assert replies[0] == next(step for step in steps if step not in written)
 
 
 class ReplayBackend:
@@ -214,6 +216,36 @@ def test_experts_off_same_rewards_as_our_grpo_rollouts(small_config, monkeypatch
     assert [e.completion_ids for e in replayed] == [e.completion_ids for e in episodes]
 
 
+def test_one_seed_draws_the_same_problems_and_episode_seeds_on_both_engines(small_config, monkeypatch):
+    """Three updates' draws: the problems TRL's sampler hands the rollout, and the env seeds each
+    episode is reset with, equal what our loop's GRPO agent plays."""
+    from eapo_agents.engines import trl_rollout
+    from eapo_agents.training import agent as agent_module
+
+    config = small_config.replace(steps=3, seed=5, train_difficulties=(1, 2, 3))
+    played: dict[str, list] = {"native": [], "trl": []}
+
+    def recorder(engine):
+        def play(backend, tokenizer, envs, seeds, problem_ids, *args, **kwargs):
+            played[engine].append((list(problem_ids), list(seeds)))
+            return [trl_rollout.Episode(problem_id, [0], done=True) for problem_id in problem_ids]
+
+        return play
+
+    monkeypatch.setattr(agent_module, "play_episodes", recorder("native"))
+    monkeypatch.setattr(trl_rollout, "play_episodes", recorder("trl"))
+    run = trl_train.build(config.replace(engine="trl"), progress=False)
+    monkeypatch.setattr(trl_rollout.TrainerBackend, "finish", lambda self: None)
+    batches = iter(run.trainer.get_train_dataloader())
+    agent = GRPOAgent(run.trainer.model, run.rollout.tokenizer, config)
+    for step in (1, 2, 3):
+        agent.collect_groups(step, config.problems_per_step, config.group_size)
+        run.rollout.training_step = step
+        run.rollout([row["prompt"] for row in next(batches)], run.trainer)
+    assert played["trl"] == played["native"]
+    assert len({problem for problems, _ in played["native"] for problem in problems}) > 2  # not one problem
+
+
 def test_train_engine_trl_command(small_config, capsys):
     """``eapo-gym train --engine trl`` writes metrics.jsonl in our schema, eval.json and a checkpoint."""
     out = small_config.out
@@ -237,7 +269,15 @@ def test_train_engine_trl_command(small_config, capsys):
     "flags, message",
     [
         (["--engine", "trl", "--algo", "sft"], "--engine trl trains grpo or eapo, not sft"),
-        (["--engine", "trl", "--algo", "grpo", "--dynamic-sampling", "true"], "dynamic_sampling"),
+        (
+            ["--engine", "trl", "--algo", "grpo", "--dynamic-sampling", "true"],
+            "--dynamic-sampling True is not",
+        ),
+        (
+            ["--engine", "trl", "--algo", "eapo", "--help-only-failing", "true"],
+            "--help-only-failing True is not",
+        ),
+        (["--engine", "trl", "--old-logprobs", "sampler"], "--old-logprobs sampler is not available"),
         (["--vllm", "colocate"], "--vllm and --trl-args need --engine trl"),
     ],
 )

@@ -93,3 +93,14 @@ def test_processes_stay_in_lockstep():
     assert [len(prompts) for prompts in trainer.prompts] == [3, 1]
     assert trainer.prompts[0][2] == trainer.prompts[1][0] == [EOS]  # filler rows
     assert trainer.accelerator.other_sizes == []
+
+
+def test_the_private_trl_method_called_takes_the_arguments_given():
+    """``TrainerBackend`` calls ``GRPOTrainer._generate_single_turn(prompts, None, {}, 1)``: private,
+    so pyproject pins TRL to the release line it was tested with; this fails first if that drifts."""
+    import inspect
+
+    from trl import GRPOTrainer
+
+    names = list(inspect.signature(GRPOTrainer._generate_single_turn).parameters)
+    assert names[1:5] == ["prompt_ids", "images", "multimodal_fields", "num_generations"]

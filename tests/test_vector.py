@@ -7,7 +7,6 @@ import time
 
 import gymnasium as gym
 import numpy as np
-import pytest
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from eapo_gym.env import ExpertMathEnv
@@ -125,12 +124,12 @@ def test_token_mode_vector_env():
     assert terminated.tolist() == [False, True]  # an empty turn gives up; an open answer waits
 
 
-def test_training_step_reaches_every_episode():
-    vector = ExpertMathVectorEnv(3, acceptance="inverse", **EASY)
-    vector.set_training_step(4)
+def test_reset_options_reach_every_episode_or_each_its_own():
+    vector = ExpertMathVectorEnv(3, acceptance=0.0, **EASY)
+    vector.reset(seed=0, options={"acceptance": 0.25})
     assert vector.get_attr("acceptance_rate") == (0.25,) * 3
-    with pytest.raises(ValueError):
-        vector.set_training_step(-1)
+    vector.reset(seed=0, options={"max_turns": [1, 2, 3]})
+    assert vector.get_attr("turn_budget") == (1, 2, 3) and vector.get_attr("acceptance_rate") == (0.0,) * 3
 
 
 def test_a_forked_child_consults_with_its_own_workers():

@@ -8,6 +8,8 @@ What differs from GRPO (``grpo.py``) is the training environment:
 - each query may cost ``--consult-cost``; the turn budget starts at ``--max-turns`` (10, as in the
   paper) and shrinks toward the evaluation budget ``--final-turns`` (``--turn-schedule``, linear over
   the run by default), so the policy is not trained for a horizon it will not have;
+- linear and cosine schedules run over ``--schedule-steps`` updates, fixed at the run's first start
+  (its ``--steps`` by default), so a resume to more steps continues them where they are;
 - ``--help-only-failing`` (off by default, Guide-GRPO-style): each group first plays unaided, with
   consultation locked; only groups whose own rollouts all fail play again with the experts.
 
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import torch
@@ -41,11 +42,10 @@ import torch
 from eapo_agents.algorithms.grpo import GRPOAgent, GRPOOptions
 from eapo_agents.rollout.sampling import LocalBackend
 from eapo_agents.training.batch import TokenBatch, loss_weights
-from eapo_agents.training.config import SettingError, option
+from eapo_agents.training.config import SettingError, TrainConfig, option
+from eapo_agents.training.environments import TrainingEpisodes
 from eapo_agents.training.registry import register_agent
-from eapo_gym.vector import ExpertMathVectorEnv
-
-SCHEDULES = ("constant", "inverse", "linear", "exponential", "cosine")
+from eapo_gym.schedules import parse_schedule
 
 
 @dataclass
@@ -58,7 +58,10 @@ class EAPOOptions(GRPOOptions):
     acceptance_scale: float = option(1.0, "inverse schedule: rho = min(1, scale / s), the unit of s", above=0)
     turn_schedule: str = option(
         "linear",
-        "how the turn budget shrinks to --final-turns: linear (over --steps), inverse, cosine, constant:1",
+        "how the turn budget shrinks to --final-turns: linear, inverse, cosine, constant:1",
+    )
+    schedule_steps: int = option(
+        0, "updates over which linear and cosine schedules run; 0: --steps at the run's first start"
     )
     help_only_failing: bool = option(False, "help only groups whose own (unaided) rollouts all fail")
     expert_token_coef: float = option(
@@ -70,38 +73,9 @@ class EAPOOptions(GRPOOptions):
         super().__post_init__()
         for name in ("acceptance", "turn_schedule"):
             try:
-                schedule_spec(getattr(self, name), steps=1)
+                parse_schedule(getattr(self, name), length=1)
             except ValueError as error:
                 raise SettingError(name, str(error)) from None
-
-    def acceptance_spec(self, steps: int) -> float | dict[str, Any]:
-        """rho_s over a run of ``steps`` updates, as ``ExpertMathEnv(acceptance=...)`` takes it."""
-        return schedule_spec(self.acceptance, steps, self.acceptance_scale)
-
-    def turn_schedule_spec(self, steps: int) -> float | dict[str, Any]:
-        """The turn budget's share of ``max_turns`` over a run of ``steps`` updates."""
-        return schedule_spec(self.turn_schedule, steps)
-
-
-def schedule_spec(text: str, steps: int, scale: float = 1.0) -> float | dict[str, Any]:
-    """``constant:0.5`` -> 0.5; ``inverse`` -> min(1, scale / s); ``exponential[:decay]``; other schedule
-    names go from 1 to 0 over the run's ``steps``. A ``ValueError`` names the choices."""
-    name, _, value = text.partition(":")
-    try:
-        number = float(value) if value else None
-    except ValueError:
-        name = ""
-    if name not in SCHEDULES:
-        raise ValueError(
-            f"a schedule is one of {', '.join(SCHEDULES)} (constant:R, exponential:D); got {text!r}"
-        )
-    if name == "constant":
-        return 1.0 if number is None else number
-    if name == "inverse":
-        return {"type": "inverse", "scale": scale}
-    if name == "exponential":
-        return {"type": "exponential", "decay": number or 0.95}
-    return {"type": name, "total_steps": steps}
 
 
 def shaped_expert_term(logp: torch.Tensor, weights: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -115,25 +89,37 @@ class EAPOAgent(GRPOAgent):
     """GRPO whose training episodes may consult experts, admitted with an annealed probability."""
 
     Options = EAPOOptions
-    consults_in_training = True
 
-    def acceptance(self) -> float | dict[str, Any]:
-        return self.options.acceptance_spec(self.config.steps)
+    @classmethod
+    def training_episodes(cls, config: TrainConfig) -> TrainingEpisodes:
+        """Consulting episodes: rho_s and the turn budget on the options' schedules."""
+        options = config.options
+        length = options.schedule_steps or config.steps
+        return TrainingEpisodes(
+            consults=True,
+            acceptance=parse_schedule(options.acceptance, length, options.acceptance_scale),
+            turn_share=parse_schedule(options.turn_schedule, length),
+            help_only_failing=options.help_only_failing,
+        )
 
-    def turn_schedule(self) -> float | dict[str, Any]:
-        return self.options.turn_schedule_spec(self.config.steps)
+    @classmethod
+    def fixed_at_start(cls, config: TrainConfig) -> TrainConfig:
+        """The schedules' length is the first start's ``--steps``: a resume to more steps continues
+        from where the schedules are, not from a longer schedule's earlier point."""
+        return config if config.options.schedule_steps else config.replace(schedule_steps=config.steps)
 
     @cached_property
-    def unaided(self) -> tuple[ExpertMathVectorEnv, LocalBackend]:
-        """Envs and backend of the groups' own rollouts under ``help_only_failing``: consultation locked."""
-        return self.make_envs(0.0, self.turn_schedule()), self.make_backend(lock_queries=True)
+    def locked_backend(self) -> LocalBackend:
+        """The groups' own rollouts under ``help_only_failing``: consultation locked."""
+        return self.make_backend(lock_queries=True)
 
-    def collect_groups(self, step: int, problems: int, group_size: int, envs=None, backend=None):
+    def collect_groups(self, step: int, problems: int, group_size: int, backend=None, reset_options=None):
         """With ``help_only_failing``: every group unaided first; the groups with no correct episode
         play again with the experts, on fresh seeds."""
-        if not self.options.help_only_failing:
-            return super().collect_groups(step, problems, group_size, envs, backend)
-        groups = super().collect_groups(step, problems, group_size, *self.unaided)
+        if not self.episodes.help_only_failing:
+            return super().collect_groups(step, problems, group_size, backend, reset_options)
+        unaided = {**self.episodes.reset_options(step, self.config), "acceptance": 0.0}
+        groups = super().collect_groups(step, problems, group_size, self.locked_backend, unaided)
         failing = [g for g, group in enumerate(groups) if not any(e.info.get("correct") for e in group)]
         self.helped_share = len(failing) / problems
         if failing:
@@ -152,14 +138,16 @@ class EAPOAgent(GRPOAgent):
             metrics["helped_groups"] = self.helped_share
         return metrics
 
-    def extra_inputs(self, batch: TokenBatch, advantages: torch.Tensor) -> dict[str, torch.Tensor]:
+    def extra_inputs(self, batch: TokenBatch) -> dict[str, torch.Tensor]:
         if self.options.expert_token_coef <= 0:
             return {}
-        return {"expert": loss_weights(batch.expert_mask) * advantages.clamp(min=0)}
+        return {"expert_weights": loss_weights(batch.expert_mask) * batch.advantages.clamp(min=0)}
 
-    def objective(self, logp: torch.Tensor, rows: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        loss, stats = super().objective(logp, rows)
-        if rows.get("expert") is not None:
-            stats["expert_term"] = shaped_expert_term(logp, rows["expert"], self.options.expert_shaping)
+    def objective(
+        self, logp: torch.Tensor, chunk: TokenBatch
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, stats = super().objective(logp, chunk)
+        if chunk.expert_weights is not None:
+            stats["expert_term"] = shaped_expert_term(logp, chunk.expert_weights, self.options.expert_shaping)
             loss = loss - self.options.expert_token_coef * stats["expert_term"]
         return loss, stats

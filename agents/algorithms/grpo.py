@@ -12,7 +12,7 @@ prompt, expert-reply and notice tokens have w_t = 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -91,34 +91,33 @@ class GRPOAgent(PolicyGradientAgent):
         if not trained:
             return {**metrics, "loss": 0.0, "trained_episodes": 0.0}
         batch = self.pack([e for e, _ in trained])
-        row_advantages = torch.stack([a for _, a in trained]).to(self.device)[:, None]
+        advantages = torch.stack([a for _, a in trained]).to(self.device)[:, None]
         with torch.no_grad():
-            old = self.logprobs(self.model, batch) if options.epochs_per_batch > 1 else None
+            old, gap = self.old_logprobs(batch, self.logprobs(self.model, batch))
             ref = self.logprobs(self.reference, batch) if self.reference is not None else None
-        inputs = {
-            "advantages": row_advantages,
-            "old": old,
-            "ref": ref,
-            **self.extra_inputs(batch, row_advantages),
-        }
-        return {**metrics, **self.update(batch, self.loss, **inputs), "trained_episodes": float(len(trained))}
+        batch = replace(
+            batch, advantages=advantages.expand_as(batch.loss_mask), old_logprobs=old, ref_logprobs=ref
+        )
+        batch = replace(batch, **self.extra_inputs(batch))
+        return {**metrics, **gap, **self.update(batch, self.loss), "trained_episodes": float(len(trained))}
 
-    def extra_inputs(self, batch: TokenBatch, advantages: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Further per-row tensors for ``objective`` (EAPO's off-policy term uses this)."""
+    def extra_inputs(self, batch: TokenBatch) -> dict[str, torch.Tensor]:
+        """Further loss inputs of ``batch`` for ``objective`` (EAPO's off-policy term sets one)."""
         return {}
 
-    def loss(self, chunk: TokenBatch, rows: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.objective(policy_logprobs(self.model, chunk, self.config.temperature), rows)
+    def loss(self, chunk: TokenBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.objective(policy_logprobs(self.model, chunk, self.config.temperature), chunk)
 
-    def objective(self, logp: torch.Tensor, rows: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def objective(
+        self, logp: torch.Tensor, chunk: TokenBatch
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_clip (+ beta KL) of one micro-batch, as in the module docstring."""
-        old = rows["old"] if rows["old"] is not None else logp.detach()
         surrogate, clipped = clipped_surrogate(
-            logp, old, rows["advantages"], self.options.clip_low, self.options.clip_high
+            logp, chunk.old_logprobs, chunk.advantages, self.options.clip_low, self.options.clip_high
         )
-        loss = -(surrogate * rows["weights"]).sum()
-        stats = {"clip_fraction": (clipped.float() * rows["share"]).sum()}
-        if rows["ref"] is not None:
-            stats["kl"] = (k3_kl(logp, rows["ref"]) * rows["weights"]).sum()
+        loss = -(surrogate * chunk.weights).sum()
+        stats = {"clip_fraction": (clipped.float() * chunk.share).sum()}
+        if chunk.ref_logprobs is not None:
+            stats["kl"] = (k3_kl(logp, chunk.ref_logprobs) * chunk.weights).sum()
             loss = loss + self.options.kl_beta * stats["kl"]
         return loss, stats

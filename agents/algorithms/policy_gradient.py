@@ -3,6 +3,13 @@
 ratio_t  = pi_theta(y_t | x, y_<t) / pi_old(y_t | x, y_<t)
 surr_t   = min(ratio_t A_t, clip(ratio_t, 1 - eps_low, 1 + eps_high) A_t)
 KL_t     = exp(ref_t - logp_t) - (ref_t - logp_t) - 1                        (k3, unbiased, >= 0)
+
+pi_old (``old_logprobs``): ``trainer`` (default, as TRL) is the trainer's own forward pass over the
+rollouts before the update, so the first pass's ratio is 1; ``sampler`` is the log-probabilities the
+rollout's sampler reported (of pi / T, before top-p), the policy that actually drew the tokens, so the
+ratio also corrects a sampler/trainer mismatch (a bf16 decoder's, say) and clips where it is large.
+Either way every update logs that mismatch over the policy tokens, ``logprob_gap_mean`` and
+``logprob_gap_max`` = |log pi_trainer - log pi_sampler|; choose ``sampler`` when it is not small.
 """
 
 from __future__ import annotations
@@ -33,6 +40,14 @@ class PolicyGradientOptions(Options):
     loss_aggregation: str = option(
         "token", "token (DAPO), sequence (GRPO) or constant (Dr. GRPO)", ("token", "sequence", "constant")
     )
+    loss_constant: int = option(
+        0, "constant aggregation: L in 1 / (episodes x L); 0: max_new_tokens (TRL's dr_grpo divides by it)"
+    )
+    old_logprobs: str = option(
+        "trainer",
+        "pi_old of the ratio: trainer (recomputed before the update) or sampler (the rollout's)",
+        ("trainer", "sampler"),
+    )
     overlong: str = option(
         "filter", "filter: episodes cut off at max_context get no loss; none", ("filter", "none")
     )
@@ -55,6 +70,14 @@ def clipped_surrogate(
     unclipped = ratio * advantages
     clipped = ratio.clamp(1 - clip_low, 1 + clip_high) * advantages
     return torch.minimum(unclipped, clipped), (clipped < unclipped)
+
+
+def logprob_gap(trainer: torch.Tensor, sampler: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """Mean and largest |trainer - sampler| log-probability over the masked (policy) tokens."""
+    gap = (trainer - sampler).abs()[mask > 0]
+    if not gap.numel():
+        return {"logprob_gap_mean": 0.0, "logprob_gap_max": 0.0}
+    return {"logprob_gap_mean": gap.mean().item(), "logprob_gap_max": gap.max().item()}
 
 
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
@@ -80,8 +103,17 @@ class PolicyGradientAgent(BaseAgent):
         if self.options.overlong == "filter":
             cut = torch.tensor([bool(e.info.get("cut_off")) for e in episodes], device=self.device)
             batch.loss_mask[cut] = 0.0
+            batch.expert_mask[cut] = 0.0
         return batch
 
-    def update(self, batch: TokenBatch, loss: Loss, **per_row: torch.Tensor | None) -> dict[str, float]:
+    def old_logprobs(self, batch: TokenBatch, trainer: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """pi_old for the ratio (the ``old_logprobs`` option) from the trainer's log-probabilities of
+        the rollouts before the update, and their gap to the sampler's."""
+        old = batch.sampled_logprobs if self.options.old_logprobs == "sampler" else trainer
+        return old, logprob_gap(trainer, batch.sampled_logprobs, batch.loss_mask)
+
+    def update(self, batch: TokenBatch, loss: Loss) -> dict[str, float]:
+        """The options' passes over ``batch`` (its loss inputs set), aggregated as they say."""
         options = self.options
-        return self.optimise(batch, loss, options.epochs_per_batch, options.loss_aggregation, **per_row)
+        constant = options.loss_constant or self.config.max_new_tokens
+        return self.optimise(batch, loss, options.epochs_per_batch, options.loss_aggregation, constant)

@@ -18,7 +18,7 @@ The critic is a linear value head on the policy's last hidden state
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -106,37 +106,39 @@ class PPOAgent(PolicyGradientAgent):
         batch = self.pack(episodes)
         mask = batch.loss_mask
         with torch.no_grad():
-            old_logp, old_values = self.per_token(batch, self.forward)
+            logp, old_values = self.per_token(batch, self.forward)
+            old_logp, gap = self.old_logprobs(batch, logp)
             rewards = terminal_rewards(torch.tensor([e.reward for e in episodes]), mask)
             if self.reference is not None:
-                rewards -= options.kl_beta * (old_logp - self.logprobs(self.reference, batch)) * mask
+                rewards -= options.kl_beta * (logp - self.logprobs(self.reference, batch)) * mask
             advantages, returns = gae(rewards, old_values, mask, options.gamma, options.gae_lambda)
             on = mask > 0
             advantages = torch.where(
                 on, (advantages - advantages[on].mean()) / (advantages[on].std() + 1e-6), 0.0
             )
-        stats = self.update(
-            batch, self.loss, old=old_logp, old_values=old_values, advantages=advantages, returns=returns
+        batch = replace(
+            batch, old_logprobs=old_logp, old_values=old_values, advantages=advantages, returns=returns
         )
-        return {**self.rollout_metrics(episodes), **stats, "trained_episodes": float(len(episodes))}
+        stats = self.update(batch, self.loss)
+        return {**self.rollout_metrics(episodes), **gap, **stats, "trained_episodes": float(len(episodes))}
 
-    def loss(self, chunk: TokenBatch, rows: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, chunk: TokenBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_pi + value_coef * L_V of one micro-batch, as in the module docstring."""
         options = self.options
         logp, values = self.forward(chunk)
         surrogate, clipped = clipped_surrogate(
-            logp, rows["old"], rows["advantages"], options.clip_low, options.clip_high
+            logp, chunk.old_logprobs, chunk.advantages, options.clip_low, options.clip_high
         )
-        policy_loss = -(surrogate * rows["weights"]).sum()
-        clipped_values = rows["old_values"] + (values - rows["old_values"]).clamp(
+        policy_loss = -(surrogate * chunk.weights).sum()
+        clipped_values = chunk.old_values + (values - chunk.old_values).clamp(
             -options.value_clip, options.value_clip
         )
-        value_error = torch.maximum((values - rows["returns"]) ** 2, (clipped_values - rows["returns"]) ** 2)
-        value_loss = 0.5 * (value_error * rows["weights"]).sum()
+        value_error = torch.maximum((values - chunk.returns) ** 2, (clipped_values - chunk.returns) ** 2)
+        value_loss = 0.5 * (value_error * chunk.weights).sum()
         stats = {
             "policy_loss": policy_loss,
             "value_loss": value_loss,
-            "clip_fraction": (clipped.float() * rows["share"]).sum(),
+            "clip_fraction": (clipped.float() * chunk.share).sum(),
         }
         return policy_loss + options.value_coef * value_loss, stats
 

@@ -81,8 +81,8 @@ class SFTAgent(BaseAgent):
             "policy_tokens": float(batch.loss_mask.sum()),
         }
 
-    def loss(self, chunk: TokenBatch, rows: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return -(policy_logprobs(self.model, chunk) * rows["weights"]).sum(), {}
+    def loss(self, chunk: TokenBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return -(policy_logprobs(self.model, chunk) * chunk.weights).sum(), {}
 
 
 @register_agent("distill")

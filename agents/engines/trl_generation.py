@@ -16,8 +16,9 @@ starts with an all-gather of the batch sizes, batches are padded to the largest,
 a process whose episodes are over joins the others' calls with filler rows
 (``finish``) until every process is done.
 
-Experimental: ``_generate_single_turn`` is private in TRL 1.x (its signature is that
-of TRL 1.16), and TRL marks ``rollout_func`` experimental.
+Experimental: ``_generate_single_turn`` is private in TRL 1.x and its signature changes
+between releases, so pyproject pins TRL to the 1.16 line this was tested with (1.16.0);
+TRL marks ``rollout_func`` experimental.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""EAPO episodes inside TRL's ``GRPOTrainer``: the ``rollout_func``, the reward, the callback that sets rho_s.
+"""EAPO episodes inside TRL's ``GRPOTrainer``: the ``rollout_func``, the reward, the callback that sets s.
 
 Why ``rollout_func`` and not TRL's environment API (``environment_factory``): the
 environment API exposes an environment's methods as tools, so the policy must call
@@ -13,8 +13,11 @@ own generation path (``trl_generation``). What stays TRL's: vLLM (colocate or
 server) and its weight sync, the advantages across processes, the loss, and
 multi-GPU / DeepSpeed training under ``accelerate launch``.
 
-Each dataset row's prompt is a problem id; the trainer's sampler repeats it
-``num_generations`` times, so each group replays one problem. Per episode TRL gets
+Each dataset row's prompt is a problem id, drawn as our loop draws an update's problems
+(``training.run.draw_episodes``); the trainer's sampler repeats it ``num_generations``
+times, so each group replays one problem, and the episodes' seeds are our loop's too.
+Each episode's rho and turn budget at the trainer's step are the algorithm's
+(``TrainingEpisodes.reset_options``), as in our loop. Per episode TRL gets
 ``prompt_ids``, ``completion_ids`` (every turn, with the environment's reply blocks
 in between), ``logprobs`` (vLLM's; ``None`` on the transformers path, which reports
 none), ``env_mask`` (1 on the policy's tokens, 0 on replies, notices and reply tags;
@@ -29,14 +32,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 from transformers import TrainerCallback
 
 from eapo_agents.engines.trl_generation import TrainerBackend
 from eapo_agents.rollout.episode import Episode
 from eapo_agents.rollout.play import play_episodes
 from eapo_agents.training.config import TrainConfig
-from eapo_agents.training.environments import make_vector_env
+from eapo_agents.training.environments import TrainingEpisodes, make_vector_env
+from eapo_agents.training.run import draw_episodes, episode_rng
 from eapo_gym.vector import ExpertMathVectorEnv
 
 
@@ -44,9 +47,8 @@ class EpisodeRollout:
     """``rollout_func(prompts, trainer)``: one episode per prompt, played at training step
     ``training_step`` (set by ``TrainingStepCallback``); the latest episodes stay in ``episodes``."""
 
-    def __init__(self, config: TrainConfig, tokenizer, acceptance: Any, turn_schedule: Any = 1.0) -> None:
-        self.config, self.tokenizer = config, tokenizer
-        self.acceptance, self.turn_schedule = acceptance, turn_schedule
+    def __init__(self, config: TrainConfig, tokenizer, episodes: TrainingEpisodes) -> None:
+        self.config, self.tokenizer, self.training = config, tokenizer, episodes
         self.training_step = 0
         self.episodes: list[Episode] = []
         self.rollout_seconds = 0.0
@@ -56,14 +58,21 @@ class EpisodeRollout:
         started = time.perf_counter()
         config = self.config
         if self.envs is None or self.envs.num_envs < len(prompts):
-            self.envs = make_vector_env(
-                config, len(prompts), "train", config.train_difficulties, self.acceptance, self.turn_schedule
-            )
-        self.envs.set_training_step(self.training_step)
-        rng = np.random.default_rng([config.seed, self.training_step, trainer.accelerator.process_index])
-        seeds = [int(seed) for seed in rng.integers(2**31, size=len(prompts))]
+            self.envs = make_vector_env(config, len(prompts), "train", config.train_difficulties)
+        step = self.training_step
+        rng = episode_rng(config.seed, step, trainer.accelerator.process_index)
+        _, seeds = draw_episodes(rng, len(self.envs.problems), config.problems_per_step, len(prompts))
         backend = TrainerBackend(trainer, self.tokenizer, self.envs.protocol, config.max_new_tokens)
-        episodes = play_episodes(backend, self.tokenizer, self.envs, seeds, list(prompts), config.max_context)
+        options = self.training.reset_options(step, config)
+        episodes = play_episodes(
+            backend,
+            self.tokenizer,
+            self.envs,
+            seeds,
+            list(prompts),
+            config.max_context,
+            reset_options=options,
+        )
         backend.finish()
         for episode in episodes:
             if not episode.completion_ids:  # cut off before its first turn: TRL needs one token per row
@@ -91,7 +100,7 @@ def environment_reward(completions: list, env_reward: list[float], **_: Any) -> 
 
 class TrainingStepCallback(TrainerCallback):
     """Before each update, the rollout's training step s = the trainer's ``global_step`` + 1, so
-    rho_s follows the trainer's own step count (a resumed trainer included)."""
+    rho_s and the turn budget follow the trainer's own step count."""
 
     def __init__(self, rollout: EpisodeRollout) -> None:
         self.rollout = rollout

@@ -16,23 +16,36 @@
 | ``scale_rewards`` | ``scale_rewards`` group / none |
 | ``vllm``, ``vllm_server_url`` | ``use_vllm``, ``vllm_mode``, ``vllm_server_base_url`` |
 
-Gradient checkpointing is off (TRL 1.x turns it on by default); ``trl_args`` (a YAML
-file) sets any other ``GRPOConfig`` field and wins over the above. Not available with
-this engine: ``dynamic_sampling``, EAPO's ``expert_token_coef`` and ``--resume``.
+Gradient checkpointing is off (TRL 1.x turns it on by default), and the dataset is not
+shuffled: its rows are the problems our loop draws for each update (``training.run``), in
+order. ``trl_args`` (a YAML file) sets any other ``GRPOConfig`` field and wins over the above.
+
+The algorithm is the registered agent's: its options (above) and its training episodes
+(``Agent.training_episodes``: consultation or the query lock, rho_s, the turn budget). This
+engine honours the options in ``SUPPORTED_OPTIONS``; any other option of the algorithm left
+off its default (``dynamic_sampling``, EAPO's ``help_only_failing`` and ``expert_token_coef``,
+``old_logprobs``, ``loss_constant``) is an error, as is ``--resume``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-from eapo_agents.algorithms.eapo import EAPOOptions
 from eapo_agents.engines.trl_generation import stop_ids
 from eapo_agents.training.config import TrainConfig
 from eapo_gym.protocol import DEFAULT_PROTOCOL
 
 ALGORITHMS = ("grpo", "eapo")
 LOSS_TYPES = {"token": "dapo", "sequence": "grpo", "constant": "dr_grpo"}
+# The algorithms' options this engine honours: mapped onto GRPOConfig, or played by our rollout.
+SUPPORTED_OPTIONS = frozenset(
+    {
+        "epochs_per_batch", "clip_low", "clip_high", "kl_beta", "loss_aggregation", "overlong",
+        "scale_rewards", "acceptance", "acceptance_scale", "turn_schedule", "schedule_steps",
+    }
+)  # fmt: skip
 
 
 def check_engine_settings(config: TrainConfig) -> None:
@@ -41,36 +54,19 @@ def check_engine_settings(config: TrainConfig) -> None:
         if config.vllm != "off" or config.trl_args:
             raise ValueError("--vllm and --trl-args need --engine trl")
         return
-    options = config.options
     if config.algo not in ALGORITHMS:
         raise ValueError(f"--engine trl trains {' or '.join(ALGORITHMS)}, not {config.algo}")
-    if options.dynamic_sampling:
-        raise ValueError("dynamic_sampling is not available with --engine trl")
-    if getattr(options, "expert_token_coef", 0.0) > 0:
-        raise ValueError("expert_token_coef is not available with --engine trl")
+    for spec in dataclasses.fields(config.options):
+        value = getattr(config.options, spec.name)
+        if spec.name not in SUPPORTED_OPTIONS and value != spec.default:
+            flag = f"--{spec.name.replace('_', '-')}"
+            raise ValueError(f"{flag} {value} is not available with --engine trl (only its default)")
     if config.resume:
         raise ValueError("--resume is not available with --engine trl")
     if config.vllm == "server" and not config.vllm_server_url:
         raise ValueError("--vllm server needs --vllm-server-url")
     if config.trl_args and not Path(config.trl_args).exists():
         raise ValueError(f"--trl-args {config.trl_args}: no such file")
-
-
-def consults_in_training(config: TrainConfig) -> bool:
-    """EAPO's training episodes consult; GRPO's are self-exploratory (the query tag is locked)."""
-    return isinstance(config.options, EAPOOptions)
-
-
-def training_acceptance(config: TrainConfig) -> Any:
-    """rho of the training episodes: EAPO's schedule, or 0 for GRPO (whose query tag is locked)."""
-    return config.options.acceptance_spec(config.steps) if consults_in_training(config) else 0.0
-
-
-def training_turn_schedule(config: TrainConfig) -> Any:
-    """The turn budget's schedule: EAPO's, as in the native trainer; GRPO keeps the whole budget."""
-    if consults_in_training(config):
-        return config.options.turn_schedule_spec(config.steps)
-    return 1.0
 
 
 def grpo_args(config: TrainConfig, processes: int, use_cpu: bool):
@@ -106,6 +102,7 @@ def grpo_args(config: TrainConfig, processes: int, use_cpu: bool):
         "loss_type": LOSS_TYPES[options.loss_aggregation],
         "scale_rewards": "group" if options.scale_rewards else "none",
         "mask_truncated_completions": False,
+        "shuffle_dataset": False,
         "gradient_checkpointing": False,
         "max_steps": config.steps,
         "seed": config.seed,

@@ -1,6 +1,6 @@
 """``eapo-gym train --engine trl``: GRPO or EAPO episodes trained by TRL's ``GRPOTrainer``.
 
-The run directory looks like our loop's: ``config.json``, ``metrics.jsonl`` in our
+The run directory is our loop's (``training.run``): ``config.json``, ``metrics.jsonl`` in our
 trainer's schema (``rollout_metrics`` of the episodes, then TRL's loss statistics
 under our names, every other TRL log value as ``trl/<name>``), TensorBoard events,
 ``eval.json`` and ``checkpoint/model``. Held-out evaluation is ours
@@ -12,7 +12,6 @@ GPUs or nodes: the processes, DeepSpeed and vLLM are TRL's and accelerate's.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -24,20 +23,23 @@ from tqdm import tqdm
 from transformers import PrinterCallback, TrainerCallback
 
 from eapo_agents.engines.trl_rollout import EpisodeRollout, TrainingStepCallback, environment_reward
-from eapo_agents.engines.trl_settings import (
-    check_engine_settings,
-    consults_in_training,
-    generation_settings,
-    grpo_args,
-    training_acceptance,
-    training_turn_schedule,
-)
+from eapo_agents.engines.trl_settings import check_engine_settings, generation_settings, grpo_args
 from eapo_agents.training.agent import rollout_metrics
 from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.evaluation import evaluate
-from eapo_agents.training.loop import CHECKPOINT, MetricsLog, seed_everything
+from eapo_agents.training.loop import CHECKPOINT
 from eapo_agents.training.policy import hub_kernels_allowed, load_policy, starting_model_path
-from eapo_gym.problems import load_problems
+from eapo_agents.training.registry import agent_class
+from eapo_agents.training.run import (
+    MetricsLog,
+    draw_episodes,
+    episode_rng,
+    evaluation_due,
+    finish_run,
+    seed_everything,
+    start_run,
+)
+from eapo_gym.problems import ProblemSet, load_problems
 
 # TRL's log names for the statistics our trainer logs under its own names.
 OUR_NAMES = {
@@ -46,6 +48,8 @@ OUR_NAMES = {
     "clip_ratio/region_mean": "clip_fraction",
     "kl": "kl",
     "frac_reward_zero_std": "all_equal_groups",
+    "sampling/sampling_logp_difference/mean": "logprob_gap_mean",  # vLLM's log-probs against the trainer's
+    "sampling/sampling_logp_difference/max": "logprob_gap_max",
 }
 
 
@@ -71,9 +75,11 @@ class MetricsCallback(TrainerCallback):
         self.row = rollout_metrics(episodes, self.rollout.rollout_seconds)
         self.row.update(step_seconds=seconds, trained_episodes=float(len(episodes)))
         self.row["tokens_per_s"] = self.row["policy_tokens"] / seconds
-        step = state.global_step
-        last = step == state.max_steps
-        if self.log is not None and self.evaluate_in_memory and (step % self.config.eval_every == 0 or last):
+        if (
+            self.log is not None
+            and self.evaluate_in_memory
+            and evaluation_due(state.global_step, self.config)
+        ):
             self.final = evaluate(model, self.tokenizer, self.config)
             self.row.update(self.final)
             model.train()
@@ -112,15 +118,13 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
     with args.main_process_first(desc="starting model"):  # a preset is built once, by the main process
         model_path = starting_model_path(config.model, config.preset, config.device, config.dtype)
     main = args.process_index == 0
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    config = start_run(config, resuming=False, main=main)
     seed_everything(config.seed)
     dtype = config.dtype if config.dtype != "auto" else "float32" if use_cpu else "bfloat16"
     model, tokenizer = load_policy(model_path, "cpu", dtype, config.lora_rank, config.hub_kernels)
-    locked = not consults_in_training(config)
-    args.generation_kwargs = generation_settings(args, model, tokenizer, lock_queries=locked)
-    rollout = EpisodeRollout(config, tokenizer, training_acceptance(config), training_turn_schedule(config))
+    training = agent_class(config.algo).training_episodes(config)
+    args.generation_kwargs = generation_settings(args, model, tokenizer, lock_queries=not training.consults)
+    rollout = EpisodeRollout(config, tokenizer, training)
     problems = load_problems(config.problems, "train", list(config.train_difficulties) or None)
     log = MetricsLog(out, config.tensorboard, 0) if main else None
     metrics = MetricsCallback(config, rollout, tokenizer, log, progress)
@@ -129,7 +133,7 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
             model=model,
             reward_funcs=environment_reward,
             args=args,
-            train_dataset=Dataset.from_dict({"prompt": [problem.id for problem in problems]}),
+            train_dataset=Dataset.from_dict({"prompt": training_prompts(config, problems)}),
             processing_class=tokenizer,
             callbacks=[TrainingStepCallback(rollout), metrics],
             rollout_func=rollout,
@@ -137,6 +141,16 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
     trainer.remove_callback(PrinterCallback)
     metrics.evaluate_in_memory = not sharded(trainer)
     return TRLRun(trainer, rollout, metrics, config)
+
+
+def training_prompts(config: TrainConfig, problems: ProblemSet) -> list[str]:
+    """The problem ids of every update, in order: the ones our loop draws (a single process's)."""
+    prompts = []
+    for step in range(1, config.steps + 1):
+        rng = episode_rng(config.seed, step)
+        indices, _ = draw_episodes(rng, len(problems), config.problems_per_step, 0)
+        prompts += [problems[i].id for i in indices]
+    return prompts
 
 
 def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
@@ -163,9 +177,7 @@ def conclude(run: TRLRun, train_seconds: float) -> dict[str, Any]:
         final = evaluate(saved, tokenizer, config)
         metrics.log.write(config.steps, final)
     metrics.log.close()
-    final = {**final, "train_seconds": train_seconds}
-    (Path(config.out) / "eval.json").write_text(json.dumps(final, indent=2))
-    return final
+    return finish_run(config, final, train_seconds)
 
 
 def sharded(trainer) -> bool:

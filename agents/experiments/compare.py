@@ -33,6 +33,7 @@ from eapo_agents.training.config import SettingError, TrainConfig, check_fields,
 from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.loop import checkpoint_state, train
 from eapo_agents.training.policy import load_policy, pick_device
+from eapo_agents.training.run import run_settings
 from eapo_agents.training.stopping import StopSignals, TrainingStopped
 
 DECLINED_EVAL = "eval_declined.json"
@@ -234,12 +235,13 @@ def finished(config: TrainConfig) -> bool:
 
 
 def same_run(config: TrainConfig) -> bool:
-    """Whether ``config.out``'s config.json is ``config``'s (resumed or not)."""
+    """Whether ``config.out``'s config.json is ``config``'s as its first start fixed it (``run_settings``),
+    resumed or not."""
     path = Path(config.out) / "config.json"
     if not path.exists():
         return False
     saved = {**json.loads(path.read_text()), "resume": config.resume}
-    return saved == json.loads(json.dumps(config.to_dict()))
+    return saved == json.loads(json.dumps(run_settings(config).to_dict()))
 
 
 def resumable(config: TrainConfig) -> int:

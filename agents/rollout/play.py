@@ -9,6 +9,7 @@ every turn that consults goes to the experts in one round of the vector env.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from eapo_agents.rollout.backend import GenerationBackend
 from eapo_agents.rollout.episode import Episode
@@ -25,6 +26,7 @@ def play_episodes(
     problem_ids: Sequence[str] | None = None,
     max_context: int = 384,
     first_turn: Callable[[ExpertMathEnv], str] | None = None,
+    reset_options: dict[str, Any] | None = None,
 ) -> list[Episode]:
     """Play one episode in each of the first ``len(seeds)`` envs, all turns batched.
 
@@ -32,10 +34,12 @@ def play_episodes(
     one). ``first_turn`` (optional) writes the first turn instead of the policy,
     as the expert-workflow baseline does; its tokens are masked out. An episode
     whose context would exceed ``max_context`` is cut off with reward 0.
+    ``reset_options`` (optional) go to every episode's reset (a training step's
+    ``acceptance`` and ``max_turns``).
     """
     count = len(seeds)
     unused = [None] * (envs.num_envs - count)
-    options = {"reset_mask": [i < count for i in range(envs.num_envs)]}
+    options = {**(reset_options or {}), "reset_mask": [i < count for i in range(envs.num_envs)]}
     if problem_ids is not None:
         options["problem_id"] = [*problem_ids, *unused]
     _, infos = envs.reset(seed=[*seeds, *unused], options=options)

@@ -8,6 +8,10 @@ An agent is any class with this shape, registered under a name::
         trains = True                # False: evaluation only (like "base")
         eval_with_experts = False    # evaluate with experts answering every query
         first_turn = None            # or a function env -> text: a scripted first turn (like "workflow")
+        @classmethod
+        def training_episodes(cls, config) -> TrainingEpisodes: ...     # how its training episodes play
+        @classmethod
+        def fixed_at_start(cls, config) -> TrainConfig: ...             # settings a resume keeps
         def __init__(self, model, tokenizer, config: TrainConfig): ...  # keep model and tokenizer
         def train_step(self, step: int) -> dict[str, float]: ...       # one update at training step s >= 1
         def state_dict(self) -> dict: ...                              # optimizer and any extra state
@@ -19,20 +23,24 @@ Subclassing ``BaseAgent`` gives:
 
 - ``self.options``: the agent's ``Options``, from flags, YAML or config.json;
 - ``self.optimizer``: AdamW over the trainable parameters (``state_dict`` saves it);
+- ``training_episodes(config)``: experts off, the query tag locked, the whole turn budget
+  (EAPO overrides it; both engines play training episodes as it says);
 - ``self.envs``: one ``ExpertMathVectorEnv`` with an episode per rollout of an update;
 - ``collect_groups(step, problems, group_size)``: that many problems, ``group_size``
-  episodes each, played at training step ``step`` (which sets the acceptance rate);
+  episodes each, played at training step ``step`` (which sets rho and the turn budget);
 - ``pack(episodes)``: padded tensors with the policy-token loss mask;
 - ``optimise(batch, loss, ...)``: passes of ``loss`` over length-bucketed micro-batches,
   an optimizer step per pass (gradients averaged over processes when launched with several);
 - ``rollout_metrics(episodes)``: reward, accuracy, consultation and cost statistics.
 
-Randomness is derived from ``(seed, step)`` (and the process rank under a launcher),
-so a resumed run draws the same problems and samples as an uninterrupted one.
+Randomness is derived from ``(seed, step)`` (and the process rank under a launcher,
+``training.run.episode_rng``), so a resumed run draws the same problems and samples as an
+uninterrupted one, and the TRL engine the same problems and episode seeds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -48,11 +56,12 @@ from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig
 from eapo_agents.training.batch import TokenBatch, loss_weights, pack_episodes, policy_logprobs
 from eapo_agents.training.config import NoOptions, TrainConfig
 from eapo_agents.training.distributed import average_gradients
-from eapo_agents.training.environments import make_vector_env
+from eapo_agents.training.environments import TrainingEpisodes, make_vector_env
+from eapo_agents.training.run import draw_episodes, episode_rng
 from eapo_gym.env import ExpertMathEnv
 from eapo_gym.vector import ExpertMathVectorEnv
 
-Loss = Callable[[TokenBatch, dict[str, torch.Tensor | None]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+Loss = Callable[[TokenBatch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 class Agent(Protocol):
@@ -64,6 +73,12 @@ class Agent(Protocol):
     first_turn: Callable[[ExpertMathEnv], str] | None
     model: torch.nn.Module
     tokenizer: Any
+
+    @classmethod
+    def training_episodes(cls, config: TrainConfig) -> TrainingEpisodes: ...
+
+    @classmethod
+    def fixed_at_start(cls, config: TrainConfig) -> TrainConfig: ...
 
     def train_step(self, step: int) -> dict[str, float]: ...
 
@@ -79,7 +94,6 @@ class BaseAgent:
     trains = True
     eval_with_experts = False
     first_turn: Callable[[ExpertMathEnv], str] | None = None
-    consults_in_training = False  # False: rollouts cannot write the query tag (self-exploratory RL)
 
     def __init__(self, model, tokenizer, config: TrainConfig) -> None:
         self.model, self.tokenizer, self.config = model, tokenizer, config
@@ -92,29 +106,32 @@ class BaseAgent:
         self.accelerator = None  # set by the training loop under a multi-process launcher
         self.rollout_seconds = 0.0
 
+    @classmethod
+    def training_episodes(cls, config: TrainConfig) -> TrainingEpisodes:
+        """How training episodes play: experts off, the query tag locked, the whole turn budget."""
+        return TrainingEpisodes()
+
+    @classmethod
+    def fixed_at_start(cls, config: TrainConfig) -> TrainConfig:
+        """The settings of a run's first start, written to its config.json (a resume keeps them)."""
+        return config
+
+    @cached_property
+    def episodes(self) -> TrainingEpisodes:
+        return self.training_episodes(self.config)
+
     @cached_property
     def envs(self) -> ExpertMathVectorEnv:
-        """One training episode per rollout of an update, with this agent's acceptance and turn budget."""
-        return self.make_envs(self.acceptance(), self.turn_schedule())
-
-    def make_envs(self, acceptance: Any, turn_schedule: Any) -> ExpertMathVectorEnv:
-        count = self.config.problems_per_step * self.config.group_size
+        """One training episode per rollout of an update (rho and the turn budget come at reset)."""
         config = self.config
-        return make_vector_env(config, count, "train", config.train_difficulties, acceptance, turn_schedule)
-
-    def acceptance(self) -> Any:
-        """The training episodes' acceptance rate rho (0: every query is declined)."""
-        return 0.0
-
-    def turn_schedule(self) -> Any:
-        """The share of ``max_turns`` that the turn budget keeps at each training step (1: all of it)."""
-        return 1.0
+        count = config.problems_per_step * config.group_size
+        return make_vector_env(config, count, "train", config.train_difficulties)
 
     @cached_property
     def backend(self) -> LocalBackend:
         """How rollouts generate: our KV-cached sampler by default (``eapo_agents.rollout.backend``).
-        The query tag is locked unless the agent consults during training (EAPO)."""
-        return self.make_backend(lock_queries=not self.consults_in_training)
+        The query tag is locked unless the training episodes consult (EAPO)."""
+        return self.make_backend(lock_queries=not self.episodes.consults)
 
     def make_backend(self, lock_queries: bool) -> LocalBackend:
         sampling = SamplingConfig(self.config.max_new_tokens, self.config.temperature, self.config.top_p)
@@ -124,31 +141,25 @@ class BaseAgent:
 
     def rng(self, step: int) -> np.random.Generator:
         rank = self.accelerator.process_index if self.accelerator is not None else 0
-        return np.random.default_rng([self.config.seed, step, *([rank] if rank else [])])
+        return episode_rng(self.config.seed, step, rank)
 
     def collect_groups(
         self,
         step: int,
         problems: int,
         group_size: int,
-        envs: ExpertMathVectorEnv | None = None,
         backend: LocalBackend | None = None,
+        reset_options: dict[str, Any] | None = None,
     ) -> list[list[Episode]]:
         """``problems`` training problems, ``group_size`` episodes each, at training step ``step``
-        (in ``self.envs`` with ``self.backend`` unless others are given)."""
+        (with ``self.backend`` and the step's ``TrainingEpisodes`` options unless others are given)."""
         rng = self.rng(step)
         source = self.envs.problems
-        problem_ids = [source[int(i)].id for i in rng.integers(len(source), size=problems)]
-        seeds = rng.integers(2**31, size=problems * group_size)
+        indices, seeds = draw_episodes(rng, len(source), problems, problems * group_size)
         self.generator.manual_seed(int(rng.integers(2**63)))
         self.rollout_seconds = 0.0
-        episodes = self.play(
-            step,
-            [int(seed) for seed in seeds],
-            [problem_id for problem_id in problem_ids for _ in range(group_size)],
-            envs,
-            backend,
-        )
+        problem_ids = [source[i].id for i in indices for _ in range(group_size)]
+        episodes = self.play(step, seeds, problem_ids, backend, reset_options)
         return [episodes[g * group_size : (g + 1) * group_size] for g in range(problems)]
 
     def play(
@@ -156,16 +167,24 @@ class BaseAgent:
         step: int,
         seeds: list[int],
         problem_ids: list[str],
-        envs: ExpertMathVectorEnv | None = None,
         backend: LocalBackend | None = None,
+        reset_options: dict[str, Any] | None = None,
     ) -> list[Episode]:
         """One episode per seed, on the given problems, at training step ``step`` (timed into
         ``rollout_seconds``)."""
-        envs, backend = envs or self.envs, backend or self.backend
-        envs.set_training_step(step)
+        backend = backend or self.backend
+        options = reset_options or self.episodes.reset_options(step, self.config)
         started = time.perf_counter()
         self.model.eval()
-        episodes = play_episodes(backend, self.tokenizer, envs, seeds, problem_ids, self.config.max_context)
+        episodes = play_episodes(
+            backend,
+            self.tokenizer,
+            self.envs,
+            seeds,
+            problem_ids,
+            self.config.max_context,
+            reset_options=options,
+        )
         self.model.train()
         self.rollout_seconds += time.perf_counter() - started
         return episodes
@@ -178,22 +197,24 @@ class BaseAgent:
         return pack_episodes(episodes, self.tokenizer.pad_token_id, self.device)
 
     def optimise(
-        self, batch: TokenBatch, loss: Loss, epochs: int = 1, aggregation: str = "token", **per_row
+        self, batch: TokenBatch, loss: Loss, epochs: int = 1, aggregation: str = "token", constant: int = 0
     ) -> dict[str, float]:
         """``epochs`` passes over ``batch``, one optimizer step each; return the mean statistics.
 
-        Each pass sums ``loss(chunk, rows)`` over length-bucketed micro-batches. ``rows``
-        holds the micro-batch's slices of the ``per_row`` tensors (per row, or per
-        token), ``weights`` (``loss_weights`` of the ``aggregation``) and ``share``
-        (1 / policy tokens, for token means). ``loss`` returns the micro-batch's
-        part of the batch loss and statistics weighted the same way.
+        Each pass sums ``loss(chunk)`` over length-bucketed micro-batches of ``batch``, with
+        ``weights`` (``loss_weights`` of the ``aggregation`` and ``constant``) and ``share``
+        (1 / policy tokens, for token means) set. ``loss`` returns the micro-batch's part of the
+        batch loss and statistics weighted the same way.
         """
-        weights = loss_weights(batch.loss_mask, aggregation)
-        share = loss_weights(batch.loss_mask, "token")
+        batch = dataclasses.replace(
+            batch,
+            weights=loss_weights(batch.loss_mask, aggregation, constant),
+            share=loss_weights(batch.loss_mask, "token"),
+        )
         totals: dict[str, float] = defaultdict(float)
         for _ in range(epochs):
-            for chunk, rows in self.micro_batches(batch, weights=weights, share=share, **per_row):
-                value, stats = loss(chunk, rows)
+            for _, chunk in self.micro_batches(batch):
+                value, stats = loss(chunk)
                 self.scaler.scale(value).backward()
                 totals["loss"] += value.item() / epochs
                 for name, stat in stats.items():
@@ -201,15 +222,12 @@ class BaseAgent:
             totals["grad_norm"] += self.apply_gradients() / epochs
         return dict(totals)
 
-    def micro_batches(
-        self, batch: TokenBatch, **per_row: torch.Tensor | None
-    ) -> Iterator[tuple[TokenBatch, dict[str, torch.Tensor | None]]]:
-        """Rows grouped by length, each group cut to its longest row, with the aligned tensors alike.
+    def micro_batches(self, batch: TokenBatch) -> Iterator[tuple[torch.Tensor, TokenBatch]]:
+        """Rows grouped by length, each group cut to its longest row: (the group's row numbers, its batch).
 
         A group holds at most ``micro_batch_size`` rows (0: no limit) and at most
         ``micro_batch_tokens`` padded tokens (0: no limit), so short sequences are
-        not padded to the longest one of the batch. ``rows["index"]`` is the
-        group's row numbers in ``batch``.
+        not padded to the longest one of the batch.
         """
         lengths = batch.attention_mask.sum(1).tolist()
         order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
@@ -221,20 +239,19 @@ class BaseAgent:
             count = max(1, min(max_rows, budget // width if budget else len(order)))
             index = torch.tensor(order[start : start + count], device=batch.input_ids.device)
             start += count
-            sliced = {name: _cut(value, index, width, batch) for name, value in per_row.items()}
-            yield batch.rows(index).cut(width), {"index": index, **sliced}
+            yield index, batch.rows(index).cut(width)
 
     def per_token(self, batch: TokenBatch, fn: Callable[[TokenBatch], Any]) -> Any:
         """``fn`` (a tensor or a tuple of [rows, width - 1] tensors) over the micro-batches,
         reassembled into full [N, T - 1] tensors (zeros past each row's end). No grad by the caller."""
         full: list[torch.Tensor] = []
-        for chunk, rows in self.micro_batches(batch):
+        for index, chunk in self.micro_batches(batch):
             result = fn(chunk)
             parts = result if isinstance(result, tuple) else (result,)
             if not full:
                 full = [part.new_zeros(batch.targets.shape) for part in parts]
             for whole, part in zip(full, parts, strict=True):
-                whole[rows["index"], : part.shape[1]] = part
+                whole[index, : part.shape[1]] = part
         return tuple(full) if isinstance(result, tuple) else full[0]
 
     def logprobs(self, model, batch: TokenBatch) -> torch.Tensor:
@@ -280,15 +297,8 @@ def rollout_metrics(episodes: list[Episode], rollout_seconds: float) -> dict[str
         "expert_errors": total("expert_errors"),
         "expert_retries": total("expert_retries"),
         "acceptance_rate": episodes[0].info.get("acceptance_rate", 0.0),
+        "turn_budget": float(episodes[0].info.get("max_turns", 0)),
         "policy_tokens": float(sum(e.policy_token_count for e in episodes)),
         "turns": total("turns") / count,
         "rollout_seconds": rollout_seconds,
     }
-
-
-def _cut(value: torch.Tensor | None, index: torch.Tensor, width: int, batch: TokenBatch):
-    """Rows ``index`` of a per-row tensor; per-token ones ([N, T - 1]) cut to ``width - 1`` columns."""
-    if value is None:
-        return None
-    rows = value[index]
-    return rows[:, : width - 1] if value.dim() == 2 and value.shape[1] == batch.targets.shape[1] else rows

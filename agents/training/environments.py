@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from eapo_agents.training.config import TrainConfig
 from eapo_gym.env import DEFAULT_INSTRUCTIONS, DEFAULT_PROMPT_TEMPLATE, ExpertMathEnv
 from eapo_gym.experts import ReferenceExpert, make_expert
+from eapo_gym.schedules import ConstantSchedule, Schedule, turn_budget
 from eapo_gym.vector import ExpertMathVectorEnv
 
 SHORT_PROMPT = "{question}\n"
@@ -33,10 +35,10 @@ def make_experts(config: TrainConfig) -> list:
 
 
 def env_settings(
-    config: TrainConfig, split: str, difficulties: Sequence[int], acceptance: Any, turn_schedule: Any = 1.0
+    config: TrainConfig, split: str, difficulties: Sequence[int], acceptance: float
 ) -> dict[str, Any]:
-    """ExpertMathEnv keywords for ``config``; ``acceptance`` 0 declines every query (experts off);
-    ``turn_schedule`` shrinks the turn budget from ``max_turns`` to ``final_turns``.
+    """ExpertMathEnv keywords for ``config``; ``acceptance`` 0 declines every query (experts off).
+    Training episodes get their own rho and turn budget at reset (``TrainingEpisodes``).
 
     Empty ``difficulties`` means every level (and is required for sources without levels)."""
     return {
@@ -46,8 +48,6 @@ def env_settings(
         "experts": make_experts(config),
         "acceptance": acceptance,
         "max_turns": config.max_turns,
-        "turn_schedule": turn_schedule,
-        "final_turns": config.final_turns,
         "consult_cost": config.consult_cost,
         "max_queries": config.max_queries,
         "parallel_experts": config.parallel_experts,
@@ -58,7 +58,9 @@ def env_settings(
     }
 
 
-def make_env(config: TrainConfig, split: str, difficulties: Sequence[int], acceptance: Any) -> ExpertMathEnv:
+def make_env(
+    config: TrainConfig, split: str, difficulties: Sequence[int], acceptance: float
+) -> ExpertMathEnv:
     """One text-mode env (teacher traces and tooling)."""
     return ExpertMathEnv(**env_settings(config, split, difficulties, acceptance))
 
@@ -68,8 +70,28 @@ def make_vector_env(
     count: int,
     split: str,
     difficulties: Sequence[int],
-    acceptance: Any,
-    turn_schedule: Any = 1.0,
+    acceptance: float = 0.0,
 ) -> ExpertMathVectorEnv:
     """``count`` text-mode envs stepped together, one expert round per turn (rollouts)."""
-    return ExpertMathVectorEnv(count, **env_settings(config, split, difficulties, acceptance, turn_schedule))
+    return ExpertMathVectorEnv(count, **env_settings(config, split, difficulties, acceptance))
+
+
+@dataclass(frozen=True)
+class TrainingEpisodes:
+    """How an algorithm's training episodes are played, by either engine (``Agent.training_episodes``).
+
+    ``consults``: the policy may write the query tag (else it is locked, self-exploratory RL);
+    ``acceptance``: rho_s; ``turn_share``: the share of the turns above ``final_turns`` that the
+    budget keeps at update s; ``help_only_failing``: groups play unaided first and only those with
+    no correct episode play again with the experts.
+    """
+
+    consults: bool = False
+    acceptance: Schedule = ConstantSchedule(0.0)
+    turn_share: Schedule = ConstantSchedule(1.0)
+    help_only_failing: bool = False
+
+    def reset_options(self, step: int, config: TrainConfig) -> dict[str, Any]:
+        """The ``reset`` options of an episode at update ``step``: its rho and turn budget."""
+        budget = turn_budget(self.turn_share(step), config.max_turns, config.final_turns)
+        return {"acceptance": self.acceptance(step), "max_turns": budget}

@@ -1,7 +1,6 @@
 """The training loop every agent runs through: logging, evaluation, checkpoints, exact resume.
 
-``DIR/metrics.jsonl`` gets one row per update (plus the evaluations), TensorBoard
-events go to ``DIR/tensorboard``, and ``DIR/checkpoint`` holds the model
+The run directory is ``training.run``'s; ``DIR/checkpoint`` holds the model
 (``save_pretrained``), the optimizer and agent state, the RNG states and the step.
 
 What a finished update recorded is never lost or rewritten:
@@ -19,7 +18,6 @@ What a finished update recorded is never lost or rewritten:
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import shutil
@@ -44,43 +42,12 @@ from eapo_agents.training.policy import (
     starting_model_path,
 )
 from eapo_agents.training.registry import agent_class
+from eapo_agents.training.run import MetricsLog, evaluation_due, finish_run, seed_everything, start_run
 from eapo_agents.training.stopping import NonFiniteError, StopSignals, TrainingStopped
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "trainer_state.pt"
 CHECKED_FINITE = ("loss", "grad_norm")  # an update's metrics that stop the run when NaN or infinite
-
-
-class MetricsLog:
-    """Appends rows to metrics.jsonl and, optionally, TensorBoard."""
-
-    def __init__(self, out: Path, tensorboard: bool, resume_step: int) -> None:
-        self.path = out / "metrics.jsonl"
-        rows = [json.loads(line) for line in self.path.read_text().splitlines()] if self.path.exists() else []
-        kept = [row for row in rows if row["step"] <= resume_step]
-        self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
-        self.writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=resume_step + 1)
-
-    def write(self, step: int, metrics: dict[str, float]) -> None:
-        with self.path.open("a") as handle:
-            handle.write(json.dumps({"step": step, **metrics}) + "\n")
-        if self.writer is not None:
-            for name, value in metrics.items():
-                self.writer.add_scalar(name, value, step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def save_checkpoint(out: Path, agent: Agent, step: int, config: TrainConfig) -> None:
@@ -168,8 +135,7 @@ def train(
     state = resume_state(config) if config.resume else None
     if main:
         model_path = model_to_load(config, state)  # builds a preset once, if needed
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    config = start_run(config, state is not None, main)
     if accelerator is not None:
         accelerator.wait_for_everyone()
         model_path = model_to_load(config, state)
@@ -200,9 +166,7 @@ def train(
             log.close()
     if log is None:
         return {}
-    final = {**final, "train_seconds": time.perf_counter() - started}
-    (out / "eval.json").write_text(json.dumps(final, indent=2))
-    return final
+    return finish_run(config, final, time.perf_counter() - started)
 
 
 def run_updates(
@@ -248,7 +212,7 @@ def run_updates(
             metrics["tokens_per_s"] = metrics["policy_tokens"] / metrics["step_seconds"]
         if accelerator is not None:
             metrics["processes"] = float(accelerator.num_processes)
-        if step % config.eval_every == 0 or step == steps:
+        if evaluation_due(step, config):
             final = evaluate_agent(agent, config)
             metrics.update(final)
         log.write(step, metrics)
