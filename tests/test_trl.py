@@ -120,7 +120,7 @@ def test_rho_and_the_turn_budget_follow_the_trainers_step(eapo_run):
     assert [row["acceptance_rate"] for row in rows] == pytest.approx([1.0, 1 / 2, 1 / 3])
     budgets = [{e.info["max_turns"] for e in episodes} for episodes in record.episodes]
     assert budgets == [{1 + round(9 * (1 - step / 3))} for step in (1, 2, 3)]  # linear 10 -> 1
-    assert run.rollout.training == EAPOAgent.training_episodes(run.config)  # the native agent's episodes
+    assert run.rollout.episode_rules == EAPOAgent.training_episodes(run.config)  # the native agent's episodes
     assert run.config.options.schedule_steps == 3  # fixed at the start, as our loop does
 
 

@@ -116,9 +116,9 @@ class EAPOAgent(GRPOAgent):
     def collect_groups(self, step: int, problems: int, group_size: int, backend=None, reset_options=None):
         """With ``help_only_failing``: every group unaided first; the groups with no correct episode
         play again with the experts, on fresh seeds."""
-        if not self.episodes.help_only_failing:
+        if not self.episode_rules.help_only_failing:
             return super().collect_groups(step, problems, group_size, backend, reset_options)
-        unaided = {**self.episodes.reset_options(step, self.config), "acceptance": 0.0}
+        unaided = {**self.episode_rules.reset_options(step, self.config), "acceptance": 0.0}
         groups = super().collect_groups(step, problems, group_size, self.locked_backend, unaided)
         failing = [g for g, group in enumerate(groups) if not any(e.info.get("correct") for e in group)]
         self.helped_share = len(failing) / problems

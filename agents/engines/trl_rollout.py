@@ -47,8 +47,8 @@ class EpisodeRollout:
     """``rollout_func(prompts, trainer)``: one episode per prompt, played at training step
     ``training_step`` (set by ``TrainingStepCallback``); the latest episodes stay in ``episodes``."""
 
-    def __init__(self, config: TrainConfig, tokenizer, episodes: TrainingEpisodes) -> None:
-        self.config, self.tokenizer, self.training = config, tokenizer, episodes
+    def __init__(self, config: TrainConfig, tokenizer, rules: TrainingEpisodes) -> None:
+        self.config, self.tokenizer, self.episode_rules = config, tokenizer, rules
         self.training_step = 0
         self.episodes: list[Episode] = []
         self.rollout_seconds = 0.0
@@ -63,7 +63,7 @@ class EpisodeRollout:
         rng = episode_rng(config.seed, step, trainer.accelerator.process_index)
         _, seeds = draw_episodes(rng, len(self.envs.problems), config.problems_per_step, len(prompts))
         backend = TrainerBackend(trainer, self.tokenizer, self.envs.protocol, config.max_new_tokens)
-        options = self.training.reset_options(step, config)
+        options = self.episode_rules.reset_options(step, config)
         episodes = play_episodes(
             backend,
             self.tokenizer,

@@ -122,9 +122,9 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
     seed_everything(config.seed)
     dtype = config.dtype if config.dtype != "auto" else "float32" if use_cpu else "bfloat16"
     model, tokenizer = load_policy(model_path, "cpu", dtype, config.lora_rank, config.hub_kernels)
-    training = agent_class(config.algo).training_episodes(config)
-    args.generation_kwargs = generation_settings(args, model, tokenizer, lock_queries=not training.consults)
-    rollout = EpisodeRollout(config, tokenizer, training)
+    rules = agent_class(config.algo).training_episodes(config)
+    args.generation_kwargs = generation_settings(args, model, tokenizer, lock_queries=not rules.consults)
+    rollout = EpisodeRollout(config, tokenizer, rules)
     problems = load_problems(config.problems, "train", list(config.train_difficulties) or None)
     log = MetricsLog(out, config.tensorboard, 0) if main else None
     metrics = MetricsCallback(config, rollout, tokenizer, log, progress)

@@ -117,7 +117,8 @@ class BaseAgent:
         return config
 
     @cached_property
-    def episodes(self) -> TrainingEpisodes:
+    def episode_rules(self) -> TrainingEpisodes:
+        """This run's ``training_episodes``."""
         return self.training_episodes(self.config)
 
     @cached_property
@@ -131,7 +132,7 @@ class BaseAgent:
     def backend(self) -> LocalBackend:
         """How rollouts generate: our KV-cached sampler by default (``eapo_agents.rollout.backend``).
         The query tag is locked unless the training episodes consult (EAPO)."""
-        return self.make_backend(lock_queries=not self.episodes.consults)
+        return self.make_backend(lock_queries=not self.episode_rules.consults)
 
     def make_backend(self, lock_queries: bool) -> LocalBackend:
         sampling = SamplingConfig(self.config.max_new_tokens, self.config.temperature, self.config.top_p)
@@ -173,7 +174,7 @@ class BaseAgent:
         """One episode per seed, on the given problems, at training step ``step`` (timed into
         ``rollout_seconds``)."""
         backend = backend or self.backend
-        options = reset_options or self.episodes.reset_options(step, self.config)
+        options = reset_options or self.episode_rules.reset_options(step, self.config)
         started = time.perf_counter()
         self.model.eval()
         episodes = play_episodes(
