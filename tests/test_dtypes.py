@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from eapo_agents.cli import main
 from eapo_agents.engines import trl_train
 from eapo_agents.experiments.compare import CompareConfig, run_compare
+from eapo_agents.training import policy
 from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.loop import train
 from eapo_agents.training.policy import load_policy, pick_device, weights_dtype
@@ -98,16 +99,28 @@ def test_lora_trains_its_adapter_in_bfloat16(device, small_config):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_eval_runs_in_the_runs_dtype(device, small_config, capsys):
+def test_eval_runs_in_the_runs_dtype(device, small_config, monkeypatch):
     """``eapo-gym eval`` of a bf16 run loads and evaluates it in bf16 on the run's device."""
     config = reduced_precision_run(small_config, "sft", "bfloat16", device, steps=1)
     train(config, progress=False)
+    loaded = []
+
+    def recording_load_policy(*args, **kwargs):
+        model, tokenizer = load_policy(*args, **kwargs)
+        loaded.append((model.dtype, model.device.type))
+        return model, tokenizer
+
+    monkeypatch.setattr(policy, "load_policy", recording_load_policy)
     main(["eval", "--checkpoint", config.out, "--k", "2", "--problems", "2"])
+    assert loaded == [(torch.bfloat16, device)]
     metrics = json.loads((Path(config.out) / "eval_k2.json").read_text())
     assert 0 <= metrics["eval/avg_at_k"] <= metrics["eval/pass_at_k"] <= 1 and metrics["eval/format_rate"] > 0
     model, tokenizer = load_policy(Path(config.out) / "checkpoint" / "model", device, "bfloat16")
     assert model.dtype == torch.bfloat16
-    assert evaluate(model, tokenizer, config, k=2, problems=2) == metrics  # same seeds, same metrics
+    again = evaluate(model, tokenizer, config, k=2, problems=2)
+    assert set(again) == set(metrics) and 0 <= again["eval/avg_at_k"] <= 1
+    if device == "cpu":  # same seeds, same metrics (a GPU's bf16 kernels need not repeat bit for bit)
+        assert again == metrics
 
 
 def test_compare_quicks_smallest_configuration_in_bfloat16(tiny_model_dir, tmp_path):
