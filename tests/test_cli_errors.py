@@ -109,8 +109,9 @@ def test_a_bad_config_file_value_names_the_file_key_value_and_rule(tmp_path, cap
     assert line == f"eapo-gym train: error: --config {bad}: steps: expected an integer >= 1, got 'many'"
 
 
-def test_a_missing_model_directory_is_never_looked_up_on_a_hub(tmp_path, capsys, no_model_loads):
-    line = fails(["train", "--model", "/nope", "--out", str(tmp_path / "r")], capsys)
+@pytest.mark.parametrize("engine", ["native", "trl"])
+def test_a_missing_model_directory_is_never_looked_up_on_a_hub(engine, tmp_path, capsys, no_model_loads):
+    line = fails(["train", "--engine", engine, "--model", "/nope", "--out", str(tmp_path / "r")], capsys)
     assert line == "eapo-gym train: error: --model /nope: no such directory"
     assert not (tmp_path / "r").exists()
     (tmp_path / "empty").mkdir()

@@ -27,8 +27,8 @@ from eapo_agents.engines.trl_settings import check_engine_settings, generation_s
 from eapo_agents.training.agent import rollout_metrics
 from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.evaluation import evaluate
-from eapo_agents.training.loop import CHECKPOINT
-from eapo_agents.training.policy import hub_kernels_allowed, load_policy, starting_model_path
+from eapo_agents.training.loop import CHECKPOINT, model_to_load
+from eapo_agents.training.policy import hub_kernels_allowed, load_policy
 from eapo_agents.training.registry import agent_class
 from eapo_agents.training.run import (
     MetricsLog,
@@ -116,7 +116,7 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
     args = grpo_args(config, processes, use_cpu)
     out = Path(config.out)
     with args.main_process_first(desc="starting model"):  # a preset is built once, by the main process
-        model_path = starting_model_path(config.model, config.preset, config.device, config.dtype)
+        model_path = model_to_load(config, None)  # checked as the native engine checks it
     main = args.process_index == 0
     config = start_run(config, resuming=False, main=main)
     seed_everything(config.seed)
