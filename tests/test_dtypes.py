@@ -82,7 +82,7 @@ def test_each_algorithm_trains_in_reduced_precision(algo, dtype, device, small_c
      pytest.param("float16", "cuda", marks=pytest.mark.gpu)],
 )  # fmt: skip
 def test_the_trl_engine_trains_in_reduced_precision(dtype, device, small_config, tiny_model_dir):
-    config = reduced_precision_run(small_config, "eapo", dtype, device, engine="trl")
+    config = reduced_precision_run(small_config, "eapo", dtype, device, engine="trl", train_difficulties=(2,))
     trl_train.train(config, progress=False)
     assert_trained(config, tiny_model_dir)
 
