@@ -113,7 +113,7 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
         "--out", help="directory for eval_k{K}.json (default: the run directory; a model directory: none)"
     )
     evaluate.add_argument("--json", dest="json_path", help="also write the metrics to this JSON file")
-    add_shared_flags(evaluate, "device", "dtype")
+    add_shared_flags(evaluate, "device", "dtype", "hub_kernels")
     evaluate.set_defaults(handler=run_eval)
 
     compare = commands.add_parser(
@@ -401,6 +401,7 @@ def run_eval(args: argparse.Namespace) -> dict:
         "experts": args.experts,
         "device": args.device,
         "dtype": args.dtype,
+        "hub_kernels": args.hub_kernels,
     }
     changes = {name: value for name, value in changes.items() if value is not None}
     from eapo_agents.training.policy import check_model_directory
@@ -423,7 +424,7 @@ def run_eval(args: argparse.Namespace) -> dict:
     from eapo_agents.training.evaluation import evaluate
     from eapo_agents.training.policy import load_policy
 
-    model, tokenizer = load_policy(model, config.device, config.dtype)
+    model, tokenizer = load_policy(model, config.device, config.dtype, hub_kernels=config.hub_kernels)
     metrics = evaluate(model, tokenizer, config, with_experts=args.with_experts, consult=args.consult)
     for name, value in metrics.items():
         print(f"{name:<32}{value:.4f}")

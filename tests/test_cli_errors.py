@@ -409,3 +409,11 @@ def test_eval_values_are_checked_before_the_model_loads(tiny_model_dir, capsys, 
     assert line == "eapo-gym eval: error: --k: expected an integer >= 1, got 0"
     line = fails(["eval", "--checkpoint", "/nope"], capsys)
     assert line == "eapo-gym eval: error: --checkpoint /nope: no such directory"
+
+
+def test_float16_through_trl_needs_cuda(tmp_path, capsys, no_model_loads):
+    line = fails(["train", "--engine", "trl", "--algo", "grpo", "--device", "cpu", "--dtype", "float16",
+                  "--out", str(tmp_path / "r")], capsys)  # fmt: skip
+    assert line.endswith("--dtype float16 with --engine trl needs CUDA (TRL's fp16 mixed precision); "
+                         "use bfloat16 or float32 on the CPU")  # fmt: skip
+    assert not (tmp_path / "r").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from eapo_agents.cli import main
 from eapo_agents.engines import trl_train
 from eapo_agents.training.policy import load_policy
 from eapo_gym.experts import TransformersExpert
@@ -46,3 +47,10 @@ def test_the_trl_engine_loads_policy_and_reference_model_as_asked(kernel_request
     run = trl_train.build(config, progress=False)
     assert run.trainer.ref_model is not None  # kl_beta > 0: TRL loaded a reference model itself
     assert kernel_requests == [hub_kernels, hub_kernels]  # the policy, then TRL's reference model
+
+
+@pytest.mark.parametrize("flag", [[], ["--hub-kernels", "true"]])
+def test_eval_loads_without_hub_kernels_unless_asked(kernel_requests, tiny_model_dir, tmp_path, flag):
+    main(["eval", "--checkpoint", str(tiny_model_dir), "--k", "1", "--problems", "1", "--difficulties", "1",
+          "--device", "cpu", "--out", str(tmp_path), *flag])  # fmt: skip
+    assert kernel_requests == [bool(flag)]

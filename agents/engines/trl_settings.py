@@ -35,6 +35,7 @@ from typing import Any
 
 from eapo_agents.engines.trl_generation import stop_ids
 from eapo_agents.training.config import TrainConfig
+from eapo_agents.training.policy import pick_device
 from eapo_gym.protocol import DEFAULT_PROTOCOL
 
 ALGORITHMS = ("grpo", "eapo")
@@ -63,6 +64,9 @@ def check_engine_settings(config: TrainConfig) -> None:
             raise ValueError(f"{flag} {value} is not available with --engine trl (only its default)")
     if config.resume:
         raise ValueError("--resume is not available with --engine trl")
+    if config.dtype == "float16" and pick_device(config.device).type != "cuda":
+        raise ValueError("--dtype float16 with --engine trl needs CUDA (TRL's fp16 mixed precision); "
+                         "use bfloat16 or float32 on the CPU")
     if config.vllm == "server" and not config.vllm_server_url:
         raise ValueError("--vllm server needs --vllm-server-url")
     if config.trl_args and not Path(config.trl_args).exists():
