@@ -138,6 +138,7 @@ def train(
     config = start_run(config, state is not None, main)
     if accelerator is not None:
         accelerator.wait_for_everyone()
+    if not main:  # the main process checked and resolved it before writing anything
         model_path = model_to_load(config, state)
     seed_everything(config.seed)
     device = str(accelerator.device) if accelerator is not None else config.device
