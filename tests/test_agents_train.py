@@ -73,9 +73,11 @@ def test_eapo_consults_and_anneals_acceptance(small_config):
     log = rows(config.out)
     assert [r["acceptance_rate"] for r in log[:4]] == [1.0, 0.5, pytest.approx(1 / 3), 0.25]
     assert sum(r["expert_calls"] for r in log) > 0
+    assert log[0]["helped_episodes"] > 0 and 0 <= log[0]["rescued_groups"] <= 1  # where the help went
     grpo = config.replace(algo="grpo", out=config.out + "-grpo")
     train(grpo, progress=False)
     assert all(r["expert_calls"] == 0 and r["acceptance_rate"] == 0.0 for r in rows(grpo.out)[:4])
+    assert "helped_episodes" not in rows(grpo.out)[0]
 
 
 def test_eapo_loss_never_sees_expert_reply_tokens(small_config, tiny_model_dir):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from eapo_agents.algorithms.eapo import help_shares
 from eapo_agents.algorithms.grpo import all_fail_shares
 from eapo_agents.experiments.compare import (
     ABLATIONS,
@@ -20,7 +21,7 @@ from eapo_agents.experiments.compare import (
     run_compare,
     updates_to_reach,
 )
-from eapo_agents.experiments.report import markdown_table, verdicts
+from eapo_agents.experiments.report import help_table, markdown_table, milestone_table, verdicts
 from eapo_agents.rollout.episode import Episode
 
 
@@ -63,10 +64,11 @@ def test_command_line_reproduces_the_config():
     assert command_line(CompareConfig.quick_preset()) == "eapo-gym compare --quick"
     assert command_line(CompareConfig(seeds=(0, 1), steps=5)) == "eapo-gym compare --seeds 0,1 --steps 5"
     assert CompareConfig(eval_split="train").stem == "compare_validation"
+    assert CompareConfig(steps=480).stem == "compare_steps480"  # never overwrites the 120-update results
 
 
-def _episode(correct: bool, level: int) -> Episode:
-    return Episode("p", [1], info={"correct": correct, "difficulty": level})
+def _episode(correct: bool, level: int, accepted: int = 0) -> Episode:
+    return Episode("p", [1], info={"correct": correct, "difficulty": level, "accepted": accepted})
 
 
 def test_all_fail_shares_per_level():
@@ -80,6 +82,22 @@ def test_all_fail_shares_per_level():
         "all_fail_groups/d2": 0.5,
         "all_fail_groups/d3": 1.0,
     }
+
+
+def test_help_shares_say_where_the_replies_went():
+    groups = [
+        [_episode(True, 2, accepted=1), _episode(False, 2)],  # rescued: its only correct episode was helped
+        [_episode(True, 2, accepted=2), _episode(True, 2)],  # not rescued: it solved one alone too
+        [_episode(False, 3, accepted=1), _episode(False, 3)],  # helped, still all-fail
+    ]
+    assert help_shares(groups) == {
+        "helped_episodes": 0.5,
+        "helped_accuracy": pytest.approx(2 / 3),
+        "unhelped_accuracy": pytest.approx(1 / 3),
+        "rescued_groups": pytest.approx(1 / 3),
+    }
+    alone = [[_episode(True, 2), _episode(False, 2)]]
+    assert help_shares(alone) == {"helped_episodes": 0.0, "unhelped_accuracy": 0.5, "rescued_groups": 0.0}
 
 
 def _run(avg: float, declined: float, curve: list, calls: float = 0.0) -> dict:
@@ -120,7 +138,7 @@ def test_compare_end_to_end_writes_json_table_and_plots(tiny_model_dir, tmp_path
         results=str(tmp_path / "results"),
     )  # fmt: skip
     result = run_compare(compare)
-    saved = json.loads((tmp_path / "results" / "compare.json").read_text())
+    saved = json.loads((tmp_path / "results" / "compare_steps2.json").read_text())
     assert saved["command"].startswith("eapo-gym compare") and saved["seeds"] == [0, 1]
     assert saved["train_levels"] == [1, 2] and saved["eval_levels"] == [1, 2, 3]
     for name in ("base", "grpo", "eapo"):
@@ -130,17 +148,51 @@ def test_compare_end_to_end_writes_json_table_and_plots(tiny_model_dir, tmp_path
     assert saved["methods"]["grpo"]["series"]["consult_rate"] == [[1, 0.0], [2, 0.0]]  # GRPO cannot consult
     assert [step for step, _ in saved["methods"]["grpo"]["curves"]["eval/avg_at_k"]] == [0, 1, 2]
     assert saved["methods"]["eapo"]["series"]["acceptance_rate"][0] == [1, 1.0]
+    assert saved["milestones"] == [2] and saved["methods"]["eapo"]["series"]["helped_episodes"][0][1] > 0
     assert set(saved["methods"]["grpo"]["all_fail"]) >= {"all_fail_groups/d1", "all_fail_groups/d2"}
     for plot in ("accuracy", "levels", "consult", "sparsity"):
-        assert (tmp_path / "results" / f"compare_{plot}.png").stat().st_size > 1000
-    table = (tmp_path / "results" / "compare.md").read_text()
+        assert (tmp_path / "results" / f"compare_steps2_{plot}.png").stat().st_size > 1000
+    table = (tmp_path / "results" / "compare_steps2.md").read_text()
     assert table.count("\n| ") >= 4 and "| eapo |" in table
     assert f"| {PAPER_AVG['eapo'] - PAPER_AVG['base']:+.2f} |" in table  # the paper's gain beside ours
-    assert markdown_table(result) in table
+    assert markdown_table(result) in table and help_table(result) in table and "| eapo | ρ = 1 |" in table
     written = {path: path.stat().st_mtime_ns for path in (tmp_path / "runs").rglob("*") if path.is_file()}
     again = run_compare(compare)  # finished runs are reused, not retrained
     assert again["methods"]["eapo"]["per_seed_avg_at_k"] == result["methods"]["eapo"]["per_seed_avg_at_k"]
     assert {path: path.stat().st_mtime_ns for path in written} == written  # no run wrote anything
+
+
+def test_milestone_table_pairs_each_seed_with_grpo():
+    curves = {
+        "base": [[(0, 0.10)], [(0, 0.12)]],  # evaluation only: one point stands for every update
+        "grpo": [[(2, 0.20), (4, 0.30)], [(2, 0.10), (4, 0.30)]],
+        "eapo": [[(2, 0.10), (4, 0.40)], [(2, 0.10), (4, 0.20)]],
+    }
+    result = {"milestones": [2, 4], "methods": {n: {"per_seed_curve": c} for n, c in curves.items()}}
+    lines = milestone_table(result).splitlines()
+    assert lines[0] == "| method | update 2 | update 4 |"
+    assert "| grpo | 15.0 ± 5.0 | 30.0 ± 0.0 |" in lines
+    assert "| eapo − grpo | -5.0 ± 5.0 | +0.0 ± 10.0 |" in lines  # per seed: (-10, 0) and (+10, -10)
+    assert "| grpo − base | +4.0 ± 6.0 | +19.0 ± 1.0 |" in lines
+    assert milestone_table({**result, "milestones": [4]}) == ""  # one budget: the main table says it
+
+
+def test_help_table_windows_the_run_by_acceptance_rate():
+    series = {
+        "acceptance_rate": [(1, 1.0), (2, 0.5), (3, 0.05)],
+        "helped_episodes": [(1, 0.8), (2, 0.4), (3, 0.0)],
+        "helped_accuracy": [(1, 0.5), (2, 0.3)],  # no helped episode at update 3
+        "unhelped_accuracy": [(1, 0.1), (2, 0.2), (3, 0.3)],
+        "rescued_groups": [(1, 0.25), (2, 0.125), (3, 0.0)],
+        "all_fail_groups": [(1, 0.5), (2, 0.5), (3, 0.75)],
+    }
+    lines = help_table({"methods": {"grpo": {"series": {}}, "eapo": {"series": series}}}).splitlines()
+    assert lines[2:] == [
+        "| eapo | ρ = 1 | 1–1 | 80% | 50% | 10% | 25% | 50% |",
+        "| eapo | 1 > ρ ≥ 0.1 | 2–2 | 40% | 30% | 20% | 12% | 50% |",
+        "| eapo | ρ < 0.1 | 3–3 | 0% |  | 30% | 0% | 75% |",
+    ]
+    assert help_table({"methods": {"grpo": {"series": {}}}}) == ""
 
 
 @pytest.mark.parametrize(

@@ -46,11 +46,11 @@ def test_warm_start_writes_both_models_and_their_accuracy_then_compare_starts_fr
         results=str(tmp_path / "results"),
     )  # fmt: skip
     result = run_compare(compare)
-    assert compare.stem == "compare_micro" and result["command"].startswith("eapo-gym compare --preset micro")
+    assert compare.stem == "compare_micro_steps1" and result["command"].startswith("eapo-gym compare --preset micro")
     trained = result["train_config"]["eapo_model_expert"]
     assert trained["model"] == str(presets.preset_path("micro", "policy")) and trained["device"] == "cpu"
     assert trained["experts"] == f"model:{presets.preset_path('micro', 'expert')}"
-    report = (tmp_path / "results" / "compare_micro.md").read_text()
+    report = (tmp_path / "results" / "compare_micro_steps1.md").read_text()
     assert "| method | gain (points) | run s / point | expert calls / point |" in report
 
 

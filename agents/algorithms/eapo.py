@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from eapo_agents.algorithms.grpo import GRPOAgent, GRPOOptions
+from eapo_agents.rollout.episode import Episode
 from eapo_agents.rollout.sampling import LocalBackend
 from eapo_agents.training.batch import TokenBatch, loss_weights
 from eapo_agents.training.config import SettingError, TrainConfig, option
@@ -76,6 +77,29 @@ class EAPOOptions(GRPOOptions):
                 parse_schedule(getattr(self, name), length=1)
             except ValueError as error:
                 raise SettingError(name, str(error)) from None
+
+
+def help_shares(groups: list[list[Episode]]) -> dict[str, float]:
+    """Where the help goes in one step's groups: the share of episodes with an accepted expert reply
+    (``helped_episodes``); the accuracy of those and of the others (``helped_accuracy``,
+    ``unhelped_accuracy``; absent when there are none); and the share of groups whose every correct
+    episode was helped (``rescued_groups``: without the replies they would have had no signal)."""
+    episodes = [e for group in groups for e in group]
+    helped = [e for e in episodes if e.info.get("accepted", 0) > 0]
+    unhelped = [e for e in episodes if e.info.get("accepted", 0) == 0]
+    shares = {
+        "helped_episodes": len(helped) / len(episodes),
+        "rescued_groups": sum(
+            any(e.info.get("correct") for e in group)
+            and all(e.info.get("accepted", 0) > 0 for e in group if e.info.get("correct"))
+            for group in groups
+        )
+        / len(groups),
+    }
+    for name, part in (("helped_accuracy", helped), ("unhelped_accuracy", unhelped)):
+        if part:
+            shares[name] = sum(bool(e.info.get("correct")) for e in part) / len(part)
+    return shares
 
 
 def shaped_expert_term(logp: torch.Tensor, weights: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -131,6 +155,10 @@ class EAPOAgent(GRPOAgent):
             for k, g in enumerate(failing):
                 groups[g] = replayed[k * group_size : (k + 1) * group_size]
         return groups
+
+    def group_metrics(self, groups: list[list[Episode]]) -> dict[str, float]:
+        """GRPO's all-fail shares, and where the help goes (``help_shares``)."""
+        return {**super().group_metrics(groups), **help_shares(groups)}
 
     def rollout_metrics(self, episodes) -> dict[str, float]:
         metrics = super().rollout_metrics(episodes)

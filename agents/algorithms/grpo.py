@@ -80,7 +80,7 @@ class GRPOAgent(PolicyGradientAgent):
         informative = rewards.std(dim=1) > 0
         metrics = self.rollout_metrics([e for group in groups for e in group])
         metrics["all_equal_groups"] = 1.0 - informative.float().mean().item()
-        metrics.update(all_fail_shares(groups))
+        metrics.update(self.group_metrics(groups))
         keep = informative if options.dynamic_sampling else torch.ones_like(informative)
         trained = [
             (e, a)
@@ -100,6 +100,10 @@ class GRPOAgent(PolicyGradientAgent):
         )
         batch = replace(batch, **self.extra_inputs(batch))
         return {**metrics, **gap, **self.update(batch, self.loss), "trained_episodes": float(len(trained))}
+
+    def group_metrics(self, groups: list[list[Episode]]) -> dict[str, float]:
+        """Statistics of the step's groups for the training log: the all-fail shares."""
+        return all_fail_shares(groups)
 
     def extra_inputs(self, batch: TokenBatch) -> dict[str, torch.Tensor]:
         """Further loss inputs of ``batch`` for ``objective`` (EAPO's off-policy term sets one)."""

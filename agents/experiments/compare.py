@@ -37,6 +37,7 @@ from eapo_agents.training.run import run_settings
 from eapo_agents.training.stopping import StopSignals, TrainingStopped
 
 DECLINED_EVAL = "eval_declined.json"
+BASE_STEPS = 120  # the preregistered budget; longer runs are also reported at its multiples
 START_UPDATES, END_UPDATES = 5, 10  # the all-fail share "at the start" and "at the end" averages these
 
 
@@ -111,7 +112,7 @@ class CompareConfig:
     preset: str = "tiny"
     seeds: tuple[int, ...] = option((0, 1, 2), "seeds, each a run of every method", at_least=0)
     methods: tuple[str, ...] = tuple(m.name for m in METHODS + ABLATIONS)
-    steps: int = option(120, "policy updates per method", at_least=1)
+    steps: int = option(BASE_STEPS, "policy updates per method", at_least=1)
     eval_every: int = option(20, "updates between evaluations", at_least=1)
     eval_k: int = option(8, "samples per test problem", at_least=1)
     eval_problems: int = option(32, "test problems per level", at_least=1)
@@ -159,11 +160,13 @@ class CompareConfig:
 
     @property
     def stem(self) -> str:
-        """The results' file name: compare, then ``_PRESET`` for a preset other than tiny, ``_gpu`` on
-        CUDA, ``_quick`` and ``_validation`` (on the training split), e.g. ``compare_small_gpu``."""
+        """The results' file name: compare, then ``_PRESET`` for a preset other than tiny, ``_stepsN`` for
+        a budget other than 120 updates, ``_gpu`` on CUDA, ``_quick`` and ``_validation`` (on the
+        training split), e.g. ``compare_small_gpu`` or ``compare_steps480``."""
         return (
             "compare"
             + ("" if self.preset == "tiny" else f"_{self.preset}")
+            + ("" if self.steps == BASE_STEPS else f"_steps{self.steps}")
             + ("_gpu" if pick_device(self.device).type == "cuda" else "")
             + ("_quick" if self.quick else "")
             + ("_validation" if self.eval_split == "train" else "")
@@ -357,6 +360,10 @@ SERIES = (
     "reward",
     "accuracy",
     "turns",
+    "helped_episodes",
+    "helped_accuracy",
+    "unhelped_accuracy",
+    "rescued_groups",
 )
 
 
@@ -381,6 +388,7 @@ def aggregate(runs: dict[str, dict[int, dict[str, Any]]]) -> dict[str, dict[str,
         row["expert_calls"] = float(np.mean([by_seed[s]["expert_calls"] for s in seeds]))
         row["expert_chars"] = float(np.mean([by_seed[s]["expert_chars"] for s in seeds]))
         row["per_seed_avg_at_k"] = [by_seed[s]["final"]["eval/avg_at_k"] for s in seeds]
+        row["per_seed_curve"] = [by_seed[s]["curves"].get("eval/avg_at_k", []) for s in seeds]
         row["curves"] = {
             key: _mean_series([by_seed[s]["curves"][key] for s in seeds])
             for key in by_seed[seeds[0]]["curves"]
@@ -449,6 +457,7 @@ def run_compare(compare: CompareConfig) -> dict[str, Any]:
         "train_levels": list(levels),
         "eval_levels": [*levels, max(levels) + 1],
         "eval_split": compare.eval_split,
+        "milestones": sorted({*range(BASE_STEPS, compare.steps + 1, BASE_STEPS), compare.steps}),
         "warm_start_accuracy": {
             split: {str(k): v for k, v in warm_start_accuracy(policy, split).items()}
             for split in ("train", "test")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -89,6 +90,76 @@ def all_fail_table(result: dict[str, Any]) -> str:
         ]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+def _at(curve: list, step: int) -> float | None:
+    """``curve``'s value at ``step``; an evaluation-only method's single point stands for every step."""
+    values = dict(map(tuple, curve))
+    return values.get(step, next(iter(values.values())) if len(values) == 1 else None)
+
+
+def _mean_std_cell(values: list[float], signed: bool = False) -> str:
+    mean, std = 100 * float(np.mean(values)), 100 * float(np.std(values))
+    return f"{mean:+.1f} ± {std:.1f}" if signed else f"{mean:.1f} ± {std:.1f}"
+
+
+def milestone_table(result: dict[str, Any]) -> str:
+    """Held-out avg@k (locked) at each of ``result["milestones"]`` (multiples of the preregistered
+    budget), mean ± std over seeds, and each method's difference from GRPO paired by seed. Empty for
+    a run with one milestone (its final numbers are the main table)."""
+    milestones, methods = result.get("milestones", []), result["methods"]
+    if len(milestones) < 2:
+        return ""
+    at = {
+        name: [[_at(curve, step) for curve in row["per_seed_curve"]] for step in milestones]
+        for name, row in methods.items()
+        if row.get("per_seed_curve")
+    }
+    at = {name: columns for name, columns in at.items() if all(None not in c for c in columns)}
+    lines = [
+        "| method | " + " | ".join(f"update {step}" for step in milestones) + " |",
+        "|---|" + "---|" * len(milestones),
+    ]
+    lines += [f"| {name} | {' | '.join(map(_mean_std_cell, columns))} |" for name, columns in at.items()]
+    pairs = [(name, "grpo") for name in at if name not in ("grpo", "base")] + [("grpo", "base")]
+    for name, reference in pairs:
+        if name in at and reference in at:
+            paired = [
+                _mean_std_cell([a - b for a, b in zip(mine, theirs, strict=True)], signed=True)
+                for mine, theirs in zip(at[name], at[reference], strict=True)
+            ]
+            lines.append(f"| {name} − {reference} | {' | '.join(paired)} |")
+    return "\n".join(lines) + "\n"
+
+
+HELP_WINDOWS = (("ρ = 1", 1.0, 1.01), ("1 > ρ ≥ 0.1", 0.1, 1.0), ("ρ < 0.1", 0.0, 0.1))
+HELP_KEYS = ("helped_episodes", "helped_accuracy", "unhelped_accuracy", "rescued_groups", "all_fail_groups")
+
+
+def help_table(result: dict[str, Any]) -> str:
+    """Where the help goes, per EAPO method and window of the acceptance rate ρ (mean over the window's
+    updates of the seeds' mean): the share of episodes with an accepted reply, the accuracy of those and
+    of the others, the share of groups whose every correct episode was helped (rescued), and all-fail."""
+    lines = [
+        "| method | ρ | updates | helped episodes | accuracy, helped | accuracy, alone | rescued groups "
+        "| all-fail groups |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in result["methods"].items():
+        series = row.get("series", {})
+        if not series.get("helped_episodes"):
+            continue
+        rho = dict(map(tuple, series["acceptance_rate"]))
+        for label, low, high in HELP_WINDOWS:
+            steps = {step for step, value in rho.items() if low <= value < high}
+            if not steps:
+                continue
+            cells = []
+            for key in HELP_KEYS:
+                values = [value for step, value in series.get(key, []) if step in steps]
+                cells.append(f"{100 * float(np.mean(values)):.0f}%" if values else "")
+            lines.append(f"| {name} | {label} | {min(steps)}–{max(steps)} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
 
 def verdicts(result: dict[str, Any]) -> list[str]:
@@ -205,8 +276,25 @@ def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
         *[line + "\n" for line in verdicts(result)],
         "\nCost per point gained over base (per run, mean over seeds):\n",
         cost_per_point_table(result),
+        *(
+            [
+                "\nHeld-out avg@k locked (%) along the run, and differences paired by seed (points):\n",
+                milestone_table(result),
+            ]
+            if milestone_table(result)
+            else []
+        ),
         "\nShare of training groups with no correct episode, first → last updates:\n",
         all_fail_table(result),
+        *(
+            [
+                "\nWhere the help goes in training, by acceptance rate ρ (episodes with an accepted reply; "
+                "rescued: groups whose every correct episode was helped):\n",
+                help_table(result),
+            ]
+            if help_table(result)
+            else []
+        ),
         f"\n![accuracy]({stem}_accuracy.png)\n",
     ]
     (directory / f"{stem}.md").write_text("\n".join(text))
