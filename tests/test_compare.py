@@ -217,5 +217,6 @@ def test_verdicts_state_whether_the_testbed_learns_and_eapo_wins():
     assert lines[0].startswith("- The testbed learns: GRPO - base = +6.0") and lines[0].endswith(": met.")
     assert lines[1].startswith("- EAPO - GRPO = +7.0") and ": met;" in lines[1]
     assert "- EAPO not above workflow." in lines and "- EAPO above base." in lines
+    assert lines[-1].startswith("- Updates to reach GRPO's final accuracy: grpo 40, eapo 40, workflow 40 (")
     methods["grpo"] = row(0.12)
     assert verdicts({"methods": methods, "seeds": [0, 1]})[0].endswith(": not met.")

@@ -46,7 +46,8 @@ def test_warm_start_writes_both_models_and_their_accuracy_then_compare_starts_fr
         results=str(tmp_path / "results"),
     )  # fmt: skip
     result = run_compare(compare)
-    assert compare.stem == "compare_micro_steps1" and result["command"].startswith("eapo-gym compare --preset micro")
+    assert compare.stem == "compare_micro_steps1"
+    assert result["command"].startswith("eapo-gym compare --preset micro")
     trained = result["train_config"]["eapo_model_expert"]
     assert trained["model"] == str(presets.preset_path("micro", "policy")) and trained["device"] == "cpu"
     assert trained["experts"] == f"model:{presets.preset_path('micro', 'expert')}"

@@ -189,10 +189,11 @@ def verdicts(result: dict[str, Any]) -> list[str]:
         if other in methods:
             above = eapo["avg_at_k"] > methods[other]["avg_at_k"]
             lines.append(f"- EAPO {'above' if above else 'not above'} {other}.")
-    reached, grpo_steps = eapo.get("updates_to_grpo_final"), grpo.get("updates_to_grpo_final")
+    reached = ", ".join(
+        f"{name} {row.get('updates_to_grpo_final')}" for name, row in methods.items() if name != "base"
+    )
     lines.append(
-        f"- Updates to reach GRPO's final accuracy: EAPO {reached}, GRPO {grpo_steps} "
-        "(None: never reached at an evaluation point)."
+        f"- Updates to reach GRPO's final accuracy: {reached} (None: never reached at an evaluation point)."
     )
     return lines
 
