@@ -264,6 +264,7 @@ def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
     plot_series(
         result, names, sparsity, "Training groups with no correct episode", directory / f"{stem}_sparsity.png"
     )
+    milestones, helped = milestone_table(result), help_table(result)
     text = [
         f"# {stem}\n",
         f"Command: `{result['command']}`\n",
@@ -278,11 +279,8 @@ def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
         "\nCost per point gained over base (per run, mean over seeds):\n",
         cost_per_point_table(result),
         *(
-            [
-                "\nHeld-out avg@k locked (%) along the run, and differences paired by seed (points):\n",
-                milestone_table(result),
-            ]
-            if milestone_table(result)
+            ["\nHeld-out avg@k locked (%) along the run, differences paired by seed (points):\n", milestones]
+            if milestones
             else []
         ),
         "\nShare of training groups with no correct episode, first → last updates:\n",
@@ -291,9 +289,9 @@ def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
             [
                 "\nWhere the help goes in training, by acceptance rate ρ (episodes with an accepted reply; "
                 "rescued: groups whose every correct episode was helped):\n",
-                help_table(result),
+                helped,
             ]
-            if help_table(result)
+            if helped
             else []
         ),
         f"\n![accuracy]({stem}_accuracy.png)\n",
