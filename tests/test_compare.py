@@ -67,8 +67,14 @@ def test_command_line_reproduces_the_config():
     assert CompareConfig(steps=480).stem == "compare_steps480"  # never overwrites the 120-update results
 
 
-def _episode(correct: bool, level: int, accepted: int = 0) -> Episode:
-    return Episode("p", [1], info={"correct": correct, "difficulty": level, "accepted": accepted})
+def _episode(correct: bool, level: int, accepted: int = 0, consults: int = 0) -> Episode:
+    info = {
+        "correct": correct,
+        "difficulty": level,
+        "accepted": accepted,
+        "consults": max(consults, accepted),
+    }
+    return Episode("p", [1], info=info)
 
 
 def test_all_fail_shares_per_level():
@@ -87,17 +93,24 @@ def test_all_fail_shares_per_level():
 def test_help_shares_say_where_the_replies_went():
     groups = [
         [_episode(True, 2, accepted=1), _episode(False, 2)],  # rescued: its only correct episode was helped
-        [_episode(True, 2, accepted=2), _episode(True, 2)],  # not rescued: it solved one alone too
-        [_episode(False, 3, accepted=1), _episode(False, 3)],  # helped, still all-fail
+        [_episode(True, 2, accepted=2), _episode(True, 2, consults=1)],  # not rescued: one solved unhelped
+        [_episode(False, 3, accepted=1, consults=3), _episode(False, 3, consults=2)],  # helped, all fail
     ]
     assert help_shares(groups) == {
         "helped_episodes": 0.5,
+        "declined_episodes": pytest.approx(1 / 3),
         "helped_accuracy": pytest.approx(2 / 3),
-        "unhelped_accuracy": pytest.approx(1 / 3),
+        "declined_accuracy": 0.5,
+        "unasked_accuracy": 0.0,
         "rescued_groups": pytest.approx(1 / 3),
     }
     alone = [[_episode(True, 2), _episode(False, 2)]]
-    assert help_shares(alone) == {"helped_episodes": 0.0, "unhelped_accuracy": 0.5, "rescued_groups": 0.0}
+    assert help_shares(alone) == {
+        "helped_episodes": 0.0,
+        "declined_episodes": 0.0,
+        "unasked_accuracy": 0.5,
+        "rescued_groups": 0.0,
+    }
 
 
 def _run(avg: float, declined: float, curve: list, calls: float = 0.0) -> dict:
@@ -181,16 +194,18 @@ def test_help_table_windows_the_run_by_acceptance_rate():
     series = {
         "acceptance_rate": [(1, 1.0), (2, 0.5), (3, 0.05)],
         "helped_episodes": [(1, 0.8), (2, 0.4), (3, 0.0)],
+        "declined_episodes": [(1, 0.0), (2, 0.2), (3, 0.1)],
         "helped_accuracy": [(1, 0.5), (2, 0.3)],  # no helped episode at update 3
-        "unhelped_accuracy": [(1, 0.1), (2, 0.2), (3, 0.3)],
+        "declined_accuracy": [(2, 0.05), (3, 0.0)],
+        "unasked_accuracy": [(1, 0.1), (2, 0.2), (3, 0.3)],
         "rescued_groups": [(1, 0.25), (2, 0.125), (3, 0.0)],
         "all_fail_groups": [(1, 0.5), (2, 0.5), (3, 0.75)],
     }
     lines = help_table({"methods": {"grpo": {"series": {}}, "eapo": {"series": series}}}).splitlines()
     assert lines[2:] == [
-        "| eapo | ρ = 1 | 1–1 | 80% | 50% | 10% | 25% | 50% |",
-        "| eapo | 1 > ρ ≥ 0.1 | 2–2 | 40% | 30% | 20% | 12% | 50% |",
-        "| eapo | ρ < 0.1 | 3–3 | 0% |  | 30% | 0% | 75% |",
+        "| eapo | ρ = 1 | 1–1 | 80% | 0% | 50% |  | 10% | 25% | 50% |",
+        "| eapo | 1 > ρ ≥ 0.1 | 2–2 | 40% | 20% | 30% | 5% | 20% | 12% | 50% |",
+        "| eapo | ρ < 0.1 | 3–3 | 0% | 10% |  | 0% | 30% | 0% | 75% |",
     ]
     assert help_table({"methods": {"grpo": {"series": {}}}}) == ""
 

@@ -80,15 +80,21 @@ class EAPOOptions(GRPOOptions):
 
 
 def help_shares(groups: list[list[Episode]]) -> dict[str, float]:
-    """Where the help goes in one step's groups: the share of episodes with an accepted expert reply
-    (``helped_episodes``); the accuracy of those and of the others (``helped_accuracy``,
-    ``unhelped_accuracy``; absent when there are none); and the share of groups whose every correct
-    episode was helped (``rescued_groups``: without the replies they would have had no signal)."""
+    """Where the help goes in one step's groups. Each episode either got an accepted expert reply
+    (helped), asked and was declined every time (declined), or never asked (unasked): the shares of
+    the first two (``helped_episodes``, ``declined_episodes``) and each kind's accuracy
+    (``helped_accuracy``, ``declined_accuracy``, ``unasked_accuracy``; absent when there are none).
+    ``rescued_groups``: the share of groups whose every correct episode was helped, so that without
+    the replies they would have had no signal."""
     episodes = [e for group in groups for e in group]
-    helped = [e for e in episodes if e.info.get("accepted", 0) > 0]
-    unhelped = [e for e in episodes if e.info.get("accepted", 0) == 0]
+    kinds = {
+        "helped": [e for e in episodes if e.info.get("accepted", 0) > 0],
+        "declined": [e for e in episodes if e.info.get("consults", 0) > 0 and e.info.get("accepted", 0) == 0],
+        "unasked": [e for e in episodes if e.info.get("consults", 0) == 0],
+    }
     shares = {
-        "helped_episodes": len(helped) / len(episodes),
+        "helped_episodes": len(kinds["helped"]) / len(episodes),
+        "declined_episodes": len(kinds["declined"]) / len(episodes),
         "rescued_groups": sum(
             any(e.info.get("correct") for e in group)
             and all(e.info.get("accepted", 0) > 0 for e in group if e.info.get("correct"))
@@ -96,9 +102,9 @@ def help_shares(groups: list[list[Episode]]) -> dict[str, float]:
         )
         / len(groups),
     }
-    for name, part in (("helped_accuracy", helped), ("unhelped_accuracy", unhelped)):
+    for kind, part in kinds.items():
         if part:
-            shares[name] = sum(bool(e.info.get("correct")) for e in part) / len(part)
+            shares[f"{kind}_accuracy"] = sum(bool(e.info.get("correct")) for e in part) / len(part)
     return shares
 
 

@@ -361,8 +361,10 @@ SERIES = (
     "accuracy",
     "turns",
     "helped_episodes",
+    "declined_episodes",
     "helped_accuracy",
-    "unhelped_accuracy",
+    "declined_accuracy",
+    "unasked_accuracy",
     "rescued_groups",
 )
 

@@ -133,17 +133,25 @@ def milestone_table(result: dict[str, Any]) -> str:
 
 
 HELP_WINDOWS = (("ρ = 1", 1.0, 1.01), ("1 > ρ ≥ 0.1", 0.1, 1.0), ("ρ < 0.1", 0.0, 0.1))
-HELP_KEYS = ("helped_episodes", "helped_accuracy", "unhelped_accuracy", "rescued_groups", "all_fail_groups")
+HELP_KEYS = (
+    "helped_episodes",
+    "declined_episodes",
+    "helped_accuracy",
+    "declined_accuracy",
+    "unasked_accuracy",
+    "rescued_groups",
+    "all_fail_groups",
+)
 
 
 def help_table(result: dict[str, Any]) -> str:
     """Where the help goes, per EAPO method and window of the acceptance rate ρ (mean over the window's
-    updates of the seeds' mean): the share of episodes with an accepted reply, the accuracy of those and
-    of the others, the share of groups whose every correct episode was helped (rescued), and all-fail."""
+    updates of the seeds' mean): the shares of helped and declined episodes (``help_shares``), the
+    accuracy of helped, declined and unasked episodes, rescued groups, and all-fail groups."""
     lines = [
-        "| method | ρ | updates | helped episodes | accuracy, helped | accuracy, alone | rescued groups "
-        "| all-fail groups |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | ρ | updates | helped | declined | accuracy: helped | declined | never asked "
+        "| rescued groups | all-fail groups |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in result["methods"].items():
         series = row.get("series", {})
