@@ -295,8 +295,8 @@ def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
         all_fail_table(result),
         *(
             [
-                "\nWhere the help goes in training, by acceptance rate ρ (episodes with an accepted reply; "
-                "rescued: groups whose every correct episode was helped):\n",
+                "\nWhere the help goes in training, by acceptance rate ρ (helped: an accepted reply; "
+                "declined: asked, never answered; rescued: groups whose every correct episode was helped):\n",
                 helped,
             ]
             if helped
