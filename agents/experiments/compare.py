@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from eapo_agents.experiments.presets import check_preset, preset_path, warm_start_accuracy
-from eapo_agents.experiments.report import write_report
+from eapo_agents.experiments.report import HELP_METRICS, write_report
 from eapo_agents.training.config import SettingError, TrainConfig, check_fields, option
 from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.loop import checkpoint_state, train
@@ -360,12 +360,7 @@ SERIES = (
     "reward",
     "accuracy",
     "turns",
-    "helped_episodes",
-    "declined_episodes",
-    "helped_accuracy",
-    "declined_accuracy",
-    "unasked_accuracy",
-    "rescued_groups",
+    *HELP_METRICS,
 )
 
 

@@ -133,14 +133,13 @@ def milestone_table(result: dict[str, Any]) -> str:
 
 
 HELP_WINDOWS = (("ρ = 1", 1.0, 1.01), ("1 > ρ ≥ 0.1", 0.1, 1.0), ("ρ < 0.1", 0.0, 0.1))
-HELP_KEYS = (
+HELP_METRICS = (  # EAPO's training log, from help_shares
     "helped_episodes",
     "declined_episodes",
     "helped_accuracy",
     "declined_accuracy",
     "unasked_accuracy",
     "rescued_groups",
-    "all_fail_groups",
 )
 
 
@@ -163,7 +162,7 @@ def help_table(result: dict[str, Any]) -> str:
             if not steps:
                 continue
             cells = []
-            for key in HELP_KEYS:
+            for key in (*HELP_METRICS, "all_fail_groups"):
                 values = [value for step, value in series.get(key, []) if step in steps]
                 cells.append(f"{100 * float(np.mean(values)):.0f}%" if values else "")
             lines.append(f"| {name} | {label} | {min(steps)}–{max(steps)} | {' | '.join(cells)} |")
