@@ -79,25 +79,28 @@ class EAPOOptions(GRPOOptions):
                 raise SettingError(name, str(error)) from None
 
 
+def help_kind(episode: Episode) -> str:
+    """``helped`` (an accepted expert reply), ``declined`` (asked, never answered) or ``unasked``."""
+    if episode.info.get("accepted", 0) > 0:
+        return "helped"
+    return "declined" if episode.info.get("consults", 0) > 0 else "unasked"
+
+
 def help_shares(groups: list[list[Episode]]) -> dict[str, float]:
-    """Where the help goes in one step's groups. Each episode either got an accepted expert reply
-    (helped), asked and was declined every time (declined), or never asked (unasked): the shares of
-    the first two (``helped_episodes``, ``declined_episodes``) and each kind's accuracy
-    (``helped_accuracy``, ``declined_accuracy``, ``unasked_accuracy``; absent when there are none).
-    ``rescued_groups``: the share of groups whose every correct episode was helped, so that without
-    the replies they would have had no signal."""
-    episodes = [e for group in groups for e in group]
-    kinds = {
-        "helped": [e for e in episodes if e.info.get("accepted", 0) > 0],
-        "declined": [e for e in episodes if e.info.get("consults", 0) > 0 and e.info.get("accepted", 0) == 0],
-        "unasked": [e for e in episodes if e.info.get("consults", 0) == 0],
-    }
+    """Where the help goes in one step's groups: the shares of helped and declined episodes
+    (``help_kind``), each kind's accuracy (absent when there are none), and ``rescued_groups``, the
+    share of groups whose every correct episode was helped, so that without the replies they would
+    have had no signal."""
+    kinds: dict[str, list[Episode]] = {"helped": [], "declined": [], "unasked": []}
+    for episode in (e for group in groups for e in group):
+        kinds[help_kind(episode)].append(episode)
+    count = sum(len(part) for part in kinds.values())
     shares = {
-        "helped_episodes": len(kinds["helped"]) / len(episodes),
-        "declined_episodes": len(kinds["declined"]) / len(episodes),
+        "helped_episodes": len(kinds["helped"]) / count,
+        "declined_episodes": len(kinds["declined"]) / count,
         "rescued_groups": sum(
             any(e.info.get("correct") for e in group)
-            and all(e.info.get("accepted", 0) > 0 for e in group if e.info.get("correct"))
+            and all(help_kind(e) == "helped" for e in group if e.info.get("correct"))
             for group in groups
         )
         / len(groups),
