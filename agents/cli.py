@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from eapo_agents.training.config import SettingError, TrainConfig, shared_fields
-from eapo_agents.training.registry import agent_class, agent_names
-from eapo_agents.training.stopping import NonFiniteError, TrainingStopped
+from .training.config import SettingError, TrainConfig, shared_fields
+from .training.registry import agent_class, agent_names
+from .training.stopping import NonFiniteError, TrainingStopped
 
 FLAG = "flag"  # the source of a value given on the command line
 
@@ -249,10 +249,10 @@ def run_demo(args: argparse.Namespace) -> dict:
 
 def run_train(args: argparse.Namespace) -> dict:
     config, sources = train_config(args)
-    from eapo_agents.training.loop import summary_line, train
+    from .training.loop import summary_line, train
 
     if config.engine == "trl":
-        from eapo_agents.engines.trl_train import train
+        from .engines.trl_train import train
 
     try:
         final = train(config)
@@ -293,7 +293,7 @@ def train_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]]
         sources.update(dict.fromkeys(loaded, f"--config {args.config}"))
     values.update(given)
     sources.update(dict.fromkeys(given, FLAG))
-    from eapo_agents.engines.trl_settings import check_engine_settings
+    from .engines.trl_settings import check_engine_settings
 
     try:
         config = TrainConfig.from_dict(values)
@@ -320,9 +320,9 @@ def located(error: SettingError, sources: dict[str, str], flags: dict[str, str] 
 def unlearned_levels_note(config: TrainConfig) -> str:
     """A line for evaluation levels where the starting policy scored 0% (its ``warm_start_eval.json``),
     where a short run is expected to stay at 0%, naming the levels ``compare``'s rule would pick; or ""."""
-    from eapo_agents.experiments.compare import pick_train_levels
-    from eapo_agents.experiments.presets import WARM_START_EVAL, warm_start_accuracy
-    from eapo_agents.training.policy import starting_model_path
+    from .experiments.compare import pick_train_levels
+    from .experiments.presets import WARM_START_EVAL, warm_start_accuracy
+    from .training.policy import starting_model_path
 
     start = starting_model_path(config.model, config.preset)
     if not (start / WARM_START_EVAL).exists():
@@ -404,7 +404,7 @@ def run_eval(args: argparse.Namespace) -> dict:
         "hub_kernels": args.hub_kernels,
     }
     changes = {name: value for name, value in changes.items() if value is not None}
-    from eapo_agents.training.policy import check_model_directory
+    from .training.policy import check_model_directory
 
     try:
         check_model_directory(model)
@@ -421,8 +421,8 @@ def run_eval(args: argparse.Namespace) -> dict:
         raise UsageError(located(error, dict.fromkeys(changes, FLAG), EVAL_FLAGS)) from None
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
-    from eapo_agents.training.evaluation import evaluate
-    from eapo_agents.training.policy import load_policy
+    from .training.evaluation import evaluate
+    from .training.policy import load_policy
 
     model, tokenizer = load_policy(model, config.device, config.dtype, hub_kernels=config.hub_kernels)
     metrics = evaluate(model, tokenizer, config, with_experts=args.with_experts, consult=args.consult)
@@ -438,7 +438,7 @@ def run_eval(args: argparse.Namespace) -> dict:
 
 
 def run_compare(args: argparse.Namespace) -> dict:
-    from eapo_agents.experiments.compare import CompareConfig, run_compare
+    from .experiments.compare import CompareConfig, run_compare
 
     names = [spec.name for spec in dataclasses.fields(CompareConfig) if spec.name not in ("quick", "preset")]
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
@@ -452,7 +452,7 @@ def run_compare(args: argparse.Namespace) -> dict:
 
 
 def run_warm_start(args: argparse.Namespace) -> dict:
-    from eapo_agents.experiments.presets import check_preset, preset_path, warm_start_accuracy
+    from .experiments.presets import check_preset, preset_path, warm_start_accuracy
 
     try:
         check_preset(args.preset)

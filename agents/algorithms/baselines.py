@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from eapo_agents.rollout.teacher import TEACHER_QUERY
-from eapo_agents.training.agent import BaseAgent
-from eapo_agents.training.registry import register_agent
 from eapo_gym.env import ExpertMathEnv
+
+from ..rollout.teacher import TEACHER_QUERY
+from ..training.agent import BaseAgent
+from ..training.registry import register_agent
 
 
 @register_agent("base")

@@ -39,14 +39,15 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from eapo_agents.algorithms.grpo import GRPOAgent, GRPOOptions
-from eapo_agents.rollout.episode import Episode
-from eapo_agents.rollout.sampling import LocalBackend
-from eapo_agents.training.batch import TokenBatch, loss_weights
-from eapo_agents.training.config import SettingError, TrainConfig, option
-from eapo_agents.training.environments import TrainingEpisodes
-from eapo_agents.training.registry import register_agent
 from eapo_gym.schedules import parse_schedule
+
+from ..rollout.episode import Episode
+from ..rollout.sampling import LocalBackend
+from ..training.batch import TokenBatch, loss_weights
+from ..training.config import SettingError, TrainConfig, option
+from ..training.environments import TrainingEpisodes
+from ..training.registry import register_agent
+from .grpo import GRPOAgent, GRPOOptions
 
 
 @dataclass

@@ -16,16 +16,16 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from eapo_agents.algorithms.policy_gradient import (
+from ..rollout.episode import Episode
+from ..training.batch import TokenBatch, policy_logprobs
+from ..training.config import SettingError, option
+from ..training.registry import register_agent
+from .policy_gradient import (
     PolicyGradientAgent,
     PolicyGradientOptions,
     clipped_surrogate,
     k3_kl,
 )
-from eapo_agents.rollout.episode import Episode
-from eapo_agents.training.batch import TokenBatch, policy_logprobs
-from eapo_agents.training.config import SettingError, option
-from eapo_agents.training.registry import register_agent
 
 EPS = 1e-6
 

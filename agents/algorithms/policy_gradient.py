@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
-from eapo_agents.rollout.episode import Episode
-from eapo_agents.training.agent import BaseAgent, Loss
-from eapo_agents.training.batch import TokenBatch
-from eapo_agents.training.config import Options, SettingError, option
+from ..rollout.episode import Episode
+from ..training.agent import BaseAgent, Loss
+from ..training.batch import TokenBatch
+from ..training.config import Options, SettingError, option
 
 
 @dataclass

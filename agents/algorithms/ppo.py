@@ -23,14 +23,14 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from eapo_agents.algorithms.policy_gradient import (
+from ..training.batch import TokenBatch, policy_logprobs
+from ..training.config import option
+from ..training.registry import register_agent
+from .policy_gradient import (
     PolicyGradientAgent,
     PolicyGradientOptions,
     clipped_surrogate,
 )
-from eapo_agents.training.batch import TokenBatch, policy_logprobs
-from eapo_agents.training.config import option
-from eapo_agents.training.registry import register_agent
 
 
 @dataclass

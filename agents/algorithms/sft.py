@@ -14,13 +14,13 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from eapo_agents.rollout.episode import Episode
-from eapo_agents.rollout.teacher import distill_episode, teacher_episode
-from eapo_agents.training.agent import BaseAgent
-from eapo_agents.training.batch import TokenBatch, policy_logprobs
-from eapo_agents.training.config import Options, option
-from eapo_agents.training.environments import make_env
-from eapo_agents.training.registry import register_agent
+from ..rollout.episode import Episode
+from ..rollout.teacher import distill_episode, teacher_episode
+from ..training.agent import BaseAgent
+from ..training.batch import TokenBatch, policy_logprobs
+from ..training.config import Options, option
+from ..training.environments import make_env
+from ..training.registry import register_agent
 
 
 @dataclass

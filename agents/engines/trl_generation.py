@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from eapo_agents.rollout.backend import Samples
 from eapo_gym.protocol import TurnProtocol
+
+from ..rollout.backend import Samples
 
 
 def stop_ids(tokenizer, protocol: TurnProtocol) -> list[int]:

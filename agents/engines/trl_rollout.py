@@ -34,13 +34,14 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from eapo_agents.engines.trl_generation import TrainerBackend
-from eapo_agents.rollout.episode import Episode
-from eapo_agents.rollout.play import play_episodes
-from eapo_agents.training.config import TrainConfig
-from eapo_agents.training.environments import TrainingEpisodes, make_vector_env
-from eapo_agents.training.run import draw_episodes, episode_rng
 from eapo_gym.vector import ExpertMathVectorEnv
+
+from ..rollout.episode import Episode
+from ..rollout.play import play_episodes
+from ..training.config import TrainConfig
+from ..training.environments import TrainingEpisodes, make_vector_env
+from ..training.run import draw_episodes, episode_rng
+from .trl_generation import TrainerBackend
 
 
 class EpisodeRollout:

@@ -33,10 +33,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from eapo_agents.engines.trl_generation import stop_ids
-from eapo_agents.training.config import TrainConfig
-from eapo_agents.training.policy import pick_device
 from eapo_gym.protocol import DEFAULT_PROTOCOL
+
+from ..training.config import TrainConfig
+from ..training.policy import pick_device
+from .trl_generation import stop_ids
 
 ALGORITHMS = ("grpo", "eapo")
 LOSS_TYPES = {"token": "dapo", "sequence": "grpo", "constant": "dr_grpo"}

@@ -22,15 +22,15 @@ import torch
 from tqdm import tqdm
 from transformers import PrinterCallback, TrainerCallback
 
-from eapo_agents.engines.trl_rollout import EpisodeRollout, TrainingStepCallback, environment_reward
-from eapo_agents.engines.trl_settings import check_engine_settings, generation_settings, grpo_args
-from eapo_agents.training.agent import rollout_metrics
-from eapo_agents.training.config import TrainConfig
-from eapo_agents.training.evaluation import evaluate
-from eapo_agents.training.loop import CHECKPOINT, model_to_load
-from eapo_agents.training.policy import hub_kernels_allowed, load_policy
-from eapo_agents.training.registry import agent_class
-from eapo_agents.training.run import (
+from eapo_gym.problems import ProblemSet, load_problems
+
+from ..training.agent import rollout_metrics
+from ..training.config import TrainConfig
+from ..training.evaluation import evaluate
+from ..training.loop import CHECKPOINT, model_to_load
+from ..training.policy import hub_kernels_allowed, load_policy
+from ..training.registry import agent_class
+from ..training.run import (
     MetricsLog,
     draw_episodes,
     episode_rng,
@@ -39,7 +39,8 @@ from eapo_agents.training.run import (
     seed_everything,
     start_run,
 )
-from eapo_gym.problems import ProblemSet, load_problems
+from .trl_rollout import EpisodeRollout, TrainingStepCallback, environment_reward
+from .trl_settings import check_engine_settings, generation_settings, grpo_args
 
 # TRL's log names for the statistics our trainer logs under its own names.
 OUR_NAMES = {

@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from eapo_agents.experiments.presets import check_preset, preset_path, warm_start_accuracy
-from eapo_agents.experiments.report import HELP_METRICS, write_report
-from eapo_agents.training.config import SettingError, TrainConfig, check_fields, option
-from eapo_agents.training.evaluation import evaluate
-from eapo_agents.training.loop import checkpoint_state, train
-from eapo_agents.training.policy import load_policy, pick_device
-from eapo_agents.training.run import run_settings
-from eapo_agents.training.stopping import StopSignals, TrainingStopped
+from ..training.config import SettingError, TrainConfig, check_fields, option
+from ..training.evaluation import evaluate
+from ..training.loop import checkpoint_state, train
+from ..training.policy import load_policy, pick_device
+from ..training.run import run_settings
+from ..training.stopping import StopSignals, TrainingStopped
+from .presets import check_preset, preset_path, warm_start_accuracy
+from .report import HELP_METRICS, write_report
 
 DECLINED_EVAL = "eval_declined.json"
 BASE_STEPS = 120  # the preregistered budget; longer runs are also reported at its multiples

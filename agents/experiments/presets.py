@@ -40,12 +40,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from eapo_agents.algorithms.sft import SFTOptions
-from eapo_agents.training.config import SettingError, TrainConfig
-from eapo_agents.training.evaluation import evaluate
-from eapo_agents.training.loop import train
-from eapo_agents.training.policy import TinyModelConfig, build_tiny_model, load_policy, save_policy
 from eapo_gym.tokenizer import load_tokenizer
+
+from ..algorithms.sft import SFTOptions
+from ..training.config import SettingError, TrainConfig
+from ..training.evaluation import evaluate
+from ..training.loop import train
+from ..training.policy import TinyModelConfig, build_tiny_model, load_policy, save_policy
 
 SHIPPED = Path(__file__).parent / "weights"
 MANIFEST = SHIPPED / "manifest.json"

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eapo_agents.rollout.backend import GenerationBackend
-from eapo_agents.rollout.episode import Episode
-from eapo_agents.rollout.prompts import prompt_ids
 from eapo_gym.env import ExpertMathEnv
 from eapo_gym.vector import ExpertMathVectorEnv
+
+from .backend import GenerationBackend
+from .episode import Episode
+from .prompts import prompt_ids
 
 
 def play_episodes(

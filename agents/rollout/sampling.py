@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-from eapo_agents.rollout.backend import Samples
-from eapo_agents.rollout.decoding import KVRows, StaticKVDecoder, make_decoder
-from eapo_agents.rollout.lock import QueryLock
 from eapo_gym.protocol import TurnProtocol
+
+from .backend import Samples
+from .decoding import KVRows, StaticKVDecoder, make_decoder
+from .lock import QueryLock
 
 COMPACT_SHARE = 0.25  # drop finished rows from the decoder once they are this share of it
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from eapo_agents.rollout.episode import Episode
-from eapo_agents.rollout.prompts import prompt_ids
 from eapo_gym.env import ExpertMathEnv
 from eapo_gym.verify import extract_answer, is_correct
+
+from .episode import Episode
+from .prompts import prompt_ids
 
 TEACHER_QUERY = "What is the next step?"
 ASK_WHEN_DONE = 0.25  # how often a teacher that knows every step asks once more anyway

@@ -50,16 +50,17 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
-from eapo_agents.rollout.episode import Episode
-from eapo_agents.rollout.play import play_episodes
-from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig
-from eapo_agents.training.batch import TokenBatch, loss_weights, pack_episodes, policy_logprobs
-from eapo_agents.training.config import NoOptions, TrainConfig
-from eapo_agents.training.distributed import average_gradients
-from eapo_agents.training.environments import TrainingEpisodes, make_vector_env
-from eapo_agents.training.run import draw_episodes, episode_rng
 from eapo_gym.env import ExpertMathEnv
 from eapo_gym.vector import ExpertMathVectorEnv
+
+from ..rollout.episode import Episode
+from ..rollout.play import play_episodes
+from ..rollout.sampling import LocalBackend, SamplingConfig
+from .batch import TokenBatch, loss_weights, pack_episodes, policy_logprobs
+from .config import NoOptions, TrainConfig
+from .distributed import average_gradients
+from .environments import TrainingEpisodes, make_vector_env
+from .run import draw_episodes, episode_rng
 
 Loss = Callable[[TokenBatch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from eapo_agents.rollout.episode import Episode
+from ..rollout.episode import Episode
 
 
 def _positions() -> Any:

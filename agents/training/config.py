@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from eapo_agents.training.registry import agent_class, agent_names
+from .registry import agent_class, agent_names
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")

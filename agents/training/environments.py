@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from eapo_agents.training.config import TrainConfig
 from eapo_gym.env import DEFAULT_INSTRUCTIONS, DEFAULT_PROMPT_TEMPLATE, ExpertMathEnv
 from eapo_gym.experts import ReferenceExpert, make_expert
 from eapo_gym.schedules import ConstantSchedule, Schedule, turn_budget
 from eapo_gym.vector import ExpertMathVectorEnv
+
+from .config import TrainConfig
 
 SHORT_PROMPT = "{question}\n"
 

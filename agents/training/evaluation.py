@@ -11,12 +11,13 @@ from math import comb
 import numpy as np
 import torch
 
-from eapo_agents.rollout.play import play_episodes
-from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig
-from eapo_agents.training.config import TrainConfig
-from eapo_agents.training.environments import make_vector_env
-from eapo_agents.training.policy import autocast
 from eapo_gym.env import ExpertMathEnv
+
+from ..rollout.play import play_episodes
+from ..rollout.sampling import LocalBackend, SamplingConfig
+from .config import TrainConfig
+from .environments import make_vector_env
+from .policy import autocast
 
 
 def pass_at_k(samples: int, correct: int, k: int) -> float:

@@ -30,20 +30,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from eapo_agents.training.agent import Agent
-from eapo_agents.training.config import SettingError, TrainConfig
-from eapo_agents.training.distributed import make_accelerator
-from eapo_agents.training.evaluation import evaluate
-from eapo_agents.training.policy import (
+from .agent import Agent
+from .config import SettingError, TrainConfig
+from .distributed import make_accelerator
+from .evaluation import evaluate
+from .policy import (
     autocast,
     check_model_directory,
     load_policy,
     save_policy,
     starting_model_path,
 )
-from eapo_agents.training.registry import agent_class
-from eapo_agents.training.run import MetricsLog, evaluation_due, finish_run, seed_everything, start_run
-from eapo_agents.training.stopping import NonFiniteError, StopSignals, TrainingStopped
+from .registry import agent_class
+from .run import MetricsLog, evaluation_due, finish_run, seed_everything, start_run
+from .stopping import NonFiniteError, StopSignals, TrainingStopped
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "trainer_state.pt"

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from eapo_agents.training.config import TrainConfig
-from eapo_agents.training.registry import agent_class
+from .config import TrainConfig
+from .registry import agent_class
 
 
 class MetricsLog:
