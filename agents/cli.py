@@ -141,9 +141,6 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     compare.add_argument(
         "--eval-split", choices=("test", "train"), help="train: a validation run (default test)"
     )
-    compare.add_argument(
-        "--acceptance-scale", type=float, help="EAPO rows: rho = min(1, scale / s) (default 10)"
-    )
     compare.add_argument("--eval-k", type=int, help="samples per test problem (default 8)")
     compare.add_argument("--eval-problems", type=int, help="test problems per level (default 32)")
     compare.add_argument("--eval-every", type=int, help="updates between evaluations (default 20)")

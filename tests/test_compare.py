@@ -19,10 +19,12 @@ from eapo_agents.experiments.compare import (
     method_by_name,
     pick_train_levels,
     run_compare,
+    stage,
     updates_to_reach,
 )
 from eapo_agents.experiments.report import help_table, markdown_table, milestone_table, verdicts
 from eapo_agents.rollout.episode import Episode
+from eapo_agents.training.registry import built_in
 
 
 def test_training_levels_are_a_learnable_level_and_the_next_one():
@@ -37,11 +39,11 @@ def test_every_method_and_ablation_of_the_issue_with_its_overrides(tmp_path):
     ablations = {"eapo_fixed_turns", "eapo_successive", "eapo_symbolic", "eapo_cost", "eapo_fail_only",
                  "eapo_k1", "eapo_noisy", "eapo_model_expert", "eapo_constant"}  # fmt: skip
     assert ablations <= names
-    compare = CompareConfig(steps=7, out=str(tmp_path), expert_model="/models/expert", acceptance_scale=5.0)
+    compare = CompareConfig(steps=7, out=str(tmp_path), expert_model="/models/expert")
     k1 = job_config(method_by_name("eapo_k1"), 2, compare, (2, 3), tmp_path)
     assert (k1.algo, k1.max_queries, k1.seed, k1.steps) == ("eapo", 1, 2, 7)
     assert (k1.train_difficulties, k1.eval_difficulties) == ((2, 3), (2, 3, 4))
-    assert k1.options.acceptance_scale == 5.0  # the comparison's EAPO setting reaches every EAPO row
+    assert k1.options.acceptance_scale == 10.0  # EAPO's one default, the validation runs' choice (README)
 
     def options(name: str):
         return job_config(method_by_name(name), 0, compare, (2, 3), tmp_path)
@@ -58,9 +60,16 @@ def test_every_method_and_ablation_of_the_issue_with_its_overrides(tmp_path):
         method_by_name("nope")
 
 
+def test_the_table_rows_are_the_registry_in_stage_order():
+    """Every built-in algorithm is a row, described by its docstring; evaluation-only rows first, RL last."""
+    assert [m.name for m in METHODS] == sorted(built_in(), key=lambda name: (stage(name), name))
+    assert [m.name for m in METHODS][:2] == ["base", "workflow"] and METHODS[-1].name == "ppo"
+    assert method_by_name("grpo").description.startswith("Self-exploratory RL")
+    assert all(m.description and "\n" not in m.description for m in METHODS)
+
+
 def test_command_line_reproduces_the_config():
     assert command_line(CompareConfig()) == "eapo-gym compare"
-    assert CompareConfig().acceptance_scale == 10.0  # the validation runs chose it (README)
     assert command_line(CompareConfig.quick_preset()) == "eapo-gym compare --quick"
     assert command_line(CompareConfig(seeds=(0, 1), steps=5)) == "eapo-gym compare --seeds 0,1 --steps 5"
     assert CompareConfig(eval_split="train").stem == "compare_validation"

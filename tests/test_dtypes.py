@@ -19,8 +19,9 @@ from eapo_agents.training import policy
 from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.loop import train
 from eapo_agents.training.policy import load_policy, pick_device, weights_dtype
+from eapo_agents.training.registry import agent_class, agent_names
 
-ALGORITHMS = ("grpo", "ppo", "eapo", "sft", "distill")
+ALGORITHMS = tuple(name for name in agent_names() if agent_class(name).trains)  # every trained one
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 UPDATES = {"cpu": 2, "cuda": 3}
 

@@ -11,7 +11,7 @@ from ..training.registry import register_agent
 
 @register_agent("base")
 class BaseModelAgent(BaseAgent):
-    """No training: the starting policy, evaluated alone."""
+    """The warm-started policy, no training."""
 
     trains = False
 
@@ -21,8 +21,10 @@ class BaseModelAgent(BaseAgent):
 
 @register_agent("workflow")
 class ExpertWorkflowAgent(BaseModelAgent):
-    """The same policy with experts at inference: a hard-coded first turn sends K queries,
-    every query is answered (rho = 1), then the policy continues on its own."""
+    """The base policy with K experts consulted at inference.
+
+    A hard-coded first turn sends K queries, every query is answered (rho = 1), then the policy
+    continues on its own."""
 
     eval_with_experts = True
 

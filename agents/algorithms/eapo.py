@@ -26,7 +26,9 @@ place of a ratio, only where the episode did better than its group::
 with u_t = 1 / (number of expert-reply tokens in the batch).
 
 Left open by the paper, with our defaults: tags ``<expert>``/``<answer>``/``<reply>``;
-s counts updates from 1 (``--acceptance-scale`` stretches the unit); the turn budget
+s counts updates from 1, and ``--acceptance-scale`` (10 by default: rho = min(1, 10 / s), the unit
+the preregistered validation runs chose on the training split; 1 is the paper's literal 1/s) stretches
+the unit; the turn budget
 shrinks linearly to 1 turn, the evaluation budget under locked consultation; no
 consultation penalty; no KL term (``--kl-beta 0``).
 """
@@ -57,7 +59,9 @@ class EAPOOptions(GRPOOptions):
     acceptance: str = option(
         "inverse", "rho in training: inverse (1/s), constant:R, linear, exponential, cosine"
     )
-    acceptance_scale: float = option(1.0, "inverse schedule: rho = min(1, scale / s), the unit of s", above=0)
+    acceptance_scale: float = option(
+        10.0, "inverse schedule: rho = min(1, scale / s), the unit of s (10: chosen on validation)", above=0
+    )
     turn_schedule: str = option(
         "linear",
         "how the turn budget shrinks to --final-turns: linear, inverse, cosine, constant:1",
@@ -120,9 +124,12 @@ def shaped_expert_term(logp: torch.Tensor, weights: torch.Tensor, gamma: float) 
 
 @register_agent("eapo")
 class EAPOAgent(GRPOAgent):
-    """GRPO whose training episodes may consult experts, admitted with an annealed probability."""
+    """EAPO: K=3 parallel queries, the next step per turn, rho_s, turn schedule.
+
+    GRPO whose training episodes may consult experts, admitted with an annealed probability."""
 
     Options = EAPOOptions
+    engines = ("native", "trl")
 
     @classmethod
     def training_episodes(cls, config: TrainConfig) -> TrainingEpisodes:

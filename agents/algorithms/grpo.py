@@ -68,9 +68,12 @@ def group_advantages(rewards: torch.Tensor, scale: bool) -> torch.Tensor:
 
 @register_agent("grpo")
 class GRPOAgent(PolicyGradientAgent):
-    """Self-exploratory RL: groups of G episodes per problem; experts decline every query."""
+    """Self-exploratory RL (GRPO with DAPO's clip-higher), no consult action.
+
+    Groups of G episodes per problem; the query tag is locked."""
 
     Options = GRPOOptions
+    engines = ("native", "trl")
 
     def train_step(self, step: int) -> dict[str, float]:
         config, options = self.config, self.options

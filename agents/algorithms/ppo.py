@@ -73,7 +73,9 @@ def terminal_rewards(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 @register_agent("ppo")
 class PPOAgent(PolicyGradientAgent):
-    """PPO: one episode per problem, a critic, GAE advantages; experts decline every query."""
+    """PPO with a value head and GAE, no consult action.
+
+    One episode per problem, a critic, GAE advantages; the query tag is locked."""
 
     Options = PPOOptions
 

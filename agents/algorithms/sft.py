@@ -38,7 +38,7 @@ class SFTOptions(Options):
 
 @register_agent("sft")
 class SFTAgent(BaseAgent):
-    """Plain supervised training on reference solutions.
+    """SFT on the reference solutions of the training problems.
 
     A ``consult_fraction`` of the traces first asks the experts for help (1-3
     turns of 1..K sub-questions) and continues from the replies, or alone after
@@ -47,6 +47,7 @@ class SFTAgent(BaseAgent):
     """
 
     Options = SFTOptions
+    supervised = True
 
     @cached_property
     def trace_env(self):
@@ -87,10 +88,10 @@ class SFTAgent(BaseAgent):
 
 @register_agent("distill")
 class DistillAgent(SFTAgent):
-    """The paper's expert distillation: SFT on the experts' own solutions, kept only when verified correct.
+    """SFT on the expert's own verified solutions (the paper's expert distillation).
 
-    With the reference expert these equal the reference solutions; a noisy or
-    model expert gives different (filtered) data.
+    Traces are kept only when verified correct. With the reference expert these equal the reference
+    solutions; a noisy or model expert gives different (filtered) data.
     """
 
     def trace(self, reset: dict, rng: np.random.Generator) -> Episode | None:

@@ -37,9 +37,9 @@ from eapo_gym.protocol import DEFAULT_PROTOCOL
 
 from ..training.config import TrainConfig
 from ..training.policy import pick_device
+from ..training.registry import agent_names
 from .trl_generation import stop_ids
 
-ALGORITHMS = ("grpo", "eapo")
 LOSS_TYPES = {"token": "dapo", "sequence": "grpo", "constant": "dr_grpo"}
 # The algorithms' options this engine honours: mapped onto GRPOConfig, or played by our rollout.
 SUPPORTED_OPTIONS = frozenset(
@@ -56,8 +56,8 @@ def check_engine_settings(config: TrainConfig) -> None:
         if config.vllm != "off" or config.trl_args:
             raise ValueError("--vllm and --trl-args need --engine trl")
         return
-    if config.algo not in ALGORITHMS:
-        raise ValueError(f"--engine trl trains {' or '.join(ALGORITHMS)}, not {config.algo}")
+    if config.algo not in (trained := agent_names(engine="trl")):
+        raise ValueError(f"--engine trl trains {' or '.join(trained)}, not {config.algo}")
     for spec in dataclasses.fields(config.options):
         value = getattr(config.options, spec.name)
         if spec.name not in SUPPORTED_OPTIONS and value != spec.default:

@@ -31,6 +31,7 @@ from ..training.config import SettingError, TrainConfig, check_fields, option
 from ..training.evaluation import evaluate
 from ..training.loop import checkpoint_state, train
 from ..training.policy import load_policy, pick_device
+from ..training.registry import agent_class, built_in, summary
 from ..training.run import run_settings
 from ..training.stopping import StopSignals, TrainingStopped
 from .presets import check_preset, preset_path, warm_start_accuracy
@@ -51,18 +52,16 @@ class Method:
     description: str = ""
 
 
-METHODS = (
-    Method("base", "base", description="the warm-started policy, no training"),
-    Method("sft", "sft", description="SFT on the reference solutions of the training problems"),
-    Method("workflow", "workflow", description="the base policy with K experts consulted at inference"),
-    Method("distill", "distill", description="SFT on the expert's own verified solutions"),
-    Method(
-        "grpo", "grpo", description="self-exploratory RL (GRPO with DAPO's clip-higher), no consult action"
-    ),
-    Method("ppo", "ppo", description="PPO with a value head and GAE, no consult action"),
-    Method(
-        "eapo", "eapo", description="EAPO: K=3 parallel queries, the next step per turn, rho_s, turn schedule"
-    ),
+def stage(algo: str) -> int:
+    """0 evaluation only, 1 supervised, 2 reinforcement learning: the table's order of rows."""
+    cls = agent_class(algo)
+    return 0 if not cls.trains else 1 if cls.supervised else 2
+
+
+# One row per built-in algorithm, described by its docstring: the registry is the only list of names.
+METHODS = tuple(
+    Method(name, name, description=summary(agent_class(name)))
+    for name in sorted(built_in(), key=lambda name: (stage(name), name))
 )
 ABLATIONS = (
     Method("eapo_fixed_turns", "eapo", {"turn_schedule": "constant:1"}, "EAPO, turn budget fixed at 10"),
@@ -95,7 +94,6 @@ PAPER_AVG = {
     "eapo_k1": 61.79,  # the paper's sequential ablation: one query per turn, so turns run out
     "eapo_model_expert": 61.55,  # the paper's weaker (14B) expert
 }
-COST_RANK = {"ppo": 0, "eapo": 0, "grpo": 1, "sft": 2, "distill": 2, "workflow": 3, "base": 3}
 SUPERVISED_LR = 5e-4  # sft/distill: supervised steps need a larger step size than policy gradients
 
 
@@ -126,9 +124,6 @@ class CompareConfig:
         ("test", "train"),
     )
     lr: float = option(1e-4, "RL learning rate", above=0)
-    acceptance_scale: float = option(
-        10.0, "EAPO rows: rho = min(1, scale / s), chosen on validation (README)", above=0
-    )
     workers: int = option(2, "runs in parallel", at_least=1)
     policy: str = ""  # starting policy directory; empty: the preset's warm start
     expert_model: str = ""  # the model expert's directory; empty: the preset's expert model
@@ -206,9 +201,7 @@ def job_config(
             compare.preset, "expert", None, compare.device, compare.dtype
         )
         overrides["experts"] = f"model:{expert}"
-    if method.algo == "eapo":
-        overrides.setdefault("acceptance_scale", compare.acceptance_scale)
-    supervised = method.algo in ("sft", "distill")
+    supervised = agent_class(method.algo).supervised
     return TrainConfig.from_dict(
         {
             "algo": method.algo,
@@ -433,7 +426,7 @@ def run_compare(compare: CompareConfig) -> dict[str, Any]:
         for m in methods
         for seed in compare.seeds
     }
-    longest_first = sorted(configs.values(), key=lambda config: COST_RANK.get(config.algo, 0))
+    longest_first = sorted(configs.values(), key=lambda config: -stage(config.algo))
     run_jobs(longest_first, compare.workers)
     runs: dict[str, dict[int, dict[str, Any]]] = {}
     for (name, seed), config in configs.items():

@@ -6,6 +6,8 @@ An agent is any class with this shape, registered under a name::
     class MyAgent:
         Options = MyOptions          # a dataclass of its own settings (flags, YAML keys); NoOptions if none
         trains = True                # False: evaluation only (like "base")
+        supervised = False           # True: trained on traces, not rewards (like "sft")
+        engines = ("native",)        # the engines that can train it (``registry.engines_of``)
         eval_with_experts = False    # evaluate with experts answering every query
         first_turn = None            # or a function env -> text: a scripted first turn (like "workflow")
         @classmethod
@@ -70,6 +72,7 @@ class Agent(Protocol):
 
     Options: ClassVar[type]
     trains: bool
+    supervised: bool
     eval_with_experts: bool
     first_turn: Callable[[ExpertMathEnv], str] | None
     model: torch.nn.Module
@@ -93,6 +96,7 @@ class BaseAgent:
 
     Options: ClassVar[type] = NoOptions
     trains = True
+    supervised = False
     eval_with_experts = False
     first_turn: Callable[[ExpertMathEnv], str] | None = None
 

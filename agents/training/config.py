@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from .registry import agent_class, agent_names
+from .registry import agent_class, agent_names, built_in
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -150,9 +150,7 @@ _evaluation = partial(option, group="evaluation and logging")
 
 @dataclass
 class TrainConfig:
-    algo: str = _run(
-        "grpo", "the algorithm: grpo, ppo, eapo, sft, distill, base, workflow or a registered agent"
-    )
+    algo: str = _run("grpo", f"the algorithm: {', '.join(sorted(built_in()))} or a registered agent")
     preset: str = _run(
         "tiny",
         "starting model when --model is empty: tiny (shipped) or small (GPU-sized; see eapo-gym warm-start)",
