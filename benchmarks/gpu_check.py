@@ -181,7 +181,8 @@ def decode_speed(args: argparse.Namespace, model_dir: Path) -> dict[str, Any]:
     import torch
 
     from benchmarks.rollout_speed import NeverStopper
-    from eapo_agents.rollout.sampling import SamplingConfig, sample_turns
+    from eapo_agents.rollout.backend import SamplingConfig
+    from eapo_agents.rollout.sampling import sample_turns
     from eapo_agents.training.policy import autocast, load_policy
     from eapo_gym.protocol import TurnProtocol
 

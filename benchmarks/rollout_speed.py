@@ -58,9 +58,10 @@ from typing import Any
 import torch
 import transformers
 
+from eapo_agents.rollout.backend import SamplingConfig
 from eapo_agents.rollout.decoding import StaticKVDecoder
 from eapo_agents.rollout.play import play_episodes
-from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig, TurnStopper, sample_turns
+from eapo_agents.rollout.sampling import LocalBackend, TurnStopper, sample_turns
 from eapo_agents.rollout.teacher import TEACHER_QUERY
 from eapo_agents.training.policy import build_tiny_model, load_policy
 from eapo_gym.problems import load_problems
@@ -319,7 +320,7 @@ def peak_memory(name: str, batch: int, new_tokens: int) -> dict[str, float]:
 class ScriptedConsults:
     """Makes the first ``turns`` policy turns of every episode ask K = ``protocol.max_queries`` queries.
 
-    It fills ``LocalBackend``'s logits-constraint slot (the one ``QueryLock`` uses): while a row
+    It fills ``LocalBackend``'s logits-constraint slot (``query_lock``, where ``QueryLock`` goes): while a row
     follows the script, every token but the script's next one is banned, so the decoder runs each
     step exactly as for a sampled token. Rows that already asked ``turns * K`` queries are free.
     """
@@ -393,16 +394,23 @@ def rollout_setup(
 
 
 def time_rollouts(
-    backends: dict[str, LocalBackend], tokenizer, envs, batch: int, repeats: int, max_context: int
+    backends: dict[str, LocalBackend],
+    tokenizer,
+    envs,
+    batch: int,
+    repeats: int,
+    max_context: int,
+    scripted: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Interleaved ``play_episodes`` runs of each backend after one warm-up each: policy tokens/s,
     the share of the time spent in prefills, turns and queries per episode. Every backend plays
-    the same seeds with its sampling generator reseeded alike, so they play the same episodes."""
+    the same seeds with its sampling generator reseeded alike, so they play the same episodes.
+    ``scripted``: the backends' query locks are ``ScriptedConsults``, applied to every turn."""
 
     def play(backend: LocalBackend, repeat: int) -> list:
         backend.generator.manual_seed(repeat)
         seeds = [repeat * batch + i for i in range(batch)]
-        return play_episodes(backend, tokenizer, envs, seeds, max_context=max_context)
+        return play_episodes(backend, tokenizer, envs, seeds, max_context=max_context, lock_queries=scripted)
 
     for backend in backends.values():
         play(backend, repeats)  # warm-up on other seeds
@@ -448,9 +456,9 @@ def multi_turn_pair(
         backend = LocalBackend(
             model, tokenizer, envs.protocol, sampling, torch.Generator(), kv_reuse=kv_reuse
         )
-        backend.lock = ScriptedConsults(tokenizer, envs.protocol, 2, vocab)
+        backend.query_lock = ScriptedConsults(tokenizer, envs.protocol, 2, vocab)
         backends[name] = backend
-    rows = time_rollouts(backends, tokenizer, envs, batch, repeats, max_context=512)
+    rows = time_rollouts(backends, tokenizer, envs, batch, repeats, max_context=512, scripted=True)
     for row in rows.values():
         row["policy"] = policy or "random-init tiny model"
     return rows

@@ -6,9 +6,10 @@ import pytest
 import torch
 from sampling_helpers import MODELS, ScheduledEnds, tiny_model
 
+from eapo_agents.rollout.backend import SamplingConfig
 from eapo_agents.rollout.decoding import HFCacheDecoder, StaticKVDecoder, make_decoder, positions_from_mask
 from eapo_agents.rollout.play import play_episodes
-from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig, TurnStopper, sample_turns
+from eapo_agents.rollout.sampling import LocalBackend, TurnStopper, sample_turns
 from eapo_agents.training.batch import pack_episodes, policy_logprobs
 from eapo_agents.training.policy import build_tiny_model, load_policy
 from eapo_gym.protocol import TurnProtocol

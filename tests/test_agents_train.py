@@ -68,7 +68,7 @@ def test_dynamic_sampling_trains_only_groups_with_different_rewards(small_config
 
 
 def test_eapo_consults_and_anneals_acceptance(small_config):
-    config = small_config.replace(algo="eapo", steps=4, problems_per_step=4, group_size=4)
+    config = small_config.replace(algo="eapo", steps=4, problems_per_step=4, group_size=4, acceptance_scale=1)
     train(config, progress=False)
     log = rows(config.out)
     assert [r["acceptance_rate"] for r in log[:4]] == [1.0, 0.5, pytest.approx(1 / 3), 0.25]
@@ -127,7 +127,7 @@ def test_off_policy_expert_term_raises_the_likelihood_of_expert_replies(small_co
         with torch.no_grad():
             old = agent.logprobs(model, batch)
         batch = dataclasses.replace(batch, advantages=torch.ones_like(old), old_logprobs=old)
-        batch = dataclasses.replace(batch, **agent.extra_inputs(batch))
+        batch = dataclasses.replace(batch, extras=agent.loss_inputs(batch, episodes))
         losses[coef] = agent.update(batch, agent.loss)["loss"]
     assert math.isfinite(losses[1.0]) and losses[1.0] < losses[0.0]
 

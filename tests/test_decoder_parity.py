@@ -24,8 +24,9 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+from eapo_agents.rollout.backend import SamplingConfig
 from eapo_agents.rollout.decoding import DecoderFallbackWarning, StaticKVDecoder
-from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig
+from eapo_agents.rollout.sampling import LocalBackend
 from eapo_agents.training.policy import add_lora, autocast, weights_dtype
 from eapo_gym.protocol import TurnProtocol
 from eapo_gym.tokenizer import load_tokenizer

@@ -6,9 +6,10 @@ import pytest
 import torch
 from sampling_helpers import ScheduledEnds, tiny_model
 
+from eapo_agents.rollout.backend import SamplingConfig
 from eapo_agents.rollout.decoding import KVRows, StaticKVDecoder
 from eapo_agents.rollout.play import play_episodes
-from eapo_agents.rollout.sampling import LocalBackend, SamplingConfig
+from eapo_agents.rollout.sampling import LocalBackend
 from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.environments import make_vector_env
 from eapo_agents.training.policy import load_policy

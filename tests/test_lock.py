@@ -6,8 +6,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
+from eapo_agents.rollout.backend import SamplingConfig
 from eapo_agents.rollout.lock import QueryLock
-from eapo_agents.rollout.sampling import SamplingConfig, TurnStopper, sample_turns
+from eapo_agents.rollout.sampling import TurnStopper, sample_turns
 from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.policy import load_policy
 from eapo_gym.protocol import TurnProtocol

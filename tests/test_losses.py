@@ -78,7 +78,7 @@ def test_eapo_off_policy_term_reaches_expert_tokens_only_when_enabled():
     expert = loss_weights(EXPERT) * advantages.clamp(min=0)
     logp = logp_leaf()
     loss, stats = agent(EAPOAgent, expert_token_coef=1.0).objective(
-        logp, inputs(advantages, expert_weights=expert)
+        logp, inputs(advantages, extras={"expert_weights": expert})
     )
     loss.backward()
     assert torch.all(logp.grad[0][EXPERT[0] == 1] != 0)  # row 0 beat its group: its replies are learned
@@ -90,8 +90,8 @@ def test_ppo_loss_gives_gradient_to_policy_tokens_only(monkeypatch):
     ppo = agent(PPOAgent)
     logp, values = logp_leaf(), torch.zeros_like(POLICY).requires_grad_()
     monkeypatch.setattr(ppo, "forward", lambda chunk: (logp, values))
-    chunk = inputs(torch.ones_like(POLICY), old_logprobs=logp.detach(), old_values=torch.zeros_like(POLICY),
-                   returns=torch.ones_like(POLICY))  # fmt: skip
+    extras = {"old_values": torch.zeros_like(POLICY), "returns": torch.ones_like(POLICY)}
+    chunk = inputs(torch.ones_like(POLICY), old_logprobs=logp.detach(), extras=extras)
     loss, _ = ppo.loss(chunk)
     loss.backward()
     for grad in (logp.grad, values.grad):
@@ -177,13 +177,17 @@ def test_rows_and_cut_slice_every_field_by_its_declared_axis():
     values = {
         name: torch.arange(count * width).view(count, width)[:, : width if axis == "position" else width - 1]
         for name, axis in axes.items()
-        if name != "returns"
+        if name not in ("ref_logprobs", "extras")
     }
+    values["extras"] = {"returns": torch.arange(count * width).view(count, width)[:, : width - 1]}
     batch = TokenBatch(**values)
     index = torch.tensor([2, 0])
     short = batch.rows(index).cut(cut)
-    assert set(axes.values()) == {"position", "target"} and short.returns is None
+    assert set(axes.values()) == {"position", "target"} and short.ref_logprobs is None
+    assert torch.equal(short.extras["returns"], values["extras"]["returns"][index, : cut - 1])
     for name, value in values.items():
+        if name == "extras":
+            continue
         length = cut if axes[name] == "position" else cut - 1
         assert torch.equal(getattr(short, name), value[index, :length]), name
 
@@ -262,9 +266,8 @@ def test_an_update_raises_positive_and_lowers_negative_advantage_tokens(cls):
     advantages = torch.tensor([[1.0], [-1.0]])
     inputs = loss_inputs(batch, advantages, before)
     if cls is PPOAgent:
-        inputs = dataclasses.replace(
-            inputs, old_values=torch.zeros_like(before), returns=torch.zeros_like(before)
-        )
+        extras = {"old_values": torch.zeros_like(before), "returns": torch.zeros_like(before)}
+        inputs = dataclasses.replace(inputs, extras=extras)
     learner.update(inputs, learner.loss)
     after = learner.logprobs(learner.model, batch).detach()
     change = ((after - before) * batch.loss_mask).sum(1)
@@ -318,9 +321,10 @@ def gradients(learner, batch: TokenBatch, monkeypatch) -> torch.Tensor:
     old = current_logprobs(learner, batch)
     inputs = loss_inputs(batch, torch.tensor([[1.0], [-1.0]]), old)
     if isinstance(learner, PPOAgent):
-        inputs = dataclasses.replace(inputs, old_values=torch.zeros_like(old), returns=torch.ones_like(old))
+        extras = {"old_values": torch.zeros_like(old), "returns": torch.ones_like(old)}
     else:
-        inputs = dataclasses.replace(inputs, **learner.extra_inputs(inputs))
+        extras = learner.loss_inputs(inputs, [])
+    inputs = dataclasses.replace(inputs, extras=extras)
     learner.update(inputs, learner.loss)
     return captured[0]
 
@@ -349,7 +353,8 @@ def test_an_episode_cut_off_gets_no_expert_token_term_either():
     batch = learner.pack(episodes)
     assert not batch.expert_mask[0].any() and batch.expert_mask[1].any()
     advantages = torch.ones_like(batch.loss_mask)
-    expert = learner.extra_inputs(dataclasses.replace(batch, advantages=advantages))["expert_weights"]
+    inputs = learner.loss_inputs(dataclasses.replace(batch, advantages=advantages), episodes)
+    expert = inputs["expert_weights"]
     assert not expert[0].any() and expert[1].any()
 
 

@@ -36,7 +36,6 @@ consultation penalty; no KL term (``--kl-beta 0``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -44,12 +43,12 @@ import torch
 from eapo_gym.schedules import parse_schedule
 
 from ..rollout.episode import Episode
-from ..rollout.sampling import LocalBackend
 from ..training.batch import TokenBatch, loss_weights
 from ..training.config import SettingError, TrainConfig, option
 from ..training.environments import TrainingEpisodes
 from ..training.registry import register_agent
 from .grpo import GRPOAgent, GRPOOptions
+from .policy_gradient import shaped_probability
 
 
 @dataclass
@@ -118,8 +117,7 @@ def help_shares(groups: list[list[Episode]]) -> dict[str, float]:
 
 def shaped_expert_term(logp: torch.Tensor, weights: torch.Tensor, gamma: float) -> torch.Tensor:
     """sum_t u_t max(A, 0) f(pi(e_t)) over expert-reply tokens (``weights`` = u_t max(A, 0))."""
-    probability = logp.exp()
-    return (probability / (probability + gamma) * weights).sum()
+    return (shaped_probability(logp, gamma) * weights).sum()
 
 
 @register_agent("eapo")
@@ -149,18 +147,14 @@ class EAPOAgent(GRPOAgent):
         from where the schedules are, not from a longer schedule's earlier point."""
         return config if config.options.schedule_steps else config.replace(schedule_steps=config.steps)
 
-    @cached_property
-    def locked_backend(self) -> LocalBackend:
-        """The groups' own rollouts under ``help_only_failing``: consultation locked."""
-        return self.make_backend(lock_queries=True)
-
-    def collect_groups(self, step: int, problems: int, group_size: int, backend=None, reset_options=None):
-        """With ``help_only_failing``: every group unaided first; the groups with no correct episode
-        play again with the experts, on fresh seeds."""
+    def training_groups(self, step: int) -> list[list[Episode]]:
+        """With ``help_only_failing``: every group unaided first, consultation locked; the groups with
+        no correct episode play again with the experts, on fresh seeds."""
         if not self.episode_rules.help_only_failing:
-            return super().collect_groups(step, problems, group_size, backend, reset_options)
+            return super().training_groups(step)
+        problems, group_size = self.config.problems_per_step, self.config.group_size
         unaided = {**self.episode_rules.reset_options(step, self.config), "acceptance": 0.0}
-        groups = super().collect_groups(step, problems, group_size, self.locked_backend, unaided)
+        groups = self.collect_groups(step, problems, group_size, unaided, lock_queries=True)
         failing = [g for g, group in enumerate(groups) if not any(e.info.get("correct") for e in group)]
         self.helped_share = len(failing) / problems
         if failing:
@@ -183,7 +177,8 @@ class EAPOAgent(GRPOAgent):
             metrics["helped_groups"] = self.helped_share
         return metrics
 
-    def extra_inputs(self, batch: TokenBatch) -> dict[str, torch.Tensor]:
+    def loss_inputs(self, batch: TokenBatch, episodes: list[Episode]) -> dict[str, torch.Tensor]:
+        """With ``expert_token_coef``: u_t max(A_i, 0) on the expert-reply tokens."""
         if self.options.expert_token_coef <= 0:
             return {}
         return {"expert_weights": loss_weights(batch.expert_mask) * batch.advantages.clamp(min=0)}
@@ -192,7 +187,8 @@ class EAPOAgent(GRPOAgent):
         self, logp: torch.Tensor, chunk: TokenBatch
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss, stats = super().objective(logp, chunk)
-        if chunk.expert_weights is not None:
-            stats["expert_term"] = shaped_expert_term(logp, chunk.expert_weights, self.options.expert_shaping)
+        if "expert_weights" in chunk.extras:
+            weights = chunk.extras["expert_weights"]
+            stats["expert_term"] = shaped_expert_term(logp, weights, self.options.expert_shaping)
             loss = loss - self.options.expert_token_coef * stats["expert_term"]
         return loss, stats

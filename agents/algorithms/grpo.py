@@ -76,15 +76,15 @@ class GRPOAgent(PolicyGradientAgent):
     engines = ("native", "trl")
 
     def train_step(self, step: int) -> dict[str, float]:
-        config, options = self.config, self.options
-        groups = self.collect_groups(step, config.problems_per_step, config.group_size)
+        """Play the step's groups, score them relative to each other, and update on the policy's tokens."""
+        groups = self.training_groups(step)
         rewards = torch.tensor([[e.reward for e in group] for group in groups])
-        advantages = group_advantages(rewards, options.scale_rewards)
         informative = rewards.std(dim=1) > 0
         metrics = self.rollout_metrics([e for group in groups for e in group])
         metrics["all_equal_groups"] = 1.0 - informative.float().mean().item()
         metrics.update(self.group_metrics(groups))
-        keep = informative if options.dynamic_sampling else torch.ones_like(informative)
+        advantages = group_advantages(rewards, self.options.scale_rewards)
+        keep = informative if self.options.dynamic_sampling else torch.ones_like(informative)
         trained = [
             (e, a)
             for g, group in enumerate(groups)
@@ -93,23 +93,30 @@ class GRPOAgent(PolicyGradientAgent):
         ]
         if not trained:
             return {**metrics, "loss": 0.0, "trained_episodes": 0.0}
-        batch = self.pack([e for e, _ in trained])
+        episodes = [e for e, _ in trained]
+        batch = self.pack(episodes)
         advantages = torch.stack([a for _, a in trained]).to(self.device)[:, None]
         with torch.no_grad():
-            old, gap = self.old_logprobs(batch, self.logprobs(self.model, batch))
+            old, gap = self.old_logprobs(batch, self.logprobs(self.model, batch), episodes)
             ref = self.logprobs(self.reference, batch) if self.reference is not None else None
         batch = replace(
             batch, advantages=advantages.expand_as(batch.loss_mask), old_logprobs=old, ref_logprobs=ref
         )
-        batch = replace(batch, **self.extra_inputs(batch))
+        batch = replace(batch, extras=self.loss_inputs(batch, episodes))
         return {**metrics, **gap, **self.update(batch, self.loss), "trained_episodes": float(len(trained))}
+
+    def training_groups(self, step: int) -> list[list[Episode]]:
+        """What is trained on: ``problems_per_step`` groups of ``group_size`` episodes of one problem
+        each (EAPO replays failing groups with help, LUFFY adds off-policy traces)."""
+        return self.collect_groups(step, self.config.problems_per_step, self.config.group_size)
 
     def group_metrics(self, groups: list[list[Episode]]) -> dict[str, float]:
         """Statistics of the step's groups for the training log: the all-fail shares."""
         return all_fail_shares(groups)
 
-    def extra_inputs(self, batch: TokenBatch) -> dict[str, torch.Tensor]:
-        """Further loss inputs of ``batch`` for ``objective`` (EAPO's off-policy term sets one)."""
+    def loss_inputs(self, batch: TokenBatch, episodes: list[Episode]) -> dict[str, torch.Tensor]:
+        """Per-target inputs of ``objective`` beyond GRPO's (``TokenBatch.extras``), for the batch
+        of ``episodes`` with its advantages and log-probabilities set; none for GRPO."""
         return {}
 
     def loss(self, chunk: TokenBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

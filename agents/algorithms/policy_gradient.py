@@ -73,11 +73,20 @@ def clipped_surrogate(
 
 
 def logprob_gap(trainer: torch.Tensor, sampler: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
-    """Mean and largest |trainer - sampler| log-probability over the masked (policy) tokens."""
-    gap = (trainer - sampler).abs()[mask > 0]
+    """Mean and largest |trainer - sampler| log-probability over the masked (policy) tokens that a
+    sampler drew (a teacher's tokens have NaN, no sampler log-probability)."""
+    gap = (trainer - sampler).abs()[(mask > 0) & ~sampler.isnan()]
     if not gap.numel():
         return {"logprob_gap_mean": 0.0, "logprob_gap_max": 0.0}
     return {"logprob_gap_mean": gap.mean().item(), "logprob_gap_max": gap.max().item()}
+
+
+def shaped_probability(logp: torch.Tensor, gamma: float) -> torch.Tensor:
+    """LUFFY's policy shaping f(pi) = pi / (pi + gamma) of off-policy tokens, in place of a ratio
+    (the token's probability under the expert that wrote it is taken as 1); its gradient
+    gamma / (pi + gamma)^2 * grad pi favours the tokens the policy finds unlikely."""
+    probability = logp.exp()
+    return probability / (probability + gamma)
 
 
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
@@ -106,11 +115,17 @@ class PolicyGradientAgent(BaseAgent):
             batch.expert_mask[cut] = 0.0
         return batch
 
-    def old_logprobs(self, batch: TokenBatch, trainer: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def old_logprobs(
+        self, batch: TokenBatch, trainer: torch.Tensor, episodes: list[Episode]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """pi_old for the ratio (the ``old_logprobs`` option) from the trainer's log-probabilities of
-        the rollouts before the update, and their gap to the sampler's."""
-        old = batch.sampled_logprobs if self.options.old_logprobs == "sampler" else trainer
-        return old, logprob_gap(trainer, batch.sampled_logprobs, batch.loss_mask)
+        the ``episodes`` before the update, and their gap to the sampler's. Under ``sampler``, tokens
+        no sampler drew (a teacher's, NaN) take the trainer's: their ratio starts at 1."""
+        sampled = batch.sampled_logprobs
+        old = trainer
+        if self.options.old_logprobs == "sampler":
+            old = torch.where(sampled.isnan(), trainer, sampled)
+        return old, logprob_gap(trainer, sampled, batch.loss_mask)
 
     def update(self, batch: TokenBatch, loss: Loss) -> dict[str, float]:
         """The options' passes over ``batch`` (its loss inputs set), aggregated as they say."""

@@ -109,7 +109,7 @@ class PPOAgent(PolicyGradientAgent):
         mask = batch.loss_mask
         with torch.no_grad():
             logp, old_values = self.per_token(batch, self.forward)
-            old_logp, gap = self.old_logprobs(batch, logp)
+            old_logp, gap = self.old_logprobs(batch, logp, episodes)
             rewards = terminal_rewards(torch.tensor([e.reward for e in episodes]), mask)
             if self.reference is not None:
                 rewards -= options.kl_beta * (logp - self.logprobs(self.reference, batch)) * mask
@@ -119,7 +119,10 @@ class PPOAgent(PolicyGradientAgent):
                 on, (advantages - advantages[on].mean()) / (advantages[on].std() + 1e-6), 0.0
             )
         batch = replace(
-            batch, old_logprobs=old_logp, old_values=old_values, advantages=advantages, returns=returns
+            batch,
+            old_logprobs=old_logp,
+            advantages=advantages,
+            extras={"old_values": old_values, "returns": returns},
         )
         stats = self.update(batch, self.loss)
         return {**self.rollout_metrics(episodes), **gap, **stats, "trained_episodes": float(len(episodes))}
@@ -132,10 +135,9 @@ class PPOAgent(PolicyGradientAgent):
             logp, chunk.old_logprobs, chunk.advantages, options.clip_low, options.clip_high
         )
         policy_loss = -(surrogate * chunk.weights).sum()
-        clipped_values = chunk.old_values + (values - chunk.old_values).clamp(
-            -options.value_clip, options.value_clip
-        )
-        value_error = torch.maximum((values - chunk.returns) ** 2, (clipped_values - chunk.returns) ** 2)
+        old_values, returns = chunk.extras["old_values"], chunk.extras["returns"]
+        clipped_values = old_values + (values - old_values).clamp(-options.value_clip, options.value_clip)
+        value_error = torch.maximum((values - returns) ** 2, (clipped_values - returns) ** 2)
         value_loss = 0.5 * (value_error * chunk.weights).sum()
         stats = {
             "policy_loss": policy_loss,

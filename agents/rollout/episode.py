@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +24,11 @@ class Episode:
     info: dict[str, Any] = field(default_factory=dict)
 
     def add_policy_tokens(self, ids: Sequence[int], logprobs: Sequence[float] | None = None) -> None:
+        """Tokens in the policy's place; ``logprobs`` None: written by a teacher, not sampled (NaN)."""
         self.completion_ids.extend(ids)
         self.mask.extend([1] * len(ids))
         self.expert_mask.extend([0] * len(ids))
-        self.sample_logprobs.extend(logprobs if logprobs is not None else [0.0] * len(ids))
+        self.sample_logprobs.extend(logprobs if logprobs is not None else [math.nan] * len(ids))
 
     def add_env_tokens(self, ids: Sequence[int], expert: bool = False) -> None:
         self.completion_ids.extend(ids)

@@ -28,6 +28,7 @@ def play_episodes(
     max_context: int = 384,
     first_turn: Callable[[ExpertMathEnv], str] | None = None,
     reset_options: dict[str, Any] | None = None,
+    lock_queries: bool = False,
 ) -> list[Episode]:
     """Play one episode in each of the first ``len(seeds)`` envs, all turns batched.
 
@@ -36,7 +37,7 @@ def play_episodes(
     as the expert-workflow baseline does; its tokens are masked out. An episode
     whose context would exceed ``max_context`` is cut off with reward 0.
     ``reset_options`` (optional) go to every episode's reset (a training step's
-    ``acceptance`` and ``max_turns``).
+    ``acceptance`` and ``max_turns``). ``lock_queries``: the policy cannot write the query tag.
     """
     count = len(seeds)
     unused = [None] * (envs.num_envs - count)
@@ -57,7 +58,7 @@ def play_episodes(
             episodes[i].done, episodes[i].info = True, {**episodes[i].info, "cut_off": True, "correct": False}
         if not room:
             break
-        samples = backend.generate([episodes[i].context for i in room], keys=room)
+        samples = backend.generate([episodes[i].context for i in room], room, lock_queries)
         texts = []
         for row, i in enumerate(room):
             episodes[i].add_policy_tokens(samples.tokens[row], samples.logprobs[row])

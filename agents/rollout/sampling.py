@@ -8,26 +8,17 @@ only runs the tokens that are new since the last one.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
 from eapo_gym.protocol import TurnProtocol
 
-from .backend import Samples
+from .backend import Samples, SamplingConfig, register_backend
 from .decoding import KVRows, StaticKVDecoder, make_decoder
 from .lock import QueryLock
 
 COMPACT_SHARE = 0.25  # drop finished rows from the decoder once they are this share of it
-
-
-@dataclass
-class SamplingConfig:
-    """How turns are sampled. ``temperature=0`` is greedy."""
-
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    top_p: float = 1.0
 
 
 class TurnStopper:
@@ -229,13 +220,16 @@ def _weights_version(model) -> tuple[int, ...]:
     return tuple(n for p in model.parameters() for n in (p.data_ptr(), p._version))
 
 
+@register_backend("local")
 class LocalBackend:
     """The rollout's generation backend in this process: ``sample_turns`` with the model's own
-    (KV-cached) decoder, stopping each row where the environment's protocol ends a turn.
-    ``lock_queries`` keeps the policy from writing the query-open tag. With ``kv_reuse``
+    (KV-cached) decoder, stopping each row where the environment's protocol ends a turn, and
+    locking the query tag with a logits mask (``QueryLock``) when asked. With ``kv_reuse``
     (``StaticKVDecoder`` models only) an episode's cache is kept from one turn to the next and
     a turn runs only its new tokens: the last sampled one and the environment's feedback.
     Without ``StaticKVDecoder`` (``decoding.DecoderFallbackWarning`` says why) there is no reuse."""
+
+    locks_queries = True
 
     def __init__(
         self,
@@ -244,26 +238,36 @@ class LocalBackend:
         protocol: TurnProtocol,
         sampling: SamplingConfig,
         generator: torch.Generator,
-        lock_queries: bool = False,
         kv_reuse: bool = True,
     ) -> None:
         self.model, self.tokenizer, self.sampling, self.generator = model, tokenizer, sampling, generator
+        self.protocol = protocol
         self.stopper = TurnStopper(tokenizer, protocol)
         self.max_new_tokens = sampling.max_new_tokens
-        self.lock = None
-        if lock_queries:
-            vocab = model.get_output_embeddings().weight.shape[0]
-            self.lock = QueryLock(tokenizer, protocol.query_open, vocab, next(model.parameters()).device)
         self.episodes = EpisodeCache() if kv_reuse and StaticKVDecoder.unsupported(model, 0) is None else None
 
+    @cached_property
+    def query_lock(self) -> QueryLock:
+        """The logits constraint of ``lock_queries``, built on first use."""
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        device = next(self.model.parameters()).device
+        return QueryLock(self.tokenizer, self.protocol.query_open, vocab, device)
+
+    def sync_weights(self) -> None:
+        """Nothing to copy: the decoder runs the live model, and the KV cache notices a weight change
+        itself (``EpisodeCache``)."""
+
     @torch.no_grad()
-    def generate(self, contexts: Sequence[list[int]], keys: Sequence[Hashable]) -> Samples:
+    def generate(
+        self, contexts: Sequence[list[int]], keys: Sequence[Hashable], lock_queries: bool = False
+    ) -> Samples:
         pad_id, contexts = self.tokenizer.pad_token_id, list(contexts)
+        lock = self.query_lock if lock_queries else None
         positions = max(map(len, contexts)) + self.max_new_tokens
         if self.episodes is None or StaticKVDecoder.unsupported(self.model, positions) is not None:
             # sample_turns' decoder warns when the model falls back to HFCacheDecoder
             return sample_turns(
-                self.model, contexts, self.stopper, self.sampling, pad_id, self.generator, self.lock
+                self.model, contexts, self.stopper, self.sampling, pad_id, self.generator, lock
             )
         past, suffixes = self.episodes.split(self.model, contexts, keys)
         input_ids, attention_mask = _left_pad(suffixes, pad_id, next(self.model.parameters()).device)
@@ -271,7 +275,7 @@ class LocalBackend:
         decoder = StaticKVDecoder(self.model, len(contexts), width, park=True)
         logits = decoder.prefill(input_ids, attention_mask, past)
         samples = _continue_turns(
-            decoder, logits, contexts, self.stopper, self.sampling, pad_id, self.generator, self.lock
+            decoder, logits, contexts, self.stopper, self.sampling, pad_id, self.generator, lock
         )
         fed = torch.tensor([len(tokens) - 1 for tokens in samples.tokens], device=logits.device)
         self.episodes.update(decoder.turn_cache(fed), contexts, keys, samples)

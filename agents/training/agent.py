@@ -55,9 +55,9 @@ import torch
 from eapo_gym.env import ExpertMathEnv
 from eapo_gym.vector import ExpertMathVectorEnv
 
+from ..rollout.backend import GenerationBackend, SamplingConfig, make_backend
 from ..rollout.episode import Episode
 from ..rollout.play import play_episodes
-from ..rollout.sampling import LocalBackend, SamplingConfig
 from .batch import TokenBatch, loss_weights, pack_episodes, policy_logprobs
 from .config import NoOptions, TrainConfig
 from .distributed import average_gradients
@@ -134,15 +134,16 @@ class BaseAgent:
         return make_vector_env(config, count, "train", config.train_difficulties)
 
     @cached_property
-    def backend(self) -> LocalBackend:
-        """How rollouts generate: our KV-cached sampler by default (``eapo_agents.rollout.backend``).
-        The query tag is locked unless the training episodes consult (EAPO)."""
-        return self.make_backend(lock_queries=not self.episode_rules.consults)
-
-    def make_backend(self, lock_queries: bool) -> LocalBackend:
-        sampling = SamplingConfig(self.config.max_new_tokens, self.config.temperature, self.config.top_p)
-        return LocalBackend(
-            self.model, self.tokenizer, self.envs.protocol, sampling, self.generator, lock_queries
+    def backend(self) -> GenerationBackend:
+        """How rollouts generate: ``--rollout-backend`` (``rollout.backend.make_backend``)."""
+        return make_backend(
+            self.config.rollout_backend,
+            self.model,
+            self.tokenizer,
+            self.envs.protocol,
+            SamplingConfig(self.config.max_new_tokens, self.config.temperature, self.config.top_p),
+            self.generator,
+            lock_queries=True,
         )
 
     def rng(self, step: int) -> np.random.Generator:
@@ -154,18 +155,18 @@ class BaseAgent:
         step: int,
         problems: int,
         group_size: int,
-        backend: LocalBackend | None = None,
         reset_options: dict[str, Any] | None = None,
+        lock_queries: bool | None = None,
     ) -> list[list[Episode]]:
-        """``problems`` training problems, ``group_size`` episodes each, at training step ``step``
-        (with ``self.backend`` and the step's ``TrainingEpisodes`` options unless others are given)."""
+        """``problems`` training problems, ``group_size`` episodes each, at training step ``step`` (with
+        the step's ``TrainingEpisodes`` options and query lock unless others are given)."""
         rng = self.rng(step)
         source = self.envs.problems
         indices, seeds = draw_episodes(rng, len(source), problems, problems * group_size)
         self.generator.manual_seed(int(rng.integers(2**63)))
         self.rollout_seconds = 0.0
         problem_ids = [source[i].id for i in indices for _ in range(group_size)]
-        episodes = self.play(step, seeds, problem_ids, backend, reset_options)
+        episodes = self.play(step, seeds, problem_ids, reset_options, lock_queries)
         return [episodes[g * group_size : (g + 1) * group_size] for g in range(problems)]
 
     def play(
@@ -173,23 +174,25 @@ class BaseAgent:
         step: int,
         seeds: list[int],
         problem_ids: list[str],
-        backend: LocalBackend | None = None,
         reset_options: dict[str, Any] | None = None,
+        lock_queries: bool | None = None,
     ) -> list[Episode]:
         """One episode per seed, on the given problems, at training step ``step`` (timed into
-        ``rollout_seconds``)."""
-        backend = backend or self.backend
+        ``rollout_seconds``). The query tag is locked unless the training episodes consult (EAPO)."""
         options = reset_options or self.episode_rules.reset_options(step, self.config)
+        if lock_queries is None:
+            lock_queries = not self.episode_rules.consults
         started = time.perf_counter()
         self.model.eval()
         episodes = play_episodes(
-            backend,
+            self.backend,
             self.tokenizer,
             self.envs,
             seeds,
             problem_ids,
             self.config.max_context,
             reset_options=options,
+            lock_queries=lock_queries,
         )
         self.model.train()
         self.rollout_seconds += time.perf_counter() - started
@@ -273,6 +276,8 @@ class BaseAgent:
         self.scaler.step(self.optimizer)  # skipped (and the scale lowered) if a gradient overflowed
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        if "backend" in self.__dict__:  # a backend was made (supervised agents have none)
+            self.backend.sync_weights()
         return float(norm)
 
     def state_dict(self) -> dict[str, Any]:

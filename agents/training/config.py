@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from ..rollout.backend import backend_names
 from .registry import agent_class, agent_names, built_in
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -202,6 +203,9 @@ class TrainConfig:
     short_prompt: bool = _rollouts(
         True, "the problem alone as prompt (tiny models); false: with the protocol"
     )
+    rollout_backend: str = _rollouts(
+        "local", f"what generates policy turns: {', '.join(backend_names())} or a registered backend"
+    )
 
     lr: float = _optimisation(2e-4, "AdamW learning rate", above=0)
     grad_clip: float = _optimisation(1.0, "gradient norm clip", above=0)
@@ -250,6 +254,9 @@ class TrainConfig:
         check_fields(self)
         if not DEVICE.fullmatch(self.device):
             raise SettingError("device", f"expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.rollout_backend not in backend_names():
+            choices = ", ".join(backend_names())
+            raise SettingError("rollout_backend", f"expected one of {choices}, got {self.rollout_backend!r}")
         options_type = options_of(self.algo)
         if self.options is None:
             self.options = options_type()

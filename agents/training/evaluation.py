@@ -13,8 +13,8 @@ import torch
 
 from eapo_gym.env import ExpertMathEnv
 
+from ..rollout.backend import SamplingConfig, make_backend
 from ..rollout.play import play_episodes
-from ..rollout.sampling import LocalBackend, SamplingConfig
 from .config import TrainConfig
 from .environments import make_vector_env
 from .policy import autocast
@@ -76,7 +76,9 @@ def evaluate(
         envs = make_vector_env(
             config, min(batch_size, problems * k), split or config.eval_split, levels, acceptance
         )
-        backend = LocalBackend(model, tokenizer, envs.protocol, sampling, generator, lock_queries=locked)
+        backend = make_backend(
+            config.rollout_backend, model, tokenizer, envs.protocol, sampling, generator, locked
+        )
         source = envs.problems
         jobs = [(p, s) for p in range(min(problems, len(source))) for s in range(k)]
         episodes = []
@@ -86,7 +88,14 @@ def evaluate(
             problem_ids = [source[p].id for p, _ in chunk]
             with autocast(device, config.dtype):
                 episodes += play_episodes(
-                    backend, tokenizer, envs, seeds, problem_ids, config.max_context, first_turn
+                    backend,
+                    tokenizer,
+                    envs,
+                    seeds,
+                    problem_ids,
+                    config.max_context,
+                    first_turn,
+                    lock_queries=locked,
                 )
         correct = np.array([bool(e.info.get("correct")) for e in episodes], dtype=float).reshape(-1, k)
         if difficulty is not None:

@@ -8,11 +8,12 @@ other class registered with ``@register_agent`` (a user's, after its module is i
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable
 from functools import cache
 from importlib import import_module
 from pathlib import Path
+
+from ..rollout.plugins import decorated_classes
 
 ALGORITHMS = Path(__file__).resolve().parent.parent / "algorithms"
 PACKAGE = __package__.rpartition(".")[0]  # eapo_agents
@@ -33,17 +34,7 @@ def register_agent(name: str) -> Callable[[type], type]:
 @cache
 def built_in() -> dict[str, str]:
     """``{name: module}`` of every ``@register_agent("name")`` class in ``agents/algorithms/``."""
-    found = {}
-    for path in sorted(ALGORITHMS.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            for decorator in getattr(node, "decorator_list", []) if isinstance(node, ast.ClassDef) else []:
-                if (
-                    isinstance(decorator, ast.Call)
-                    and getattr(decorator.func, "id", None) == "register_agent"
-                    and isinstance(decorator.args[0], ast.Constant)
-                ):
-                    found[decorator.args[0].value] = f"{PACKAGE}.algorithms.{path.stem}"
-    return found
+    return decorated_classes(ALGORITHMS, f"{PACKAGE}.algorithms", "register_agent")
 
 
 def agent_names(engine: str | None = None) -> list[str]:
