@@ -54,6 +54,9 @@ class ExpertMathEnv(gym.Env):
             Both are the episodes' defaults: ``reset(options={"acceptance": rho, "max_turns": n})``
             sets them for one episode (n <= max_turns), as a trainer does at each training step
             with ``eapo_gym.schedules`` (EAPO anneals rho and shrinks the budget).
+            ``reset(options={"hint": share})`` writes the first ``hint_steps(share)`` steps of the
+            reference solution after the prompt (hint-guided RL: annealed hints, help when a group
+            fails); never the last step, which gives the answer.
         max_queries: K, the most queries one turn may send (extra ones are ignored).
         parallel_experts: send a turn's queries at once (True) or one after another (False).
         expert_timeout: seconds a turn waits for its replies before an expert counts as failed.
@@ -103,7 +106,7 @@ class ExpertMathEnv(gym.Env):
         self.problems = load_problems(problems, split=split, difficulty=difficulty)
         self.protocol = replace(protocol or TurnProtocol(), max_queries=max_queries)
         self.panel = ExpertPanel(make_experts(experts), expert_timeout, parallel_experts, max_reply_chars)
-        self.acceptance = _acceptance(acceptance)
+        self.acceptance = _share(acceptance, "acceptance")
         self.max_turns = max_turns
         self.acceptance_rate, self.turn_budget = self.acceptance, max_turns  # this episode's
         self.reward_correct = reward_correct
@@ -156,12 +159,18 @@ class ExpertMathEnv(gym.Env):
 
     # ---- Gymnasium API --------------------------------------------------------------------
 
+    def hint_steps(self, share: float) -> int:
+        """How many reference steps a hint of ``share`` (in [0, 1]) shows for the current problem:
+        floor(share x (n - 1)) of its n steps, so the last step, which gives the answer, is never shown."""
+        return int(share * max(len(self.problem.solution_steps) - 1, 0))
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode. ``options``: ``problem_id`` replays one problem; ``acceptance`` (rho) and
-        ``max_turns`` (at most the env's) set this episode's, else the env's defaults hold."""
+        ``max_turns`` (at most the env's) set this episode's, else the env's defaults hold; ``hint``
+        (a share in [0, 1], default 0) puts the first reference steps after the prompt (``hint``)."""
         super().reset(seed=seed)
         options = options or {}
-        self.acceptance_rate = _acceptance(options.get("acceptance", self.acceptance))
+        self.acceptance_rate = _share(options.get("acceptance", self.acceptance), "acceptance")
         self.turn_budget = options.get("max_turns", self.max_turns)
         if isinstance(self.turn_budget, bool) or not isinstance(self.turn_budget, int | np.integer):
             raise ValueError(f"max_turns must be an integer, got {self.turn_budget!r}")
@@ -171,8 +180,10 @@ class ExpertMathEnv(gym.Env):
             self.problem = self.problems.get(options["problem_id"])
         else:
             self.problem = self.problems[int(self.np_random.integers(len(self.problems)))]
+        share = _share(options.get("hint", 0.0), "hint")
+        self.hint = "".join(f"{step}\n" for step in self.problem.solution_steps[: self.hint_steps(share)])
         self._memories = [{} for _ in self.panel.experts]
-        self._transcript = self.prompt_for(self.problem)
+        self._transcript = self.prompt_for(self.problem) + self.hint
         self._stats = {
             "turns": 0,
             "consults": 0,
@@ -341,6 +352,7 @@ class ExpertMathEnv(gym.Env):
             "difficulty": self.problem.difficulty,
             "acceptance_rate": self.acceptance_rate,
             "max_turns": self.turn_budget,
+            "hint_chars": len(self.hint),
             "expert_failures": list(self._failures),
             "turn_cut": cut,
             "feedback": "".join(segment.text for segment in segments),
@@ -357,12 +369,12 @@ class PendingTurn:
     cut: bool
 
 
-def _acceptance(value: Any) -> float:
-    """rho as a float in [0, 1]; a ``ValueError`` says what was given instead."""
+def _share(value: Any, name: str) -> float:
+    """A probability or share as a float in [0, 1]; a ``ValueError`` naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-        raise ValueError(f"acceptance is a probability in [0, 1], got {value!r}")
+        raise ValueError(f"{name} is a share in [0, 1], got {value!r}")
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"acceptance must lie in [0, 1], got {value}")
+        raise ValueError(f"{name} must lie in [0, 1], got {value}")
     return float(value)
 
 

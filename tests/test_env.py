@@ -72,6 +72,23 @@ def test_boxed_answer_without_tags_counts():
     assert reward == 1.0 and info["answer"]
 
 
+def test_a_hint_shows_the_first_reference_steps_never_the_last():
+    env = ExpertMathEnv(problems="arithmetic", difficulty=4)  # five steps
+    observation, info = env.reset(seed=0)
+    assert env.hint == "" and info["hint_chars"] == 0
+    steps = env.problem.solution_steps
+    observation, info = env.reset(seed=0, options={"hint": 0.5})
+    assert env.hint == f"{steps[0]}\n{steps[1]}\n" and observation.endswith(env.hint)
+    assert info["hint_chars"] == len(env.hint)
+    env.reset(seed=0, options={"hint": 1.0})
+    assert env.hint == "".join(f"{step}\n" for step in steps[:-1])  # the last step gives the answer
+    _, reward, *_ = env.step(f"<answer>{env.problem.answer}</answer>")
+    assert reward == 1.0
+    for bad in (1.5, -0.1, "half", True):
+        with pytest.raises(ValueError, match="hint"):
+            env.reset(seed=0, options={"hint": bad})
+
+
 def test_acceptance_zero_rejects_every_query():
     env = make(acceptance=0.0)
     env.reset(seed=0)

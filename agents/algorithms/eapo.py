@@ -44,7 +44,7 @@ from eapo_gym.schedules import parse_schedule
 
 from ..rollout.episode import Episode
 from ..training.batch import TokenBatch, loss_weights
-from ..training.config import SettingError, TrainConfig, option
+from ..training.config import TrainConfig, check_schedules, option
 from ..training.environments import TrainingEpisodes
 from ..training.registry import register_agent
 from .grpo import GRPOAgent, GRPOOptions
@@ -76,11 +76,7 @@ class EAPOOptions(GRPOOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("acceptance", "turn_schedule"):
-            try:
-                parse_schedule(getattr(self, name), length=1)
-            except ValueError as error:
-                raise SettingError(name, str(error)) from None
+        check_schedules(self, "acceptance", "turn_schedule")
 
 
 def help_kind(episode: Episode) -> str:
@@ -140,12 +136,6 @@ class EAPOAgent(GRPOAgent):
             turn_share=parse_schedule(options.turn_schedule, length),
             help_only_failing=options.help_only_failing,
         )
-
-    @classmethod
-    def fixed_at_start(cls, config: TrainConfig) -> TrainConfig:
-        """The schedules' length is the first start's ``--steps``: a resume to more steps continues
-        from where the schedules are, not from a longer schedule's earlier point."""
-        return config if config.options.schedule_steps else config.replace(schedule_steps=config.steps)
 
     def training_groups(self, step: int) -> list[list[Episode]]:
         """With ``help_only_failing``: every group unaided first, consultation locked; the groups with

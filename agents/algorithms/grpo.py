@@ -48,9 +48,11 @@ class GRPOOptions(PolicyGradientOptions):
             )
 
 
-def all_fail_shares(groups: list[list[Episode]]) -> dict[str, float]:
-    """The share of groups with no correct episode (no signal toward correctness), overall and per level."""
-    failing = [not any(e.info.get("correct") for e in group) for group in groups]
+def all_fail_shares(groups: list[list[Episode]], failing: list[bool] | None = None) -> dict[str, float]:
+    """The share of groups with no correct episode (no signal toward correctness), overall and per
+    level; ``failing`` says which groups failed where their episodes alone cannot (help replaced some)."""
+    if failing is None:
+        failing = [not any(e.info.get("correct") for e in group) for group in groups]
     shares = {"all_fail_groups": sum(failing) / len(groups)}
     for level in sorted({group[0].info.get("difficulty") for group in groups} - {None}):
         at_level = [

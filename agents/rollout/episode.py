@@ -11,10 +11,12 @@ from typing import Any
 @dataclass
 class Episode:
     """Token ids with two masks: ``mask`` is 1 on tokens the policy generated (the loss sees only
-    these); ``expert_mask`` is 1 on the text of expert replies (for the optional off-policy term)."""
+    these); ``expert_mask`` is 1 on the text of expert replies (for the optional off-policy term).
+    The last ``hint_length`` prompt ids are a hint (the env's ``hint`` reset option)."""
 
     problem_id: str
     prompt_ids: list[int]
+    hint_length: int = 0
     completion_ids: list[int] = field(default_factory=list)
     mask: list[int] = field(default_factory=list)
     expert_mask: list[int] = field(default_factory=list)

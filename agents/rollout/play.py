@@ -16,7 +16,7 @@ from eapo_gym.vector import ExpertMathVectorEnv
 
 from .backend import GenerationBackend
 from .episode import Episode
-from .prompts import prompt_ids
+from .prompts import hint_ids, prompt_ids
 
 
 def play_episodes(
@@ -45,7 +45,14 @@ def play_episodes(
     if problem_ids is not None:
         options["problem_id"] = [*problem_ids, *unused]
     _, infos = envs.reset(seed=[*seeds, *unused], options=options)
-    episodes = [Episode(infos["problem_id"][i], prompt_ids(tokenizer, envs.envs[i])) for i in range(count)]
+    episodes = [
+        Episode(
+            infos["problem_id"][i],
+            prompt_ids(tokenizer, envs.envs[i]),
+            hint_length=len(hint_ids(tokenizer, envs.envs[i])),
+        )
+        for i in range(count)
+    ]
     if first_turn is not None:
         texts = [first_turn(envs.envs[i]) for i in range(count)]
         for episode, text in zip(episodes, texts, strict=True):

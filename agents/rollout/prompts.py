@@ -24,9 +24,20 @@ def chat_messages(env: ExpertMathEnv) -> list[dict[str, str]]:
 
 
 def prompt_ids(tokenizer, env: ExpertMathEnv) -> list[int]:
-    """The token ids that start ``env``'s episode; call right after ``reset``."""
+    """The token ids that start ``env``'s episode, its hint (``env.hint``) last, tokenised on its own
+    (``hint_ids``); call right after ``reset``."""
+    return _prompt_without_hint(tokenizer, env) + hint_ids(tokenizer, env)
+
+
+def hint_ids(tokenizer, env: ExpertMathEnv) -> list[int]:
+    """The token ids of the episode's hint (none without one)."""
+    return tokenizer.encode(env.hint, add_special_tokens=False) if env.hint else []
+
+
+def _prompt_without_hint(tokenizer, env: ExpertMathEnv) -> list[int]:
     if not getattr(tokenizer, "chat_template", None):
-        return tokenizer.encode(env.transcript, add_special_tokens=False)
+        text = env.transcript[: len(env.transcript) - len(env.hint)]
+        return tokenizer.encode(text, add_special_tokens=False)
     messages = chat_messages(env)
     try:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -118,7 +118,11 @@ class BaseAgent:
 
     @classmethod
     def fixed_at_start(cls, config: TrainConfig) -> TrainConfig:
-        """The settings of a run's first start, written to its config.json (a resume keeps them)."""
+        """The settings of a run's first start, written to its config.json (a resume keeps them).
+        Options with a ``schedule_steps`` of 0 get the first start's ``--steps``: a resume to more steps
+        continues the schedules from where they are, not from a longer schedule's earlier point."""
+        if getattr(config.options, "schedule_steps", None) == 0:
+            return config.replace(schedule_steps=config.steps)
         return config
 
     @cached_property
@@ -311,5 +315,7 @@ def rollout_metrics(episodes: list[Episode], rollout_seconds: float) -> dict[str
         "turn_budget": float(episodes[0].info.get("max_turns", 0)),
         "policy_tokens": float(sum(e.policy_token_count for e in episodes)),
         "turns": total("turns") / count,
+        "hinted_episodes": sum(e.hint_length > 0 for e in episodes) / count,
+        "hint_chars": total("hint_chars") / count,
         "rollout_seconds": rollout_seconds,
     }

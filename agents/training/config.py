@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from eapo_gym.schedules import parse_schedule
+
 from ..rollout.backend import backend_names
 from .registry import agent_class, agent_names, built_in
 
@@ -63,6 +65,15 @@ def check_fields(settings: Any) -> None:
     for spec in dataclasses.fields(settings):
         if "help" in spec.metadata:
             object.__setattr__(settings, spec.name, checked_value(spec, getattr(settings, spec.name)))
+
+
+def check_schedules(settings: Any, *names: str) -> None:
+    """``SettingError`` for the first of the fields ``names`` that is not a schedule (``parse_schedule``)."""
+    for name in names:
+        try:
+            parse_schedule(getattr(settings, name), length=1)
+        except ValueError as error:
+            raise SettingError(name, str(error)) from None
 
 
 def checked_value(spec: dataclasses.Field, value: Any) -> Any:
