@@ -134,9 +134,14 @@ def test_off_policy_expert_term_raises_the_likelihood_of_expert_replies(small_co
 
 def test_baselines_evaluate_without_training(small_config):
     base = train(small_config.replace(algo="base"), progress=False)
-    workflow = train(small_config.replace(algo="workflow", out=small_config.out + "-w"), progress=False)
+    scripted = small_config.replace(algo="workflow", queries="scripted", out=small_config.out + "-s")
     assert base["eval/consult_rate"] < 1.0
-    assert workflow["eval/consult_rate"] == 1.0  # the hard-coded first turn always consults
+    assert train(scripted, progress=False)["eval/consult_rate"] == 1.0  # the scripted turn always asks
+    workflow = small_config.replace(algo="workflow", out=small_config.out + "-w")
+    own = train(workflow, progress=False)  # the paper's: the policy's own queries, every one answered
+    model, tokenizer = load_policy(small_config.model)
+    alone_with_experts = evaluate(model, tokenizer, workflow, with_experts=True)
+    assert {k: own[k] for k in alone_with_experts} == alone_with_experts
 
 
 def test_a_resume_to_more_steps_continues_the_schedules_without_a_jump(small_config):

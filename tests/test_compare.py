@@ -48,6 +48,8 @@ def test_every_method_and_ablation_of_the_issue_with_its_overrides(tmp_path):
     def options(name: str):
         return job_config(method_by_name(name), 0, compare, (2, 3), tmp_path)
 
+    assert options("workflow").options.queries == "policy"  # the paper's: the policy asks its own way
+    assert options("workflow_scripted").options.queries == "scripted"
     assert options("eapo_model_expert").experts == "model:/models/expert"
     assert options("eapo_noisy").expert_noise == 0.3
     assert options("eapo_constant").options.acceptance == "constant:1"

@@ -64,6 +64,12 @@ METHODS = tuple(
     for name in sorted(built_in(), key=lambda name: (stage(name), name))
 )
 ABLATIONS = (
+    Method(
+        "workflow_scripted",
+        "workflow",
+        {"queries": "scripted"},
+        "the workflow with a fixed first turn of K 'What is the next step?' queries (before 2026-12-04)",
+    ),
     Method("eapo_fixed_turns", "eapo", {"turn_schedule": "constant:1"}, "EAPO, turn budget fixed at 10"),
     Method(
         "eapo_successive",
