@@ -310,7 +310,7 @@ def test_help_only_for_groups_whose_own_rollouts_all_fail(small_config, tiny_mod
         algo="eapo", help_only_failing=True, train_difficulties=(1, 3), problems_per_step=6
     )
     agent = agent_class("eapo")(model, tokenizer, config)
-    groups = agent.collect_groups(1, 6, 4)
+    groups = agent.training_groups(1)
     helped = [group for group in groups if group[0].info["acceptance_rate"] > 0]
     assert 0 < agent.helped_share <= 1 and len(helped) == round(agent.helped_share * 6)
     assert all(e.info["acceptance_rate"] == 1.0 for g in helped for e in g)
@@ -345,8 +345,8 @@ def shift_sampled_logprobs(agent, shift: float) -> None:
     """Make the agent's sampler report its log-probabilities off by ``shift`` (the tokens are unchanged)."""
     generate = agent.backend.generate
 
-    def shifted(contexts, keys):
-        samples = generate(contexts, keys)
+    def shifted(contexts, keys, lock_queries=False):
+        samples = generate(contexts, keys, lock_queries)
         samples.logprobs[:] = [[value + shift for value in row] for row in samples.logprobs]
         return samples
 
