@@ -127,13 +127,15 @@ class CompareConfig:
     )
     lr: float = option(1e-4, "RL learning rate", above=0)
     acceptance_scale: float = option(
-        10.0, "EAPO rows: rho = min(1, scale / s), chosen on validation (README)", above=0
+        10.0, "EAPO rows: rho = min(1, scale / s), chosen on validation (docs/results.md)", above=0
     )
     workers: int = option(2, "runs in parallel", at_least=1)
     policy: str = ""  # starting policy directory; empty: the preset's warm start
     expert_model: str = ""  # the model expert's directory; empty: the preset's expert model
-    out: str = "runs/compare"
-    results: str = ""  # empty: ``out`` (the committed results were written with --results benchmarks/results)
+    out: str = option("runs/compare", "run directories, one per method and seed")
+    results: str = option(
+        "", "where the JSON, table and plots go; empty: --out (the committed ones: benchmarks/results)"
+    )
     device: str = "auto"
     dtype: str = "auto"
 
