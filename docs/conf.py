@@ -27,7 +27,7 @@ extensions = [
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 4
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build", "_generated", "_ext"]
+exclude_patterns = ["_build", "_generated", "_ext", "_static"]
 root_doc = "index"
 
 autodoc_member_order = "bysource"
@@ -36,6 +36,7 @@ autodoc_default_options = {"members": True, "undoc-members": False}
 
 html_theme = "furo"
 html_title = "eapo-gym"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["tables.css"]
 pygments_style = "sphinx"
 autodoc_inherit_docstrings = False  # Gymnasium's own docstrings are not ours to build strictly
