@@ -29,14 +29,15 @@ myst_heading_anchors = 4
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build", "_generated", "_ext", "_static"]
 root_doc = "index"
+smartquotes = False  # "--flag" in help text stays two hyphens
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"  # no bare list of parameter types
 autodoc_default_options = {"members": True, "undoc-members": False}
 
 html_theme = "furo"
 html_title = "eapo-gym"
 html_static_path = ["_static"]
 html_css_files = ["tables.css"]
-pygments_style = "sphinx"
 autodoc_inherit_docstrings = False  # Gymnasium's own docstrings are not ours to build strictly
