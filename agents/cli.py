@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for plugin in _plugins(argv):
             load_plugin(plugin)
-        parser = build_parser(with_train_options=command == "train")
+        parser = build_parser(with_train_options=command in ("train", "compare"))
         args = parser.parse_args(argv)
         result = args.handler(args)
     except UsageError as error:
@@ -63,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
+    """The command's parser; ``with_train_options`` adds the flags generated from the settings' dataclasses
+    (``train``'s and ``compare``'s), which imports the agents (torch)."""
     parser = OneLineParser(
         prog="eapo-gym", description="Expert-Assisted Policy Optimization: environment, agents, comparison."
     )
@@ -132,25 +134,9 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
         help="starting policy and model expert: tiny (shipped) or small (GPU-sized: base, grpo and eapo "
         "over seeds 0,1 by default; eapo-gym warm-start builds it)",
     )
-    compare.add_argument("--seeds", type=_ints, help="comma-separated (default 0,1,2; quick: 0)")
     compare.add_argument("--methods", type=_names, help="comma-separated subset of the table's rows")
-    compare.add_argument("--steps", type=int, help="policy updates per method (default 120)")
-    compare.add_argument(
-        "--train-levels", type=_ints, help="default: picked from the warm start's train split"
-    )
-    compare.add_argument(
-        "--eval-split", choices=("test", "train"), help="train: a validation run (default test)"
-    )
-    compare.add_argument("--eval-k", type=int, help="samples per test problem (default 8)")
-    compare.add_argument("--eval-problems", type=int, help="test problems per level (default 32)")
-    compare.add_argument("--eval-every", type=int, help="updates between evaluations (default 20)")
-    compare.add_argument("--lr", type=float, help="RL learning rate (default 1e-4)")
-    compare.add_argument("--workers", type=int, help="runs in parallel (default 2)")
-    compare.add_argument("--out", help="run directories (default runs/compare)")
-    compare.add_argument(
-        "--results",
-        help="where the JSON, table and plots go (default: --out; the committed ones: benchmarks/results)",
-    )
+    if with_train_options:
+        add_compare_flags(compare)
     add_shared_flags(compare, "device", "dtype")
     compare.set_defaults(handler=run_compare)
 
@@ -194,6 +180,15 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
                 _add_flag(group, spec)
 
 
+def add_compare_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``CompareConfig`` field that carries its rules (``option``), help and default from it."""
+    from .experiments.compare import CompareConfig
+
+    for spec in dataclasses.fields(CompareConfig):
+        if "help" in spec.metadata:
+            _add_flag(parser, spec)
+
+
 def add_shared_flags(parser: argparse.ArgumentParser, *names: str) -> None:
     """``train``'s flags for these shared settings, with the same help and rules."""
     for spec in shared_fields():
@@ -228,6 +223,8 @@ def _add_flag(group: argparse._ArgumentGroup | argparse.ArgumentParser, spec: da
 
 
 def _shown(value: Any) -> str:
+    if value in ("", ()):
+        return "empty"
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 

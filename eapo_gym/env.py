@@ -48,22 +48,20 @@ class ExpertMathEnv(gym.Env):
     """Gymnasium environment for expert-assisted math reasoning (EAPO, arXiv 2509.23730).
 
     Keywords beyond the reward and budget knobs:
-        problems, split, difficulty: the problem source (see ``eapo_gym.problems.load_problems``).
-        experts: a name (``"reference"``, ``"symbolic"``), an ``Expert``, a callable, a list, or None.
-        acceptance: rho, the probability that a query is answered; max_turns: the turn budget.
-            Both are the episodes' defaults: ``reset(options={"acceptance": rho, "max_turns": n})``
-            sets them for one episode (n <= max_turns), as a trainer does at each training step
-            with ``eapo_gym.schedules`` (EAPO anneals rho and shrinks the budget).
-            ``reset(options={"hint": share})`` writes the first ``hint_steps(share)`` steps of the
-            reference solution after the prompt (hint-guided RL: annealed hints, help when a group
-            fails); never the last step, which gives the answer.
-        max_queries: K, the most queries one turn may send (extra ones are ignored).
-        parallel_experts: send a turn's queries at once (True) or one after another (False).
-        expert_timeout: seconds a turn waits for its replies before an expert counts as failed.
-        protocol: the tag syntax (``TurnProtocol``); prompt_template / instructions: the prompt text.
-        tokenizer: token mode's tokenizer, an object or a local path (the package's by default).
-        max_turn_chars / max_turn_tokens: a longer turn is cut there; max_answer_chars: a longer
-            answer is not well-formed; max_prompt_chars: a longer problem statement is an error.
+
+    - ``problems``, ``split``, ``difficulty``: the problem source (see ``eapo_gym.problems.load_problems``).
+    - ``experts``: a name (``"reference"``, ``"symbolic"``), an ``Expert``, a callable, a list, or None.
+    - ``acceptance``: rho, the probability that a query is answered; ``max_turns``: the turn budget.
+      Both are the episodes' defaults: ``reset(options={"acceptance": rho, "max_turns": n})``
+      sets them for one episode (n <= max_turns), as a trainer does at each training step
+      with ``eapo_gym.schedules`` (EAPO anneals rho and shrinks the budget).
+    - ``max_queries``: K, the most queries one turn may send (extra ones are ignored).
+    - ``parallel_experts``: send a turn's queries at once (True) or one after another (False).
+    - ``expert_timeout``: seconds a turn waits for its replies before an expert counts as failed.
+    - ``protocol``: the tag syntax (``TurnProtocol``); ``prompt_template`` / ``instructions``: the prompt.
+    - ``tokenizer``: token mode's tokenizer, an object or a local path (the package's by default).
+    - ``max_turn_chars`` / ``max_turn_tokens``: a longer turn is cut there; ``max_answer_chars``: a
+      longer answer is not well-formed; ``max_prompt_chars``: a longer problem statement is an error.
     """
 
     metadata = {"render_modes": ["ansi", "human"]}

@@ -274,7 +274,7 @@ def test_pass_at_k_is_the_unbiased_estimator():
 
 
 def test_unknown_algorithm_is_a_clear_error(small_config):
-    with pytest.raises(ValueError, match="unknown algorithm 'nope'; choose one of base, distill"):
+    with pytest.raises(ValueError, match="unknown algorithm 'nope'; choose one of adaptive_hints, base"):
         small_config.replace(algo="nope")
 
 

@@ -1,5 +1,5 @@
-"""The eapo-gym command as a user drives it: the README's examples as printed, and mistakes that fail
-fast with one line."""
+"""The eapo-gym command as a user drives it: the documentation's examples as printed, and mistakes that
+fail fast with one line."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from doc_examples import example_block
 
 from eapo_agents.cli import build_parser, main
+from eapo_agents.experiments.compare import CompareConfig
 from eapo_agents.training.policy import load_policy
 
-README = Path(__file__).resolve().parent.parent / "README.md"
 FAST_TRAIN = [
     "--problems-per-step", "2", "--group-size", "2", "--train-difficulties", "1", "--eval-difficulties", "1",
     "--eval-problems", "2", "--eval-k", "1", "--tensorboard", "false",
@@ -22,16 +23,10 @@ FAST_TRAIN = [
 FAST_EVAL = ["--problems", "2", "--difficulties", "1"]
 
 
-def readme_block(name: str) -> str:
-    """The fenced block that follows ``<!-- example: name -->`` in the README, verbatim."""
-    after = README.read_text().split(f"<!-- example: {name} -->", 1)[1]
-    return after.split("```", 2)[1].split("\n", 1)[1]
-
-
-def run_readme_commands(name: str, model: Path) -> list[str]:
+def run_example_commands(name: str, model: Path) -> list[str]:
     """Each printed command through the CLI, with flags appended that only shrink the run; their output."""
     printed = []
-    for line in filter(None, readme_block(name).splitlines()):
+    for line in filter(None, example_block(name).splitlines()):
         words = shlex.split(line)
         assert words[0] == "eapo-gym"
         extra = ["--model", str(model), *FAST_TRAIN] if words[1] == "train" else FAST_EVAL
@@ -44,12 +39,12 @@ def rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_readme_custom_agent_trains_resumes_and_evaluates_with_its_own_flag(
+def test_documented_custom_agent_trains_resumes_and_evaluates_with_its_own_flag(
     tiny_model_dir, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "my_agents.py").write_text(readme_block("my_agents.py"))
-    run_readme_commands("custom-agent-commands", tiny_model_dir)
+    (tmp_path / "my_agents.py").write_text(example_block("my_agents.py"))
+    run_example_commands("custom-agent-commands", tiny_model_dir)
     run = tmp_path / "runs" / "reinforce"
     config = json.loads((run / "config.json").read_text())
     assert (config["algo"], config["baseline"], config["steps"]) == ("reinforce", "none", 30)
@@ -68,10 +63,10 @@ def test_readme_custom_agent_trains_resumes_and_evaluates_with_its_own_flag(
     ) and "--baseline" in _subparser_help("train")
 
 
-def test_readme_custom_expert_is_named_from_train_and_from_eval(tiny_model_dir, tmp_path, monkeypatch):
+def test_documented_custom_expert_is_named_from_train_and_from_eval(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "my_experts.py").write_text(readme_block("my_experts.py"))
-    run_readme_commands("custom-expert-commands", tiny_model_dir)
+    (tmp_path / "my_experts.py").write_text(example_block("my_experts.py"))
+    run_example_commands("custom-expert-commands", tiny_model_dir)
     run = tmp_path / "runs" / "hinted"
     assert json.loads((run / "config.json").read_text())["experts"] == "hint"
     assert sum(row.get("expert_calls", 0) for row in rows(run)) > 0  # the policy consulted during training
@@ -86,6 +81,18 @@ def test_readme_custom_expert_is_named_from_train_and_from_eval(tiny_model_dir, 
     assert f"Start with {env.problem.solution_steps[0]}" in info["feedback"]
 
 
+def test_compare_flags_show_their_dataclass_defaults_and_rules(capsys):
+    help_text = " ".join(_subparser_help("compare").split())
+    for name in ("steps", "seeds", "eval_k", "lr", "out"):
+        shown = getattr(CompareConfig(), name)
+        shown = ",".join(map(str, shown)) if isinstance(shown, tuple) else shown
+        assert f"(default: {shown})" in help_text, name
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--lr", "0"])
+    assert exit_info.value.code == 2
+    assert "--lr: expected a float > 0, got 0.0" in capsys.readouterr().err
+
+
 def _subparser_help(command: str) -> str:
     parser = build_parser(with_train_options=True)
     subparsers = next(a for a in parser._actions if a.dest == "command")
@@ -95,7 +102,7 @@ def _subparser_help(command: str) -> str:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--algo", "nope"], "unknown algorithm 'nope'; choose one of base, distill, eapo, grpo, ppo"),
+        (["--algo", "nope"], "unknown algorithm 'nope'; choose one of adaptive_hints, base, distill"),
         (["--critic", "separate"], "critic: not an option of grpo (options of ppo)"),
         (
             ["--loss-aggregation", "mean"],
@@ -160,7 +167,8 @@ def test_resume_is_a_bare_flag_that_continues_with_the_runs_settings(tiny_model_
 def test_train_help_groups_each_algorithms_options_and_every_flag_has_help():
     text = _subparser_help("train")
     groups = (
-        "PolicyGradientOptions (--algo eapo, grpo, ppo)",
+        "PolicyGradientOptions (--algo adaptive_hints, eapo, grpo, guide, hints, luffy, ppo)",
+        "ScheduledOptions (--algo eapo, hints)",
         "PPOOptions (--algo ppo)",
         "EAPOOptions (--algo eapo)",
         "SFTOptions (--algo distill, sft)",

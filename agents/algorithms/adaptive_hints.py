@@ -24,16 +24,14 @@ from typing import Any
 from ..rollout.episode import Episode
 from ..training.config import option
 from ..training.registry import register_agent
-from .grpo import GRPOAgent, GRPOOptions
+from .grpo import GRPOAgent
+from .hints import HintStartOptions
 
 
 @dataclass
-class AdaptiveHintOptions(GRPOOptions):
+class AdaptiveHintOptions(HintStartOptions):
     """The adaptive hint's options."""
 
-    hint_start: float = option(
-        0.5, "share of the reference steps in the hint at update 1", at_least=0, at_most=1
-    )
     hint_delta: float = option(0.1, "delta: how far the share moves after each update", above=0, at_most=1)
     reward_decay: float = option(
         0.9, "decay of the running mean each update's reward is compared with", at_least=0, at_most=1

@@ -44,7 +44,7 @@ from eapo_gym.schedules import parse_schedule
 
 from ..rollout.episode import Episode
 from ..training.batch import TokenBatch, loss_weights
-from ..training.config import TrainConfig, check_schedules, option
+from ..training.config import ScheduledOptions, TrainConfig, check_schedules, option
 from ..training.environments import TrainingEpisodes
 from ..training.registry import register_agent
 from .grpo import GRPOAgent, GRPOOptions
@@ -52,7 +52,7 @@ from .policy_gradient import shaped_probability
 
 
 @dataclass
-class EAPOOptions(GRPOOptions):
+class EAPOOptions(GRPOOptions, ScheduledOptions):
     """EAPO's own options."""
 
     acceptance: str = option(
@@ -64,9 +64,6 @@ class EAPOOptions(GRPOOptions):
     turn_schedule: str = option(
         "linear",
         "how the turn budget shrinks to --final-turns: linear, inverse, cosine, constant:1",
-    )
-    schedule_steps: int = option(
-        0, "updates over which linear and cosine schedules run; 0: --steps at the run's first start"
     )
     help_only_failing: bool = option(False, "help only groups whose own (unaided) rollouts all fail")
     expert_token_coef: float = option(
@@ -129,7 +126,7 @@ class EAPOAgent(GRPOAgent):
     def training_episodes(cls, config: TrainConfig) -> TrainingEpisodes:
         """Consulting episodes: rho_s and the turn budget on the options' schedules."""
         options = config.options
-        length = options.schedule_steps or config.steps
+        length = options.schedule_length(config)
         return TrainingEpisodes(
             consults=True,
             acceptance=parse_schedule(options.acceptance, length, options.acceptance_scale),

@@ -23,21 +23,24 @@ from dataclasses import dataclass
 from eapo_gym.schedules import parse_schedule
 
 from ..rollout.episode import Episode
-from ..training.config import check_schedules, option
+from ..training.config import ScheduledOptions, check_schedules, option
 from ..training.registry import register_agent
 from .grpo import GRPOAgent, GRPOOptions
 
 
 @dataclass
-class HintOptions(GRPOOptions):
-    """The annealed hint's options."""
+class HintStartOptions(GRPOOptions):
+    """Where a hint that changes over the run starts (annealed and adaptive hints)."""
 
     hint_start: float = option(0.5, "share of the reference steps shown at update 1", at_least=0, at_most=1)
+
+
+@dataclass
+class HintOptions(HintStartOptions, ScheduledOptions):
+    """The annealed hint's options."""
+
     hint_schedule: str = option(
         "cosine", "how the hint shrinks to none: cosine (UFT), linear, exponential, constant:R"
-    )
-    schedule_steps: int = option(
-        0, "updates over which linear and cosine schedules run; 0: --steps at the run's first start"
     )
 
     def __post_init__(self) -> None:
@@ -56,7 +59,7 @@ class AnnealedHintAgent(GRPOAgent):
     def hint_share(self, step: int) -> float:
         """h_s, the share of the reference steps in the prompt at update ``step``."""
         options = self.options
-        schedule = parse_schedule(options.hint_schedule, options.schedule_steps or self.config.steps)
+        schedule = parse_schedule(options.hint_schedule, options.schedule_length(self.config))
         return options.hint_start * schedule(step)
 
     def training_groups(self, step: int) -> list[list[Episode]]:

@@ -133,8 +133,10 @@ class CompareConfig:
     workers: int = option(2, "runs in parallel", at_least=1)
     policy: str = ""  # starting policy directory; empty: the preset's warm start
     expert_model: str = ""  # the model expert's directory; empty: the preset's expert model
-    out: str = "runs/compare"
-    results: str = ""  # empty: ``out`` (the committed results were written with --results benchmarks/results)
+    out: str = option("runs/compare", "run directories, one per method and seed")
+    results: str = option(
+        "", "where the JSON, table and plots go; empty: --out (the committed ones: benchmarks/results)"
+    )
     device: str = "auto"
     dtype: str = "auto"
 

@@ -59,7 +59,7 @@ from ..rollout.backend import GenerationBackend, SamplingConfig, make_backend
 from ..rollout.episode import Episode
 from ..rollout.play import play_episodes
 from .batch import TokenBatch, loss_weights, pack_episodes, policy_logprobs
-from .config import NoOptions, TrainConfig
+from .config import NoOptions, ScheduledOptions, TrainConfig
 from .distributed import average_gradients
 from .environments import TrainingEpisodes, make_vector_env
 from .run import draw_episodes, episode_rng
@@ -119,9 +119,9 @@ class BaseAgent:
     @classmethod
     def fixed_at_start(cls, config: TrainConfig) -> TrainConfig:
         """The settings of a run's first start, written to its config.json (a resume keeps them).
-        Options with a ``schedule_steps`` of 0 get the first start's ``--steps``: a resume to more steps
-        continues the schedules from where they are, not from a longer schedule's earlier point."""
-        if getattr(config.options, "schedule_steps", None) == 0:
+        ``ScheduledOptions`` with a ``schedule_steps`` of 0 get the first start's ``--steps``: a resume
+        to more steps continues the schedules from where they are, not from a longer one's earlier point."""
+        if isinstance(config.options, ScheduledOptions) and not config.options.schedule_steps:
             return config.replace(schedule_steps=config.steps)
         return config
 

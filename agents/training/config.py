@@ -152,6 +152,18 @@ class NoOptions(Options):
     """An agent without options of its own."""
 
 
+@dataclass
+class ScheduledOptions(Options):
+    """Options of an algorithm whose schedules run over the training (EAPO's rho, annealed hints)."""
+
+    schedule_steps: int = option(
+        0, "updates over which linear and cosine schedules run; 0: --steps at the run's first start"
+    )
+
+    def schedule_length(self, config: TrainConfig) -> int:
+        return self.schedule_steps or config.steps
+
+
 _run = partial(option, group="run")
 _problems = partial(option, group="problems")
 _rollouts = partial(option, group="rollouts")
