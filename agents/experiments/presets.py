@@ -137,6 +137,15 @@ def preset_path(
     return tiny_policy_path(recipe, cache, model, device, dtype, prefix=preset)
 
 
+def with_starting_model(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``model`` set to its preset's warm-started policy (trained on ``config.device`` on
+    first use) when it names none; unchanged when it does or resumes (a run resumes from its checkpoint)."""
+    if config.model or config.resume:
+        return config
+    policy = preset_path(config.preset, "policy", device=config.device, dtype=config.dtype)
+    return config.replace(model=str(policy))
+
+
 def warm_start_accuracy(path: Path, split: str = "test") -> dict[int, float]:
     """avg@k per difficulty of a preset policy on ``split``, measured right after its training."""
     if not (path / WARM_START_EVAL).exists():

@@ -13,7 +13,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 
 import torch
@@ -32,17 +31,6 @@ class TinyModelConfig:
     intermediate_size: int = 384
     max_positions: int = 1024
     num_kv_heads: int = 0  # grouped-query attention's key/value heads; 0: as many as num_heads
-
-
-def starting_model_path(model: str, preset: str, device: str = "auto", dtype: str = "auto") -> Path:
-    """``model`` if given, else the preset's warm-started policy (built on ``device`` on first use)."""
-    if model:
-        return Path(model)
-    presets = import_module("eapo_agents.experiments.presets")  # the recipes train through this package
-    try:
-        return presets.preset_path(preset, "policy", device=device, dtype=dtype)
-    except ValueError as error:
-        raise ValueError(f"{error} or give --model DIR") from None
 
 
 def pick_device(device: str = "auto") -> torch.device:
