@@ -252,6 +252,9 @@ class TrainConfig:
         check_fields(self)
         if not DEVICE.fullmatch(self.device):
             raise SettingError("device", f"expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.final_turns > self.max_turns:
+            reason = f"expected at most --max-turns ({self.max_turns}), got {self.final_turns}"
+            raise SettingError("final_turns", reason)
         options_type = options_of(self.algo)
         if self.options is None:
             self.options = options_type()
