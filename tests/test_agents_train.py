@@ -372,3 +372,33 @@ def test_the_ratios_old_logprobs_are_the_trainers_or_the_samplers(old, clipped, 
     metrics = agent.train_step(1)
     assert metrics["all_equal_groups"] < 1  # some advantage is not 0, so clipping can show
     assert (metrics["clip_fraction"] > 0) == clipped
+
+
+def test_help_only_failing_replays_draw_seeds_of_their_own_on_each_process(small_config, tiny_model_dir):
+    """The replayed groups' seeds come from a stream of their own that includes the process's rank:
+    no process replays on the seeds of another, nor on any process's own episode draws."""
+    from types import SimpleNamespace
+
+    from eapo_agents.training.run import episode_rng
+
+    model, tokenizer = load_policy(tiny_model_dir)
+    config = small_config.replace(algo="eapo", help_only_failing=True)
+    agent = agent_class("eapo")(model, tokenizer, config)
+    played = []
+
+    def play(step, seeds, problem_ids, backend=None, reset_options=None):  # every group fails
+        played.append(seeds)
+        return [SimpleNamespace(info={"correct": False}, problem_id=p) for p in problem_ids]
+
+    agent.play = play
+    replays = {}
+    for rank in (0, 1):
+        agent.accelerator = SimpleNamespace(process_index=rank)
+        played.clear()
+        agent.collect_groups(3, 2, 4)
+        unaided, replays[rank] = played
+        assert not set(unaided) & set(replays[rank])
+    assert not set(replays[0]) & set(replays[1])
+    for rank in range(4):  # nor the first draws of any process's episode stream
+        drawn = episode_rng(config.seed, 3, rank).integers(2**31, size=16).tolist()
+        assert not set(drawn) & (set(replays[0]) | set(replays[1]))
