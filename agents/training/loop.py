@@ -141,8 +141,7 @@ def train(
         model_path = model_to_load(config, state)
     seed_everything(config.seed)
     device = str(accelerator.device) if accelerator is not None else config.device
-    lora_rank = config.lora_rank if state is None else 0
-    model, tokenizer = load_policy(model_path, device, config.dtype, lora_rank, config.hub_kernels)
+    model, tokenizer = load_policy(model_path, device, config.dtype, config.lora_rank, config.hub_kernels)
     agent = agent_class(config.algo)(model, tokenizer, config)
     agent.accelerator = accelerator
     start = 0

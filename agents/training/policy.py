@@ -109,15 +109,26 @@ def load_policy(
 
     A directory without tokenizer files gets the package's character tokenizer. The weights are
     in ``weights_dtype(device, dtype)``; ``hub_kernels`` lets transformers fetch kernels from the Hub.
-    ``lora_rank > 0`` wraps the model with a peft LoRA adapter on the attention projections.
+    ``lora_rank > 0`` wraps the model with a peft LoRA adapter on the attention projections; from a
+    directory that holds an adapter (a LoRA run's checkpoint: ``save_pretrained`` writes the adapter
+    only) it trains that adapter on, over the base model the adapter names, whatever its rank.
     """
     torch_device = pick_device(device)
-    model = load_pretrained(path, weights_dtype(torch_device, dtype), hub_kernels).to(torch_device)
+    adapter = Path(path) / "adapter_config.json"
+    if lora_rank > 0 and adapter.exists():
+        from peft import PeftModel
+
+        base_path = json.loads(adapter.read_text())["base_model_name_or_path"]
+        base = load_pretrained(base_path, weights_dtype(torch_device, dtype), hub_kernels).to(torch_device)
+        model = PeftModel.from_pretrained(base, str(path), is_trainable=True)
+    else:
+        model = load_pretrained(path, weights_dtype(torch_device, dtype), hub_kernels).to(torch_device)
+        model = add_lora(model, lora_rank) if lora_rank > 0 else model
     has_tokenizer = (Path(path) / "tokenizer_config.json").exists()
     tokenizer = load_tokenizer(Path(path)) if has_tokenizer else load_tokenizer()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return (add_lora(model, lora_rank) if lora_rank > 0 else model), tokenizer
+    return model, tokenizer
 
 
 def add_lora(model, rank: int):
