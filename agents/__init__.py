@@ -1,6 +1,6 @@
 """eapo_agents: agents that train a Hugging Face causal LM against ExpertMathEnv.
 
-Layers, each importing only those below it:
+Layers, bottom to top, each importing only its own and those below it:
 
 - ``rollout``: episodes as token ids with loss masks, played turn by turn through a
   generation backend (the seam for other engines);
@@ -8,7 +8,13 @@ Layers, each importing only those below it:
   class and registry, the update loop, evaluation, checkpoints, data parallelism;
 - ``algorithms``: one file per algorithm (GRPO, PPO, EAPO, SFT/distill, baselines),
   each its loss beside its equation;
-- ``experiments`` and ``cli``: the comparison, its report, the tiny preset, the command line.
+- ``engines``: the TRL engine, training a registered algorithm through TRL's ``GRPOTrainer``;
+- ``experiments``: the comparison, its report, the presets (recipes that train through the layers
+  below and resolve ``--preset`` to a model directory);
+- ``cli``: the command line.
+
+``eapo_gym`` sits below them all. ``tests/test_architecture.py`` checks the order, ``import_module``
+calls with a literal name included.
 
 The names below are imported on first use, so ``eapo-gym demo`` never loads torch.
 """

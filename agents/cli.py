@@ -243,12 +243,14 @@ def run_demo(args: argparse.Namespace) -> dict:
 
 def run_train(args: argparse.Namespace) -> dict:
     config, sources = train_config(args)
+    from .experiments.presets import with_starting_model
     from .training.loop import summary_line, train
 
     if config.engine == "trl":
         from .engines.trl_train import train
 
     try:
+        config = with_starting_model(config)
         final = train(config)
     except SettingError as error:  # the model or the checkpoint, checked before anything is written
         raise UsageError(located(error, sources)) from None
@@ -315,10 +317,9 @@ def unlearned_levels_note(config: TrainConfig) -> str:
     """A line for evaluation levels where the starting policy scored 0% (its ``warm_start_eval.json``),
     where a short run is expected to stay at 0%, naming the levels ``compare``'s rule would pick; or ""."""
     from .experiments.compare import pick_train_levels
-    from .experiments.presets import WARM_START_EVAL, warm_start_accuracy
-    from .training.policy import starting_model_path
+    from .experiments.presets import WARM_START_EVAL, preset_path, warm_start_accuracy
 
-    start = starting_model_path(config.model, config.preset)
+    start = Path(config.model) if config.model else preset_path(config.preset)
     if not (start / WARM_START_EVAL).exists():
         return ""
     accuracy = warm_start_accuracy(start, config.eval_split)

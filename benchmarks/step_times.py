@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from benchmarks.rollout_speed import THREADS, machine_info, write_results
+from eapo_agents.experiments.presets import with_starting_model
 from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.loop import train
 
@@ -57,7 +58,7 @@ def time_algorithm(algo: str, steps: int, difficulty: int, problems: int, group:
                 **supervised,
             }
         )
-        train(config, progress=False)
+        train(with_starting_model(config), progress=False)
         rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     updates = [row for row in rows if "step_seconds" in row][1:]  # the first is warm-up
 

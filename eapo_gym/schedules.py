@@ -105,8 +105,8 @@ SCHEDULES = ("constant", "inverse", "linear", "exponential", "cosine")
 
 def parse_schedule(text: str, length: int, scale: float = 1.0) -> Schedule:
     """``constant:0.5`` -> 0.5 always; ``inverse`` -> min(1, scale / s); ``exponential[:decay]``
-    (0.95 by default); ``linear`` and ``cosine`` go from 1 to 0 over ``length`` updates.
-    A ``ValueError`` names the choices."""
+    (decay in (0, 1], 0.95 by default); ``linear`` and ``cosine`` go from 1 to 0 over ``length`` updates.
+    A ``ValueError`` names the choices or the allowed values."""
     name, _, value = text.partition(":")
     try:
         number = float(value) if value else None
@@ -124,7 +124,12 @@ def parse_schedule(text: str, length: int, scale: float = 1.0) -> Schedule:
     if name == "inverse":
         return InverseSchedule(scale)
     if name == "exponential":
-        return ExponentialSchedule(decay=number or 0.95)
+        decay = 0.95 if number is None else number
+        if not 0.0 < decay <= 1.0:
+            raise ValueError(
+                f"an exponential schedule's decay lies in (0, 1] (constant:0 never accepts); got {text!r}"
+            )
+        return ExponentialSchedule(decay=decay)
     if length < 1:
         raise ValueError(f"a {name} schedule needs a length of at least 1 update; got {length}")
     return (LinearSchedule if name == "linear" else CosineSchedule)(total_steps=length)

@@ -47,6 +47,10 @@ def test_parse_schedule_from_text_and_errors():
     assert parse_schedule("linear", length=4)(2) == 0.5 and parse_schedule("linear", length=4)(9) == 0.0
     assert parse_schedule("cosine", length=4)(2) == pytest.approx(0.5)
     assert parse_schedule("exponential:0.5", length=1)(2) == 0.25
+    assert parse_schedule("exponential", length=1)(1) == 0.95 and parse_schedule("exponential:1", 1)(9) == 1.0
+    for bad in ("exponential:0", "exponential:-0.5", "exponential:1.5", "exponential:nan"):
+        with pytest.raises(ValueError, match=r"decay lies in \(0, 1\]"):
+            parse_schedule(bad, length=10)
     for bad in ("sqrt", "constant:1.5", "constant:x", "linear:3", ""):
         with pytest.raises(ValueError, match="schedule"):
             parse_schedule(bad, length=10)

@@ -48,7 +48,6 @@ def test_incremental_decoding_matches_a_full_forward_with_left_padding(name):
 def test_sampler_stops_each_row_at_its_own_end():
     protocol = TurnProtocol(max_queries=2)
     stopper = TurnStopper(TOKENIZER, protocol)
-    assert stopper.single_token_tags
     ids = {tag: TOKENIZER.convert_tokens_to_ids(tag) for tag in protocol.tags}
     stopper.start(4, torch.device("cpu"))
     sequence = [
@@ -65,6 +64,43 @@ def test_sampler_stops_each_row_at_its_own_end():
                 ended_at[row] = t
     # row 0 never closes its answer; row 1's stray </answer> does not end it; row 2 ends at the 2nd query.
     assert ended_at == [None, None, 2, 1]
+
+
+def spelled(*parts: str) -> list[int]:
+    """Token ids: a part in ``[...]`` is the tag token, any other part one token per character."""
+    tokens = [[part[1:-1]] if part.startswith("[") else list(part) for part in parts]
+    return TOKENIZER.convert_tokens_to_ids([token for part in tokens for token in part])
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("<answer>7</answer>",),  # every tag spelled out
+        ("[<answer>]", "7</answer>"),
+        ("<answer>7", "[</answer>]"),
+        ("</answer> <answer>7</answer>",),  # a stray close first
+        ("<expert>a?</expert>", "<expert>b?", "[</expert>]"),  # the second of two queries
+        ("<expert>a?", "[</expert>]", "<expert>b?</expert>"),
+    ],
+)
+def test_the_stopper_ends_a_turn_where_the_token_mode_environment_does(parts):
+    """Tags written as one token or character by character: the environment (token mode) ends the
+    turn at a token, and the sampler's stopper ends it at the same one."""
+    import gymnasium as gym
+
+    import eapo_gym  # noqa: F401  (registers the environment)
+
+    tokens = spelled(*parts)
+    assert len(tokens) > len(parts) + 2  # some tag really was spelled out
+    env = gym.make("EAPOMath-v0", action_mode="token", max_queries=2, problems="arithmetic", difficulty=1)
+    env.reset(seed=0)
+    environment_end = next(
+        t for t, token in enumerate(tokens) if (lambda out: out[2] or out[4]["turns"] == 1)(env.step(token))
+    )
+    stopper = TurnStopper(TOKENIZER, TurnProtocol(max_queries=2))
+    stopper.start(1, torch.device("cpu"))
+    stopper_end = next(t for t, token in enumerate(tokens) if stopper.update(torch.tensor([token]))[0])
+    assert stopper_end == environment_end == len(tokens) - 1
 
 
 def test_sampled_logprobs_match_a_training_forward_and_greedy_is_deterministic():

@@ -377,3 +377,60 @@ def test_the_ratios_old_logprobs_are_the_trainers_or_the_samplers(old, clipped, 
     metrics = agent.train_step(1)
     assert metrics["all_equal_groups"] < 1  # some advantage is not 0, so clipping can show
     assert (metrics["clip_fraction"] > 0) == clipped
+
+
+def test_help_only_failing_replays_draw_seeds_of_their_own_on_each_process(small_config, tiny_model_dir):
+    """The replayed groups' seeds come from a stream of their own that includes the process's rank:
+    no process replays on the seeds of another, nor on any process's own episode draws."""
+    from types import SimpleNamespace
+
+    from eapo_agents.training.run import episode_rng
+
+    model, tokenizer = load_policy(tiny_model_dir)
+    config = small_config.replace(algo="eapo", help_only_failing=True)
+    agent = agent_class("eapo")(model, tokenizer, config)
+    played = []
+
+    def play(step, seeds, problem_ids, backend=None, reset_options=None):  # every group fails
+        played.append(seeds)
+        return [SimpleNamespace(info={"correct": False}, problem_id=p) for p in problem_ids]
+
+    agent.play = play
+    replays = {}
+    for rank in (0, 1):
+        agent.accelerator = SimpleNamespace(process_index=rank)
+        played.clear()
+        agent.collect_groups(3, 2, 4)
+        unaided, replays[rank] = played
+        assert not set(unaided) & set(replays[rank])
+    assert not set(replays[0]) & set(replays[1])
+    for rank in range(4):  # nor the first draws of any process's episode stream
+        drawn = episode_rng(config.seed, 3, rank).integers(2**31, size=16).tolist()
+        assert not set(drawn) & (set(replays[0]) | set(replays[1]))
+
+
+def test_a_lora_run_resumes_training_its_adapter_to_the_same_metrics(small_config):
+    from safetensors.torch import load_file
+
+    lora = small_config.replace(lora_rank=4, eval_problems=2, eval_k=1)
+    straight = lora.replace(steps=2, out=lora.out + "-straight")
+    train(straight, progress=False)
+    first = lora.replace(steps=1)
+    train(first, progress=False)
+    adapter = Path(first.out) / "checkpoint" / "model" / "adapter_model.safetensors"
+    after_one = load_file(adapter)
+    train(first.replace(steps=2, resume=True), progress=False)
+    volatile = ("step_seconds", "tokens_per_s", "rollout_seconds", "train_seconds")
+
+    def stable(row):
+        return {k: v for k, v in row.items() if k not in volatile}
+
+    assert [stable(r) for r in rows(first.out) if r["step"] > 1] == [
+        stable(r) for r in rows(straight.out)[1:]
+    ]
+    resumed = load_file(adapter)
+    uninterrupted = load_file(Path(straight.out) / "checkpoint" / "model" / "adapter_model.safetensors")
+    assert resumed.keys() == uninterrupted.keys() == after_one.keys()
+    assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed)
+    assert not all(torch.equal(resumed[name], after_one[name]) for name in resumed)  # update 2 trained it
+    assert not (adapter.parent / "model.safetensors").exists()  # the checkpoint holds the adapter only

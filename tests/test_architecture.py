@@ -1,5 +1,6 @@
-"""The layers hold: eapo_gym imports nothing of the agents, no import cycles, the environment runs
-without torch, and the package installs next to openai-agents without either overwriting the other."""
+"""The layers hold: eapo_gym imports nothing of the agents, each layer of the agents imports only its own
+and those below it (``LAYERS``), no import cycles, the environment runs without torch, and the package
+installs next to openai-agents without either overwriting the other."""
 
 from __future__ import annotations
 
@@ -27,19 +28,21 @@ def module_files() -> dict[str, Path]:
 
 
 def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """Every project module ``name`` imports, at any depth of the file (function bodies too)."""
+    """Every project module ``name`` imports, at any depth of the file (function bodies too): import
+    statements and ``import_module`` calls with a literal name (``importlib.import_module`` too, and the
+    relative form ``import_module(".x", "package")``)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(
-                    [*package.split(".")[: len(package.split(".")) - node.level + 1], base]
-                ).strip(".")
+            base = absolute(node.module or "", node.level, package)
             targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        elif called := imported_by_call(node):
+            literal, anchor = called
+            stripped = literal.lstrip(".")
+            targets = [absolute(stripped, len(literal) - len(stripped), anchor or package)]
         else:
             continue
         for target in targets:
@@ -48,6 +51,25 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             if target and target != name:
                 found.add(target)
     return found
+
+
+def absolute(module: str, level: int, package: str) -> str:
+    """The absolute name of ``module`` imported ``level`` dots deep from ``package`` (0: already absolute)."""
+    parts = package.split(".")
+    return ".".join([*parts[: len(parts) - level + 1], module]).strip(".") if level else module
+
+
+def imported_by_call(node: ast.AST) -> tuple[str, str | None] | None:
+    """The literal name and package of an ``import_module(name[, package])`` call, however the function
+    is spelled; None for any other node, or a name that is not a literal."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+    literals = [arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+                for arg in [*node.args, *(keyword.value for keyword in node.keywords)]]  # fmt: skip
+    if function != "import_module" or literals[0] is None:
+        return None
+    return literals[0], (literals[1] if len(literals) > 1 else None)
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -83,6 +105,51 @@ def test_no_import_cycles():
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+# Bottom to top: a module imports only modules of its own layer or of layers below it.
+LAYERS = (
+    "eapo_gym",
+    "eapo_agents.rollout",
+    "eapo_agents.training",
+    "eapo_agents.algorithms",
+    "eapo_agents.engines",
+    "eapo_agents.experiments",
+    "eapo_agents.cli",
+    "eapo_agents",
+)
+
+
+def layer_of(module: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if module == layer or module.startswith(f"{layer}."))
+
+
+def test_import_module_calls_with_a_literal_name_are_imports(tmp_path):
+    source = tmp_path / "loop.py"
+    source.write_text(
+        "import importlib\n"
+        "from importlib import import_module\n"
+        "def f():\n"
+        "    import_module('eapo_agents.experiments.presets')\n"
+        "    importlib.import_module('.grpo', 'eapo_agents.algorithms')\n"
+        "    import_module(name)\n"
+    )
+    modules = module_files()
+    found = imports_of("eapo_agents.training.loop", source, modules)
+    assert found == {"eapo_agents.experiments.presets", "eapo_agents.algorithms.grpo"}
+
+
+def test_each_module_imports_only_its_layer_or_those_below():
+    graph = import_graph()
+    unplaced = [name for name in graph if name != "eapo_agents" and LAYERS[layer_of(name)] == "eapo_agents"]
+    assert not unplaced, "a new subpackage of eapo_agents needs its place in LAYERS"
+    upward = sorted(
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        for target in targets
+        if layer_of(target) > layer_of(name)
+    )
+    assert not upward
 
 
 def test_the_environment_and_the_demo_run_without_torch():

@@ -417,3 +417,22 @@ def test_float16_through_trl_needs_cuda(tmp_path, capsys, no_model_loads):
     assert line.endswith("--dtype float16 with --engine trl needs CUDA (TRL's fp16 mixed precision); "
                          "use bfloat16 or float32 on the CPU")  # fmt: skip
     assert not (tmp_path / "r").exists()
+
+
+def test_a_final_turn_budget_above_max_turns_is_refused_before_any_work(tmp_path, capsys, no_model_loads):
+    line = fails(["train", "--max-turns", "3", "--final-turns", "5", "--out", str(tmp_path / "r")], capsys)
+    assert line == "eapo-gym train: error: --final-turns: expected at most --max-turns (3), got 5"
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(SettingError, match="final_turns"):
+        TrainConfig(algo="eapo", max_turns=2, final_turns=3)
+
+
+@pytest.mark.parametrize("decay", ["0", "-0.5", "1.5"])
+def test_an_exponential_decay_outside_zero_to_one_is_refused(decay, tmp_path, capsys, no_model_loads):
+    argv = ["train", "--algo", "eapo", "--acceptance", f"exponential:{decay}", "--out", str(tmp_path / "r")]
+    line = fails(argv, capsys)
+    assert line == (
+        "eapo-gym train: error: --acceptance: an exponential schedule's decay lies in (0, 1] "
+        f"(constant:0 never accepts); got 'exponential:{decay}'"
+    )
+    assert not (tmp_path / "r").exists()

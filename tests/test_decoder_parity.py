@@ -22,10 +22,12 @@ from transformers import (
     MistralForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen3NextConfig,
+    Qwen3NextForCausalLM,
 )
 
 from eapo_agents.rollout.backend import SamplingConfig
-from eapo_agents.rollout.decoding import DecoderFallbackWarning, StaticKVDecoder
+from eapo_agents.rollout.decoding import DecoderFallbackWarning, StaticKVDecoder, drops_rows
 from eapo_agents.rollout.sampling import LocalBackend
 from eapo_agents.training.policy import add_lora, autocast, weights_dtype
 from eapo_gym.protocol import TurnProtocol
@@ -56,6 +58,18 @@ FAMILIES = {
     "gpt2": (
         lambda v: GPT2LMHeadModel(GPT2Config(vocab_size=v, n_embd=64, n_layer=2, n_head=4)),
         "model type 'gpt2'",
+    ),
+    # a hybrid: its cache's linear-attention layer cannot drop the rows that end early
+    "qwen3-next-hybrid": (
+        lambda v: Qwen3NextForCausalLM(
+            Qwen3NextConfig(
+                vocab_size=v, layer_types=["linear_attention", "full_attention"], head_dim=16,
+                linear_num_key_heads=2, linear_num_value_heads=2, linear_key_head_dim=16,
+                linear_value_head_dim=16, num_experts=2, num_experts_per_tok=1, moe_intermediate_size=32,
+                shared_expert_intermediate_size=32, **SHAPE,
+            )
+        ),
+        "model type 'qwen3_next'",
     ),
 }
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
@@ -152,3 +166,21 @@ def test_the_fused_cpu_path_keeps_mlp_biases():
     assert qkv_bias is not None
     turns, _ = two_turns(model, kv_reuse=True, dtype="float32")
     assert_matches_the_models_forward(model, turns, "float32")
+
+
+def test_only_a_cache_of_keys_and_values_drops_rows():
+    """``HFCacheDecoder.keep`` drops rows from such a cache only; a linear-attention layer lacks
+    ``batch_select_indices`` or (a hybrid layer) would leave its conv and recurrent states behind."""
+    from types import SimpleNamespace
+
+    from transformers.cache_utils import (
+        DynamicLayer,
+        LinearAttentionAndFullAttentionLayer,
+        LinearAttentionLayer,
+    )
+
+    assert drops_rows(SimpleNamespace(layers=[DynamicLayer(), DynamicLayer()]))
+    assert not drops_rows(SimpleNamespace(layers=[DynamicLayer(), LinearAttentionLayer()]))
+    assert hasattr(LinearAttentionAndFullAttentionLayer, "batch_select_indices")
+    assert not drops_rows(SimpleNamespace(layers=[LinearAttentionAndFullAttentionLayer()]))
+    assert not drops_rows((torch.zeros(1),))  # not a transformers cache: its rows stay

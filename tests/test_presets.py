@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from eapo_agents.experiments import presets
+from eapo_agents.training.config import SettingError, TrainConfig
 from eapo_agents.training.policy import build_tiny_model
 from eapo_gym.tokenizer import load_tokenizer
 
@@ -76,3 +78,19 @@ def test_a_preset_not_shipped_is_trained_on_the_asked_device_into_the_cache(tmp_
     assert presets.preset_path("tiny", "expert") == presets.SHIPPED / "tiny-expert"
     with pytest.raises(ValueError, match="preset huge: not a preset; choose one of small, tiny"):
         presets.preset_path("huge")
+
+
+def test_a_run_without_a_model_starts_from_its_preset_built_once(tmp_path, monkeypatch):
+    """``with_starting_model`` resolves --preset for the loop; under a multi-process launcher, where
+    every process resolves it, a preset not built yet is refused instead of trained by each."""
+    built = []
+    monkeypatch.setattr(presets, "build", lambda recipe, model, path, *settings: built.append(path))
+    monkeypatch.setenv("EAPO_GYM_CACHE", str(tmp_path))
+    assert presets.with_starting_model(TrainConfig()).model == str(presets.SHIPPED / "tiny-policy")
+    assert presets.with_starting_model(TrainConfig(model="mine")).model == "mine"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SettingError, match=r"^preset small: not built here yet \(eapo-gym warm-start"):
+        presets.with_starting_model(TrainConfig(preset="small"))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    started = presets.with_starting_model(TrainConfig(preset="small", device="cpu"))
+    assert built == [Path(started.model)] and Path(started.model).parent == tmp_path

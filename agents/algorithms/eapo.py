@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from eapo_gym.schedules import parse_schedule
@@ -47,6 +46,7 @@ from ..training.batch import TokenBatch, loss_weights
 from ..training.config import ScheduledOptions, TrainConfig, check_schedules, option
 from ..training.environments import TrainingEpisodes
 from ..training.registry import register_agent
+from ..training.run import replay_rng
 from .grpo import GRPOAgent, GRPOOptions
 from .policy_gradient import shaped_probability
 
@@ -145,7 +145,7 @@ class EAPOAgent(GRPOAgent):
         failing = [g for g, group in enumerate(groups) if not any(e.info.get("correct") for e in group)]
         self.helped_share = len(failing) / problems
         if failing:
-            seeds = np.random.default_rng([self.config.seed, step, 1]).integers(
+            seeds = replay_rng(self.config.seed, step, self.rank).integers(
                 2**31, size=len(failing) * group_size
             )
             problem_ids = [groups[g][0].problem_id for g in failing for _ in range(group_size)]

@@ -27,13 +27,13 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ..rollout.episode import Episode
 from ..training.batch import TokenBatch
 from ..training.config import option
 from ..training.registry import register_agent
+from ..training.run import replay_rng
 from .grpo import GRPOAgent, GRPOOptions, all_fail_shares
 
 
@@ -77,10 +77,7 @@ class GuideAgent(GRPOAgent):
         failing = [g for g, group in enumerate(groups) if not any(e.info.get("correct") for e in group)]
         replayed = math.ceil(self.options.hinted_share * config.group_size)
         if failing:
-            rank = self.accelerator.process_index if self.accelerator is not None else 0
-            seeds = np.random.default_rng([config.seed, step, rank, 2]).integers(  # not episode_rng's
-                2**31, size=len(failing) * replayed
-            )
+            seeds = replay_rng(config.seed, step, self.rank).integers(2**31, size=len(failing) * replayed)
             problem_ids = [groups[g][0].problem_id for g in failing for _ in range(replayed)]
             reset = {**self.episode_rules.reset_options(step, config), "hint": self.options.hint}
             hinted = self.play(step, [int(seed) for seed in seeds], problem_ids, reset)

@@ -128,13 +128,29 @@ def check_preset(name: str) -> None:
 
 
 def preset_path(
-    preset: str, role: str = "policy", cache: Path | None = None, device: str = "auto", dtype: str = "auto"
+    preset: str,
+    role: str = "policy",
+    cache: Path | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    build_missing: bool = True,
 ) -> Path:
     """The directory of a preset's warm-started policy or its model expert (``role``): shipped, or
-    trained on ``device`` on first use and cached."""
+    trained on ``device`` on first use and cached (else, without ``build_missing``, a ``SettingError``)."""
     check_preset(preset)
     recipe, model = {**PRESETS, **BUILT_PRESETS}[f"{preset}-{role}"]
-    return tiny_policy_path(recipe, cache, model, device, dtype, prefix=preset)
+    return tiny_policy_path(recipe, cache, model, device, dtype, prefix=preset, build_missing=build_missing)
+
+
+def with_starting_model(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``model`` set to its preset's warm-started policy (trained on ``config.device`` on
+    first use) when it names none; unchanged when it does or resumes (a run resumes from its checkpoint).
+    Under a multi-process launcher every process resolves it, so a preset not yet built is refused."""
+    if config.model or config.resume:
+        return config
+    alone = int(os.environ.get("WORLD_SIZE", "1")) <= 1
+    policy = preset_path(config.preset, "policy", None, config.device, config.dtype, build_missing=alone)
+    return config.replace(model=str(policy))
 
 
 def warm_start_accuracy(path: Path, split: str = "test") -> dict[int, float]:
@@ -175,9 +191,11 @@ def tiny_policy_path(
     device: str = "auto",
     dtype: str = "auto",
     prefix: str = "tiny",
+    build_missing: bool = True,
 ) -> Path:
     """The warm-started policy's directory: the shipped one for the default recipe, otherwise
-    trained on ``device`` on first use (minutes on 2 CPU cores for the tiny model) and cached."""
+    trained on ``device`` on first use (minutes on 2 CPU cores for the tiny model) and cached;
+    without ``build_missing``, a ``SettingError`` names the command that builds it."""
     model = model or TinyModelConfig()
     key = settings_key(recipe, model)
     shipped = shipped_path(key)
@@ -185,6 +203,9 @@ def tiny_policy_path(
         return shipped
     path = (cache or cache_root()) / f"{prefix}-{key}"
     if not (path / "config.json").exists():
+        if not build_missing:
+            reason = f"not built here yet (eapo-gym warm-start --preset {prefix} builds it once)"
+            raise SettingError("preset", reason, prefix)
         build(recipe, model, path, device, dtype)
     return path
 

@@ -18,6 +18,7 @@ What each supports (``StaticKVDecoder.unsupported`` says why it declines a model
 | dtypes | float32, bfloat16, float16 (softmax and norms in float32) | the model's |
 | peft LoRA | yes (the adapted modules are called) | yes |
 | KV reuse across turns | yes (``KVRows``) | no |
+| hybrid linear attention | no | yes (finished rows decoded to the end: ``drops_rows``) |
 
 Falling back to ``HFCacheDecoder`` warns once per reason (``DecoderFallbackWarning``).
 On the CPU, plain ``nn.Linear`` projections are fused (``_fused_projections``).
@@ -261,14 +262,30 @@ class StaticKVDecoder:
         return F.linear(normed, self.output_weight, self.model.lm_head.bias).float()
 
 
+def drops_rows(cache) -> bool:
+    """Whether ``cache.batch_select_indices`` drops rows from everything ``cache`` holds: a transformers
+    cache whose layers hold keys and values only. A linear-attention layer's conv and recurrent states
+    (hybrid models: Qwen3-Next, LFM2) have no such method or are left at the old rows."""
+    layers = getattr(cache, "layers", None)
+    return layers is not None and all(
+        hasattr(layer, "batch_select_indices")
+        and not hasattr(layer, "conv_states")
+        and not hasattr(layer, "recurrent_states")
+        for layer in layers
+    )
+
+
 class HFCacheDecoder:
-    """The same interface over any causal LM's own forward and cache."""
+    """The same interface over any causal LM's own forward and cache. ``keep`` drops rows from a cache
+    that can drop them (``drops_rows``); any other cache keeps every row, the dropped ones fed a pad
+    token and left out of the logits (correct, at the cost of computing them to the end)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         parameters = inspect.signature(model.forward).parameters
         self.cache_keyword = "cache" if "cache" in parameters else "past_key_values"
         self.cache = None
+        self.rows: torch.Tensor | None = None  # the cache rows still decoded, when the cache keeps all
 
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         self.mask = attention_mask.long()
@@ -281,6 +298,8 @@ class HFCacheDecoder:
         return output.logits[:, -1].float()
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.rows is not None:
+            tokens = tokens.new_zeros(len(self.mask)).index_copy(0, self.rows, tokens)
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(tokens), 1)], dim=1)
         output = self.model(
             input_ids=tokens[:, None],
@@ -291,11 +310,15 @@ class HFCacheDecoder:
         )
         self.cache = output.past_key_values
         self.next_position = self.next_position + 1
-        return output.logits[:, -1].float()
+        logits = output.logits[:, -1].float()
+        return logits if self.rows is None else logits[self.rows]
 
     def keep(self, rows: torch.Tensor) -> None:
-        self.cache.batch_select_indices(rows)
-        self.mask, self.next_position = self.mask[rows], self.next_position[rows]
+        if drops_rows(self.cache):
+            self.cache.batch_select_indices(rows)
+            self.mask, self.next_position = self.mask[rows], self.next_position[rows]
+        else:
+            self.rows = rows if self.rows is None else self.rows[rows]
 
 
 def make_decoder(model: nn.Module, batch_size: int, max_length: int) -> StaticKVDecoder | HFCacheDecoder:

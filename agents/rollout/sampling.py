@@ -22,46 +22,45 @@ COMPACT_SHARE = 0.25  # drop finished rows from the decoder once they are this s
 
 
 class TurnStopper:
-    """Per row, whether a turn is over: EOS, or the protocol's ``turn_ends`` rule.
+    """Per row, whether a turn is over: EOS, or ``TurnProtocol.turn_is_complete`` on the text the row
+    wrote, decoded token by token as the environment decodes a token-mode turn. So a tag ends a turn
+    alike whether it is one token or spelled out in pieces (the package's tokenizer has both).
 
-    When each tag is one token (the package's tokenizer) the rule is applied to
-    tensors of counts; otherwise the generated text is decoded and checked with
-    ``TurnProtocol.turn_is_complete``, the same rule on text.
+    The rule can only become true at a token whose text ends with a closing tag's last character
+    (``closing``, the ids of such tokens); the row's text is decoded and checked at those tokens only,
+    and a row that ended is not checked again. Ids beyond the tokenizer's (a padded vocabulary) have no text.
     """
 
     def __init__(self, tokenizer, protocol: TurnProtocol) -> None:
         self.tokenizer = tokenizer
         self.protocol = protocol
         self.eos = tokenizer.eos_token_id
-        tag_ids = [tokenizer.encode(tag, add_special_tokens=False) for tag in protocol.tags[:4]]
-        self.single_token_tags = all(len(ids) == 1 for ids in tag_ids)
-        if self.single_token_tags:
-            _, self.query_close, self.answer_open, self.answer_close = (ids[0] for ids in tag_ids)
+        self.pieces = dict(enumerate(tokenizer.batch_decode([[i] for i in range(len(tokenizer))])))
+        last = {protocol.query_close[-1], protocol.answer_close[-1]}
+        self.closing = torch.tensor([i for i, piece in self.pieces.items() if piece[-1:] in last])
 
     def start(self, batch: int, device: torch.device) -> None:
-        self.queries = torch.zeros(batch, dtype=torch.long, device=device)
-        self.opened = torch.zeros(batch, dtype=torch.bool, device=device)
-        self.texts = [""] * batch
+        self.closing = self.closing.to(device)
+        self.written = torch.zeros(batch, 16, dtype=torch.long, device=device)  # grows as needed
+        self.length = 0
+        self.over = torch.zeros(batch, dtype=torch.bool, device=device)
 
     def update(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed the newest token of each row; return which rows just ended their turn."""
-        done = tokens == self.eos
-        if self.single_token_tags:
-            at_query_close = tokens == self.query_close
-            self.queries += at_query_close
-            self.opened |= tokens == self.answer_open
-            return done | self.protocol.turn_ends(
-                self.queries, self.opened, tokens == self.answer_close, at_query_close
-            )
-        pieces = self.tokenizer.batch_decode(tokens[:, None].tolist())
-        self.texts = [text + piece for text, piece in zip(self.texts, pieces, strict=True)]
-        complete = [self.protocol.turn_is_complete(text) for text in self.texts]
-        return done | torch.tensor(complete, device=tokens.device)
+        if self.length == self.written.shape[1]:
+            self.written = torch.cat([self.written, torch.zeros_like(self.written)], 1)
+        self.written[:, self.length] = tokens
+        self.length += 1
+        done = (tokens == self.eos) & ~self.over
+        for row in (torch.isin(tokens, self.closing) & ~done & ~self.over).nonzero()[:, 0].tolist():
+            text = "".join(self.pieces.get(i, "") for i in self.written[row, : self.length].tolist())
+            done[row] = self.protocol.turn_is_complete(text)
+        self.over |= done
+        return done
 
     def keep(self, rows: torch.Tensor) -> None:
         """Keep the state of rows ``rows`` only (their order as given)."""
-        self.queries, self.opened = self.queries[rows], self.opened[rows]
-        self.texts = [self.texts[row] for row in rows.tolist()]
+        self.written, self.over = self.written[rows], self.over[rows]
 
 
 @torch.no_grad()

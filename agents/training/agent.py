@@ -150,9 +150,13 @@ class BaseAgent:
             lock_queries=True,
         )
 
+    @property
+    def rank(self) -> int:
+        """This process's index under a launcher; 0 alone."""
+        return self.accelerator.process_index if self.accelerator is not None else 0
+
     def rng(self, step: int) -> np.random.Generator:
-        rank = self.accelerator.process_index if self.accelerator is not None else 0
-        return episode_rng(self.config.seed, step, rank)
+        return episode_rng(self.config.seed, step, self.rank)
 
     def collect_groups(
         self,

@@ -280,6 +280,9 @@ class TrainConfig:
         if self.rollout_backend not in backend_names():
             choices = ", ".join(backend_names())
             raise SettingError("rollout_backend", f"expected one of {choices}, got {self.rollout_backend!r}")
+        if self.final_turns > self.max_turns:
+            reason = f"expected at most --max-turns ({self.max_turns}), got {self.final_turns}"
+            raise SettingError("final_turns", reason)
         options_type = options_of(self.algo)
         if self.options is None:
             self.options = options_type()

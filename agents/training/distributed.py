@@ -1,7 +1,7 @@
 """Data parallelism through accelerate, under any launcher that sets ``WORLD_SIZE``.
 
-GPUs: ``accelerate launch --multi_gpu --num_processes 8 -m eapo_gym.cli train ...``;
-CPU processes: ``torchrun --standalone --nproc_per_node 2 -m eapo_gym.cli train ...``
+GPUs: ``accelerate launch --multi_gpu --num_processes 8 -m eapo_agents.cli train ...``;
+CPU processes: ``torchrun --standalone --nproc_per_node 2 -m eapo_agents.cli train ...``
 (accelerate's own CPU launcher needs MPI).
 
 Every process loads the same policy, plays its own rollouts (problems and

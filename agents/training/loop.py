@@ -34,13 +34,7 @@ from .agent import Agent
 from .config import SettingError, TrainConfig
 from .distributed import make_accelerator
 from .evaluation import evaluate
-from .policy import (
-    autocast,
-    check_model_directory,
-    load_policy,
-    save_policy,
-    starting_model_path,
-)
+from .policy import autocast, check_model_directory, load_policy, save_policy
 from .registry import agent_class
 from .run import MetricsLog, evaluation_due, finish_run, seed_everything, start_run
 from .stopping import NonFiniteError, StopSignals, TrainingStopped
@@ -105,16 +99,21 @@ def resume_state(config: TrainConfig) -> dict[str, Any]:
 
 
 def model_to_load(config: TrainConfig, state: dict[str, Any] | None) -> Path:
-    """The checkpoint's model when resuming, else the starting model, checked (a preset is built once)."""
+    """The checkpoint's model when resuming, else ``config.model``, checked. A preset names no directory
+    here: its caller resolves it first (``experiments.presets.with_starting_model``, as the command does)."""
     if state is not None:
         return Path(config.out) / CHECKPOINT / "model"
+    if not config.model:
+        raise SettingError(
+            "model",
+            f"empty: give a model directory, or resolve --preset {config.preset} to its policy first "
+            "(eapo_agents.experiments.presets.with_starting_model)",
+        )
     try:
-        path = starting_model_path(config.model, config.preset, config.device, config.dtype)
-        check_model_directory(path)
+        check_model_directory(config.model)
     except ValueError as error:
-        key, value = ("model", config.model) if config.model else ("preset", None)
-        raise SettingError(key, str(error), value) from None
-    return path
+        raise SettingError("model", str(error), config.model) from None
+    return Path(config.model)
 
 
 def train(
@@ -134,7 +133,7 @@ def train(
     out = Path(config.out)
     state = resume_state(config) if config.resume else None
     if main:
-        model_path = model_to_load(config, state)  # builds a preset once, if needed
+        model_path = model_to_load(config, state)
     config = start_run(config, state is not None, main)
     if accelerator is not None:
         accelerator.wait_for_everyone()
@@ -142,8 +141,7 @@ def train(
         model_path = model_to_load(config, state)
     seed_everything(config.seed)
     device = str(accelerator.device) if accelerator is not None else config.device
-    lora_rank = config.lora_rank if state is None else 0
-    model, tokenizer = load_policy(model_path, device, config.dtype, lora_rank, config.hub_kernels)
+    model, tokenizer = load_policy(model_path, device, config.dtype, config.lora_rank, config.hub_kernels)
     agent = agent_class(config.algo)(model, tokenizer, config)
     agent.accelerator = accelerator
     start = 0

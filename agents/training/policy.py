@@ -13,7 +13,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 
 import torch
@@ -32,17 +31,6 @@ class TinyModelConfig:
     intermediate_size: int = 384
     max_positions: int = 1024
     num_kv_heads: int = 0  # grouped-query attention's key/value heads; 0: as many as num_heads
-
-
-def starting_model_path(model: str, preset: str, device: str = "auto", dtype: str = "auto") -> Path:
-    """``model`` if given, else the preset's warm-started policy (built on ``device`` on first use)."""
-    if model:
-        return Path(model)
-    presets = import_module("eapo_agents.experiments.presets")  # the recipes train through this package
-    try:
-        return presets.preset_path(preset, "policy", device=device, dtype=dtype)
-    except ValueError as error:
-        raise ValueError(f"{error} or give --model DIR") from None
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -121,15 +109,26 @@ def load_policy(
 
     A directory without tokenizer files gets the package's character tokenizer. The weights are
     in ``weights_dtype(device, dtype)``; ``hub_kernels`` lets transformers fetch kernels from the Hub.
-    ``lora_rank > 0`` wraps the model with a peft LoRA adapter on the attention projections.
+    ``lora_rank > 0`` wraps the model with a peft LoRA adapter on the attention projections; from a
+    directory that holds an adapter (a LoRA run's checkpoint: ``save_pretrained`` writes the adapter
+    only) it trains that adapter on, over the base model the adapter names, whatever its rank.
     """
     torch_device = pick_device(device)
-    model = load_pretrained(path, weights_dtype(torch_device, dtype), hub_kernels).to(torch_device)
+    adapter = Path(path) / "adapter_config.json"
+    if lora_rank > 0 and adapter.exists():
+        from peft import PeftModel
+
+        base_path = json.loads(adapter.read_text())["base_model_name_or_path"]
+        base = load_pretrained(base_path, weights_dtype(torch_device, dtype), hub_kernels).to(torch_device)
+        model = PeftModel.from_pretrained(base, str(path), is_trainable=True)
+    else:
+        model = load_pretrained(path, weights_dtype(torch_device, dtype), hub_kernels).to(torch_device)
+        model = add_lora(model, lora_rank) if lora_rank > 0 else model
     has_tokenizer = (Path(path) / "tokenizer_config.json").exists()
     tokenizer = load_tokenizer(Path(path)) if has_tokenizer else load_tokenizer()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return (add_lora(model, lora_rank) if lora_rank > 0 else model), tokenizer
+    return model, tokenizer
 
 
 def add_lora(model, rank: int):

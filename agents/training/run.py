@@ -76,6 +76,14 @@ def episode_rng(seed: int, step: int, rank: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, step, *([rank] if rank else [])])
 
 
+def replay_rng(seed: int, step: int, rank: int = 0) -> np.random.Generator:
+    """The seeds of update ``step``'s replayed groups on process ``rank`` (EAPO's ``help_only_failing``,
+    the ``guide`` agent's hinted replays):
+    a stream of its own. Its fourth entropy word is 1, where ``episode_rng``'s (three words at most, padded
+    with zeros by ``SeedSequence``) is 0, so no process's episode draws coincide with it."""
+    return np.random.default_rng([seed, step, rank, 1])
+
+
 def draw_episodes(
     rng: np.random.Generator, problem_count: int, problems: int, episodes: int
 ) -> tuple[list[int], list[int]]:
