@@ -166,7 +166,8 @@ class EAPOAgent(GRPOAgent):
                 groups[g] = replayed[k * group_size : (k + 1) * group_size]
         return groups
 
-    def group_metrics(self, groups: list[list[Episode]]) -> dict[str, float]:
+    @classmethod
+    def group_metrics(cls, groups: list[list[Episode]]) -> dict[str, float]:
         """GRPO's all-fail shares, and where the help goes (``help_shares``)."""
         return {**super().group_metrics(groups), **help_shares(groups)}
 

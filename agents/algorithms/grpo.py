@@ -101,8 +101,9 @@ class GRPOAgent(PolicyGradientAgent):
         batch = replace(batch, **self.extra_inputs(batch))
         return {**metrics, **gap, **self.update(batch, self.loss), "trained_episodes": float(len(trained))}
 
-    def group_metrics(self, groups: list[list[Episode]]) -> dict[str, float]:
-        """Statistics of the step's groups for the training log: the all-fail shares."""
+    @classmethod
+    def group_metrics(cls, groups: list[list[Episode]]) -> dict[str, float]:
+        """Statistics of the step's groups for the training log: the all-fail shares (both engines)."""
         return all_fail_shares(groups)
 
     def extra_inputs(self, batch: TokenBatch) -> dict[str, torch.Tensor]:

@@ -26,16 +26,17 @@ Subclassing ``BaseAgent`` gives:
 - ``training_episodes(config)``: experts off, the query tag locked, the whole turn budget
   (EAPO overrides it; both engines play training episodes as it says);
 - ``self.envs``: one ``ExpertMathVectorEnv`` with an episode per rollout of an update;
-- ``collect_groups(step, problems, group_size)``: that many problems, ``group_size``
-  episodes each, played at training step ``step`` (which sets rho and the turn budget);
+- ``collect_groups(step, problems, group_size)``: that many problems (in all, over the
+  processes), ``group_size`` episodes each, played at training step ``step`` (which sets rho
+  and the turn budget);
 - ``pack(episodes)``: padded tensors with the policy-token loss mask;
 - ``optimise(batch, loss, ...)``: passes of ``loss`` over length-bucketed micro-batches,
   an optimizer step per pass (gradients averaged over processes when launched with several);
 - ``rollout_metrics(episodes)``: reward, accuracy, consultation and cost statistics.
 
-Randomness is derived from ``(seed, step)`` (and the process rank under a launcher,
-``training.run.episode_rng``), so a resumed run draws the same problems and samples as an
-uninterrupted one, and the TRL engine the same problems and episode seeds.
+Randomness is derived from ``(seed, step)`` (``training.run.episode_rng``), so a resumed run
+draws the same problems and samples as an uninterrupted one, and the TRL engine, or several
+processes, the same problems and episode seeds (the sampling noise is drawn per process).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from ..rollout.play import play_episodes
 from ..rollout.sampling import LocalBackend, SamplingConfig
 from .batch import TokenBatch, loss_weights, pack_episodes, policy_logprobs
 from .config import NoOptions, TrainConfig
-from .distributed import average_gradients
+from .distributed import average_gradients, process_share, processes_and_rank
 from .environments import TrainingEpisodes, make_vector_env
 from .run import draw_episodes, episode_rng
 
@@ -124,9 +125,11 @@ class BaseAgent:
 
     @cached_property
     def envs(self) -> ExpertMathVectorEnv:
-        """One training episode per rollout of an update (rho and the turn budget come at reset)."""
+        """One training episode per rollout of this process's share of an update (rho and the turn
+        budget come at reset)."""
         config = self.config
-        count = config.problems_per_step * config.group_size
+        processes, _ = processes_and_rank(self.accelerator)
+        count = config.problems_per_step * config.group_size // processes
         return make_vector_env(config, count, "train", config.train_difficulties)
 
     @cached_property
@@ -154,15 +157,21 @@ class BaseAgent:
         reset_options: dict[str, Any] | None = None,
     ) -> list[list[Episode]]:
         """``problems`` training problems, ``group_size`` episodes each, at training step ``step``
-        (with ``self.backend`` and the step's ``TrainingEpisodes`` options unless others are given)."""
-        rng = self.rng(step)
+        (with ``self.backend`` and the step's ``TrainingEpisodes`` options unless others are given).
+
+        ``problems`` is global: under several processes each plays its share of the groups
+        (``distributed.process_share``), drawn as one process draws them; only the sampling noise
+        is drawn per process."""
+        processes, rank = processes_and_rank(self.accelerator)
+        rng = episode_rng(self.config.seed, step)
         source = self.envs.problems
         indices, seeds = draw_episodes(rng, len(source), problems, problems * group_size)
-        self.generator.manual_seed(int(rng.integers(2**63)))
+        self.generator.manual_seed(int(rng.integers(2**63, size=processes)[rank]))
+        indices, seeds = process_share(indices, processes, rank), process_share(seeds, processes, rank)
         self.rollout_seconds = 0.0
         problem_ids = [source[i].id for i in indices for _ in range(group_size)]
         episodes = self.play(step, seeds, problem_ids, backend, reset_options)
-        return [episodes[g * group_size : (g + 1) * group_size] for g in range(problems)]
+        return [episodes[g * group_size : (g + 1) * group_size] for g in range(len(indices))]
 
     def play(
         self,

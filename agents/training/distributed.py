@@ -4,12 +4,16 @@ GPUs: ``accelerate launch --multi_gpu --num_processes 8 -m eapo_gym.cli train ..
 CPU processes: ``torchrun --standalone --nproc_per_node 2 -m eapo_gym.cli train ...``
 (accelerate's own CPU launcher needs MPI).
 
-Every process loads the same policy, plays its own rollouts (problems and
-samples drawn from ``(seed, step, rank)``) and computes its local loss; the
+Every process loads the same policy, plays its share of the update's rollouts and
+computes its local loss; the
 gradients of all trainable parameters (the policy, and PPO's value head and
 critic) are averaged across processes with accelerate's ``reduce`` before the
 optimizer step, so every replica takes the same step and stays identical.
 Evaluation, logging and checkpoints happen on the main process only.
+
+The batch is global on both engines: ``--problems-per-step`` problems per update in all, split
+evenly over the processes (``process_share``), so the problems and episode seeds of an update are a
+single process's, whatever the process count; only the sampling noise is drawn per process.
 """
 
 from __future__ import annotations
@@ -38,3 +42,14 @@ def average_gradients(parameters: list[torch.nn.Parameter], accelerator) -> None
     for parameter, grad in zip(parameters, grads, strict=True):
         parameter.grad = flat[offset : offset + grad.numel()].view_as(grad).clone()
         offset += grad.numel()
+
+
+def processes_and_rank(accelerator) -> tuple[int, int]:
+    """The number of processes and this one's index (1 and 0 without a launcher)."""
+    return (1, 0) if accelerator is None else (accelerator.num_processes, accelerator.process_index)
+
+
+def process_share(draws: list, processes: int, rank: int) -> list:
+    """Process ``rank``'s contiguous share of a global batch's ``draws``, split evenly over ``processes``."""
+    size = len(draws) // processes
+    return draws[rank * size : (rank + 1) * size]
