@@ -140,8 +140,7 @@ def _check_trl(config: TrainConfig, processes: int) -> None:
     if config.dtype == "float16" and pick_device(config.device).type != "cuda":
         raise SettingError(
             "dtype",
-            "--engine trl needs CUDA for float16 (TRL's fp16 mixed precision); use bfloat16 or float32 "
-            "on the CPU",
+            "needs CUDA with --engine trl (TRL's fp16 mixed precision); use bfloat16 or float32 on the CPU",
             config.dtype,
         )
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
