@@ -155,7 +155,7 @@ class EAPOAgent(GRPOAgent):
         unaided = {**self.episode_rules.reset_options(step, self.config), "acceptance": 0.0}
         groups = super().collect_groups(step, problems, group_size, self.locked_backend, unaided)
         failing = [g for g, group in enumerate(groups) if not any(e.info.get("correct") for e in group)]
-        self.helped_share = len(failing) / problems
+        self.helped_share = len(failing) / len(groups)  # this process's share of the groups
         if failing:
             seeds = np.random.default_rng([self.config.seed, step, 1]).integers(
                 2**31, size=len(failing) * group_size

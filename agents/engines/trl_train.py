@@ -1,13 +1,15 @@
 """``eapo-gym train --engine trl``: GRPO or EAPO episodes trained by TRL's ``GRPOTrainer``.
 
 The run directory is our loop's (``training.run``): ``config.json``, ``metrics.jsonl`` in our
-trainer's schema (``rollout_metrics`` of the episodes, then TRL's loss statistics
-under our names, every other TRL log value as ``trl/<name>``), TensorBoard events,
-``eval.json`` and ``checkpoint/model``. Held-out evaluation is ours
-(``training.evaluation.evaluate``, experts off), every ``eval_every`` updates and at
-the end, on the main process; with sharded weights (DeepSpeed ZeRO-3, FSDP) only at
-the end, from the saved model. Launch it with ``accelerate launch`` for several
-GPUs or nodes: the processes, DeepSpeed and vLLM are TRL's and accelerate's.
+trainer's schema, one row per update (``rollout_metrics`` of the main process's episodes, the
+algorithm's ``group_metrics``, ``processes`` under a launcher, then TRL's loss statistics under
+our names and every other TRL log value as ``trl/<name>``: ``contract`` declares the keys only
+one engine logs), TensorBoard events, ``eval.json`` and ``checkpoint/model``. Held-out
+evaluation is ours (``training.evaluation.evaluate``, experts off), every ``eval_every``
+updates and at the end, on the main process; with weights sharded by DeepSpeed ZeRO-3 only at
+the end, from the saved model. Launch it with ``accelerate launch`` for several GPUs or nodes,
+or ``torchrun --standalone --nproc_per_node N`` for CPU processes: the processes, DeepSpeed and
+vLLM are TRL's and accelerate's.
 """
 
 from __future__ import annotations
