@@ -16,7 +16,7 @@ and multi-process / DeepSpeed training under a launcher.
 Each dataset row's prompt names an update and one of its problems (``update_prompt``); the
 trainer's sampler repeats it ``num_generations`` times, so each group replays one problem. The
 rollout draws the update's problems and episode seeds as our loop does, for the whole update
-(``training.run.draw_episodes``), and plays its process's share: the groups its prompts name, with
+(``training.distributed.draw_update``), and plays its process's share: the groups its prompts name, with
 their seeds, and the sampling noise drawn for its rank, so the draws are the native engine's
 whatever the process count. Each episode's rho and turn budget are the algorithm's at that update
 (``TrainingEpisodes.reset_options``), as in our loop, whatever ``epochs_per_batch``. Per episode
@@ -40,8 +40,8 @@ from ..rollout.episode import Episode
 from ..rollout.play import play_episodes
 from ..rollout.sampling import SamplingConfig
 from ..training.config import TrainConfig
+from ..training.distributed import draw_update
 from ..training.environments import make_vector_env
-from ..training.run import draw_episodes, episode_rng
 from .trl_generation import trainer_backend
 
 
@@ -74,11 +74,11 @@ class EpisodeRollout:
         step, groups = self.groups(prompts)
         if self.envs is None or self.envs.num_envs < len(prompts):
             self.envs = make_vector_env(config, len(prompts), "train", config.train_difficulties)
-        rng = episode_rng(config.seed, step)
-        problems = config.problems_per_step
-        indices, seeds = draw_episodes(rng, len(self.envs.problems), problems, problems * size)
         accelerator = trainer.accelerator
-        noise = int(rng.integers(2**63, size=accelerator.num_processes)[accelerator.process_index])
+        indices, seeds, noise = draw_update(
+            config.seed, step, len(self.envs.problems), config.problems_per_step, size,
+            accelerator.num_processes, accelerator.process_index,
+        )  # fmt: skip
         sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
         lock = not self.episode_rules.consults
         with trainer_backend(trainer, self.tokenizer, self.envs.protocol, sampling, noise, lock) as backend:

@@ -171,8 +171,6 @@ def conclude(run: TRLRun, train_seconds: float) -> dict[str, Any]:
 
 
 def sharded(trainer) -> bool:
-    """Whether the trainer shards the weights across processes (DeepSpeed ZeRO-3 or FSDP)."""
-    if trainer.is_fsdp_enabled:
-        return True
+    """Whether the trainer shards the weights across processes (DeepSpeed ZeRO-3; FSDP is refused)."""
     plugin = trainer.accelerator.state.deepspeed_plugin if trainer.is_deepspeed_enabled else None
     return plugin is not None and plugin.zero_stage == 3

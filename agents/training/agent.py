@@ -34,7 +34,7 @@ Subclassing ``BaseAgent`` gives:
   an optimizer step per pass (gradients averaged over processes when launched with several);
 - ``rollout_metrics(episodes)``: reward, accuracy, consultation and cost statistics.
 
-Randomness is derived from ``(seed, step)`` (``training.run.episode_rng``), so a resumed run
+Randomness is derived from ``(seed, step)`` (``distributed.draw_update``), so a resumed run
 draws the same problems and samples as an uninterrupted one, and the TRL engine, or several
 processes, the same problems and episode seeds (the sampling noise is drawn per process).
 """
@@ -59,9 +59,9 @@ from ..rollout.play import play_episodes
 from ..rollout.sampling import LocalBackend, SamplingConfig
 from .batch import TokenBatch, loss_weights, pack_episodes, policy_logprobs
 from .config import NoOptions, TrainConfig
-from .distributed import average_gradients, process_share, processes_and_rank
+from .distributed import average_gradients, draw_update, process_share, processes_and_rank
 from .environments import TrainingEpisodes, make_vector_env
-from .run import draw_episodes, episode_rng
+from .run import episode_rng
 
 Loss = Callable[[TokenBatch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
@@ -163,10 +163,11 @@ class BaseAgent:
         (``distributed.process_share``), drawn as one process draws them; only the sampling noise
         is drawn per process."""
         processes, rank = processes_and_rank(self.accelerator)
-        rng = episode_rng(self.config.seed, step)
         source = self.envs.problems
-        indices, seeds = draw_episodes(rng, len(source), problems, problems * group_size)
-        self.generator.manual_seed(int(rng.integers(2**63, size=processes)[rank]))
+        indices, seeds, noise = draw_update(
+            self.config.seed, step, len(source), problems, group_size, processes, rank
+        )
+        self.generator.manual_seed(noise)
         indices, seeds = process_share(indices, processes, rank), process_share(seeds, processes, rank)
         self.rollout_seconds = 0.0
         problem_ids = [source[i].id for i in indices for _ in range(group_size)]

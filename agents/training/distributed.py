@@ -22,6 +22,8 @@ import os
 
 import torch
 
+from .run import draw_episodes, episode_rng
+
 
 def make_accelerator(device: str):
     """An ``accelerate.Accelerator`` when launched with several processes; ``None`` when alone."""
@@ -53,3 +55,20 @@ def process_share(draws: list, processes: int, rank: int) -> list:
     """Process ``rank``'s contiguous share of a global batch's ``draws``, split evenly over ``processes``."""
     size = len(draws) // processes
     return draws[rank * size : (rank + 1) * size]
+
+
+def draw_update(
+    seed: int,
+    step: int,
+    problem_count: int,
+    problems: int,
+    group_size: int,
+    processes: int = 1,
+    rank: int = 0,
+) -> tuple[list[int], list[int], int]:
+    """Update ``step``'s draws for its whole batch, as one process draws them (``problems`` indices into
+    the training problems, then ``group_size`` episode seeds per problem), and process ``rank``'s seed
+    of the sampling noise (a single process's is the first)."""
+    rng = episode_rng(seed, step)
+    indices, seeds = draw_episodes(rng, problem_count, problems, problems * group_size)
+    return indices, seeds, int(rng.integers(2**63, size=processes)[rank])
