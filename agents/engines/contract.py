@@ -14,8 +14,11 @@ honours (``EngineContract``); any other set off its default is refused with one 
   TRL always, accelerate places each process on its own GPU, so ``cuda:N`` is refused there
   (choose GPUs with ``CUDA_VISIBLE_DEVICES``).
 
-Both engines log the same ``metrics.jsonl`` keys for the same algorithm, except the ones declared
-as an engine's own (``NATIVE_ONLY_METRICS``, ``TRL_ONLY_METRICS`` and ``TRL_METRIC_PREFIX``).
+Both engines log the same ``metrics.jsonl`` keys for the same algorithm (the algorithm's
+``group_metrics`` included), except the ones declared as an engine's own: ``NATIVE_ONLY_METRICS``
+and, on TRL, the keys under ``TRL_METRIC_PREFIX``. Under a launcher both log the main process's
+share of the rollouts and ``processes``; with mu > 1 TRL's ``grad_norm`` is its last pass's, ours
+the passes' mean.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from ..training.policy import pick_device
 
 # The metric keys one engine logs and the other does not (for the same algorithm and settings).
 NATIVE_ONLY_METRICS = frozenset({"logprob_gap_mean", "logprob_gap_max"})  # TRL: with --vllm only
-TRL_ONLY_METRICS = frozenset()
 TRL_METRIC_PREFIX = "trl/"  # every TRL log value without a native name (``trl_train.OUR_NAMES``)
 
 TRL_ONLY_FIELDS = frozenset({"vllm", "vllm_server_url", "trl_args"})
