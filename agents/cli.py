@@ -289,7 +289,7 @@ def train_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]]
         sources.update(dict.fromkeys(loaded, f"--config {args.config}"))
     values.update(given)
     sources.update(dict.fromkeys(given, FLAG))
-    from .engines.trl_settings import check_engine_settings
+    from .engines.contract import check_engine_settings
 
     try:
         config = TrainConfig.from_dict(values)

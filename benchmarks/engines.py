@@ -45,8 +45,9 @@ def engine_config(
             "engine": engine, "algo": algo, "model": model, "steps": steps, "seed": seed, "out": out,
             "problems_per_step": 8, "group_size": 8, "lr": 1e-4, "train_difficulties": (2,),
             "eval_difficulties": (2,), "eval_problems": eval_problems, "eval_k": 4,
-            "eval_every": min(20, steps),
-            "save_every": steps + 1, "tensorboard": False,
+            "eval_every": min(20, steps), "tensorboard": False,
+            # no checkpoint before the end (the TRL engine saves only then)
+            **({"save_every": steps + 1} if engine == "native" else {}),
         }
     )  # fmt: skip
 

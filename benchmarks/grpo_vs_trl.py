@@ -24,10 +24,10 @@ Timing starts once the CPUs are quiet (``--wait-idle``: the most seconds to wait
 are interleaved in one process: a ``TrainerCallback`` times each TRL step from
 ``on_step_begin`` to ``on_step_end`` and then times one ``train_step`` of ours. Medians
 exclude the ``--warmup`` first steps. Each step is also split into its rollout (ours:
-``collect_groups``, which times itself; TRL: ``_generate_and_score_completions``) and the rest, the update
-(forward, backward, optimizer step), to show where the time goes. Peak memory comes from a
-fresh subprocess per contender and setup running two steps (Linux ``VmHWM``, reset after
-construction).
+``collect_groups``, which times itself; TRL: from the step's start to its first ``compute_loss``)
+and the rest, the update (forward, backward, optimizer step), to show where the time goes. Peak
+memory comes from a fresh subprocess per contender and setup running two steps (Linux ``VmHWM``,
+reset after construction).
 
 Writes ``benchmarks/results/grpo_vs_trl.json`` and ``.md``.
 """
@@ -200,18 +200,20 @@ def trl_trainer(
     return trainer
 
 
-def record_durations(owner: object, method: str, seconds: list[float]) -> None:
-    """Wrap ``owner.method`` so that each call appends its wall time to ``seconds``."""
-    function = getattr(owner, method)
+def record_rollouts(trainer, timer, seconds: list[float]) -> None:
+    """Append each step's rollout time to ``seconds``: from the step's start (``timer.start``) to its
+    first loss computation (TRL generates and scores the step's completions before it), timed
+    through the trainer's public ``compute_loss``."""
+    compute_loss = trainer.compute_loss
+    timed: set[float] = set()
 
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            seconds.append(time.perf_counter() - start)
+    def first_loss_of_the_step(*args: Any, **kwargs: Any) -> Any:
+        if timer.start not in timed:
+            timed.add(timer.start)
+            seconds.append(time.perf_counter() - timer.start)
+        return compute_loss(*args, **kwargs)
 
-    setattr(owner, method, timed)
+    trainer.compute_loss = first_loss_of_the_step
 
 
 class Interleaved(TrainerCallback):
@@ -242,7 +244,7 @@ def time_setup(setup: Setup) -> dict[str, Any]:
     callback = Interleaved(our_agent(setup))
     with tempfile.TemporaryDirectory() as out_dir:
         trainer = trl_trainer(setup, out_dir, [callback])
-        record_durations(trainer, "_generate_and_score_completions", callback.rollout_seconds["trl"])
+        record_rollouts(trainer, callback, callback.rollout_seconds["trl"])
         with OtherLoad() as load:
             trainer.train()
     measured = slice(setup.warmup, None)
@@ -288,7 +290,7 @@ def time_trl_checkpointing(setup: Setup) -> dict[str, Any]:
     timer, rollouts = StepTimer(), []
     with tempfile.TemporaryDirectory() as out_dir:
         trainer = trl_trainer(setup, out_dir, [timer], checkpointing=True)
-        record_durations(trainer, "_generate_and_score_completions", rollouts)
+        record_rollouts(trainer, timer, rollouts)
         trainer.train()
     measured = slice(setup.warmup, None)
     return {

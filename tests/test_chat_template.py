@@ -8,8 +8,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from eapo_agents.engines.trl_generation import TrainerBackend
-from eapo_agents.rollout.backend import Samples
+from eapo_agents.engines.trl_generation import VLLMBackend
+from eapo_agents.rollout.backend import Samples, SamplingConfig
 from eapo_agents.rollout.play import play_episodes
 from eapo_agents.rollout.prompts import prompt_ids
 from eapo_agents.training.environments import SHORT_PROMPT
@@ -84,7 +84,7 @@ class ScriptedBackend:
     def __init__(self, tokenizer, turns: list[str]) -> None:
         self.turns = [tokenizer.encode(text, add_special_tokens=False) for text in turns]
 
-    def generate(self, contexts, keys) -> Samples:
+    def generate(self, contexts, keys, lock_queries=False) -> Samples:
         tokens = self.turns.pop(0)
         return Samples(
             [tokens] * len(contexts), [[0.0] * len(tokens)] * len(contexts), [True] * len(contexts)
@@ -112,22 +112,19 @@ def test_the_episode_continues_inside_the_assistant_turn_with_replies_in_place()
     assert episode.reward == 1.0
 
 
-class ScriptedTrainer:
-    """The trainer's generation path, scripted: returns the given rows, one list per call."""
+class ScriptedVLLM:
+    """TRL's ``VLLMGeneration.generate``, scripted: returns the given rows, one list per call."""
 
-    use_vllm = False
-
-    def __init__(self, tokenizer, script: list[list[list[int]]]) -> None:
-        self.eos_token_ids = [tokenizer.eos_token_id]
+    def __init__(self, script: list[list[list[int]]]) -> None:
         self.script, self.prompts = script, []
-        self.accelerator = type("Single", (), {"num_processes": 1, "device": torch.device("cpu")})()
 
-    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations):
-        self.prompts.append(prompt_ids)
-        return self.script.pop(0), None
+    def generate(self, prompts, images, num_generations):
+        self.prompts.append(prompts)
+        ids = self.script.pop(0)
+        return prompts, ids, [[[0.0] for _ in row] for row in ids], None
 
 
-def test_the_trainer_backend_continues_past_a_multi_token_tags_last_piece():
+def test_the_vllm_backend_continues_past_a_multi_token_tags_last_piece():
     """The closing tag's last token (">") also ends other text and the opening tag, so generation stops
     there; each such row is continued, and the turn ends only when the text completes the tag (K = 1)."""
     tokenizer = subword_tokenizer()
@@ -136,9 +133,11 @@ def test_the_trainer_backend_continues_past_a_multi_token_tags_last_piece():
     ends = [i + 1 for i, token in enumerate(ids) if token == stop]
     assert len(ends) == 3  # "3 >", "<expert>", "</expert>"
     pieces = [ids[: ends[0]], ids[ends[0] : ends[1]], ids[ends[1] :]]
-    trainer = ScriptedTrainer(tokenizer, [[piece] for piece in pieces])
+    vllm = ScriptedVLLM([[piece] for piece in pieces])
     context = tokenizer.encode("q", add_special_tokens=False)
-    samples = TrainerBackend(trainer, tokenizer, TurnProtocol(max_queries=1), 48).generate([context], [0])
-    assert trainer.prompts == [[context], [context + pieces[0]], [context + pieces[0] + pieces[1]]]
+    single = type("Single", (), {"num_processes": 1, "device": torch.device("cpu")})()
+    backend = VLLMBackend(vllm, single, tokenizer, TurnProtocol(max_queries=1), SamplingConfig(48), False)
+    samples = backend.generate([context], [0])
+    assert vllm.prompts == [[context], [context + pieces[0]], [context + pieces[0] + pieces[1]]]
     assert tokenizer.decode(samples.tokens[0]) == "is 3 > 2? <expert>sure?</expert>"
     assert samples.stopped == [True]

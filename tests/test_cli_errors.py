@@ -414,7 +414,7 @@ def test_eval_values_are_checked_before_the_model_loads(tiny_model_dir, capsys, 
 def test_float16_through_trl_needs_cuda(tmp_path, capsys, no_model_loads):
     line = fails(["train", "--engine", "trl", "--algo", "grpo", "--device", "cpu", "--dtype", "float16",
                   "--out", str(tmp_path / "r")], capsys)  # fmt: skip
-    assert line.endswith("--dtype float16 with --engine trl needs CUDA (TRL's fp16 mixed precision); "
+    assert line.endswith("--dtype float16: needs CUDA with --engine trl (TRL's fp16 mixed precision); "
                          "use bfloat16 or float32 on the CPU")  # fmt: skip
     assert not (tmp_path / "r").exists()
 

@@ -16,6 +16,7 @@ from eapo_agents.cli import main
 from eapo_agents.engines import trl_train
 from eapo_agents.experiments.compare import CompareConfig, run_compare
 from eapo_agents.training import policy
+from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.evaluation import evaluate
 from eapo_agents.training.loop import train
 from eapo_agents.training.policy import load_policy, pick_device, weights_dtype
@@ -83,7 +84,15 @@ def test_each_algorithm_trains_in_reduced_precision(algo, dtype, device, small_c
      pytest.param("float16", "cuda", marks=pytest.mark.gpu)],
 )  # fmt: skip
 def test_the_trl_engine_trains_in_reduced_precision(dtype, device, small_config, tiny_model_dir):
-    config = reduced_precision_run(small_config, "eapo", dtype, device, engine="trl", train_difficulties=(2,))
+    config = reduced_precision_run(
+        small_config,
+        "eapo",
+        dtype,
+        device,
+        engine="trl",
+        train_difficulties=(2,),
+        save_every=TrainConfig.save_every,
+    )  # the TRL engine saves at the end only
     trl_train.train(config, progress=False)
     assert_trained(config, tiny_model_dir)
 

@@ -8,6 +8,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from eapo_agents.cli import main
 from eapo_agents.engines import trl_train
+from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.policy import load_policy
 from eapo_gym.experts import TransformersExpert
 
@@ -43,7 +44,9 @@ def test_no_hub_kernels_unless_asked(kernel_requests, tiny_model_dir):
 
 @pytest.mark.parametrize("hub_kernels", [False, True])
 def test_the_trl_engine_loads_policy_and_reference_model_as_asked(kernel_requests, small_config, hub_kernels):
-    config = small_config.replace(engine="trl", kl_beta=0.1, hub_kernels=hub_kernels)
+    config = small_config.replace(
+        engine="trl", kl_beta=0.1, hub_kernels=hub_kernels, save_every=TrainConfig.save_every
+    )  # the TRL engine saves at the end only
     run = trl_train.build(config, progress=False)
     assert run.trainer.ref_model is not None  # kl_beta > 0: TRL loaded a reference model itself
     assert kernel_requests == [hub_kernels, hub_kernels]  # the policy, then TRL's reference model

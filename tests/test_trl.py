@@ -1,5 +1,6 @@
-"""EAPO through TRL's GRPOTrainer (``--engine trl``): updates, the env mask TRL trains on, rho from the
-trainer's step, expert replies in the completions, and the same rewards as our trainer's rollouts."""
+"""EAPO through TRL's GRPOTrainer (``--engine trl``): updates, the env mask TRL trains on, rho per update
+(with several passes too), expert replies in the completions, and the same rewards as our trainer's
+rollouts."""
 
 from __future__ import annotations
 
@@ -9,72 +10,90 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
-from transformers import TrainerControl, TrainerState
 
 from eapo_agents.algorithms.eapo import EAPOAgent
 from eapo_agents.algorithms.grpo import GRPOAgent
 from eapo_agents.cli import main
-from eapo_agents.engines import trl_generation, trl_train
-from eapo_agents.engines.trl_rollout import EpisodeRollout, TrainingStepCallback
+from eapo_agents.engines import trl_train
 from eapo_agents.rollout.backend import Samples
 from eapo_agents.rollout.play import play_episodes
+from eapo_agents.rollout.sampling import LocalBackend
 from eapo_agents.training.agent import rollout_metrics
-from eapo_agents.training.environments import TrainingEpisodes
+from eapo_agents.training.config import TrainConfig
 from eapo_gym.protocol import TurnProtocol
 
 PROTOCOL = TurnProtocol()
 REPLY_BLOCK = re.compile(r"\n<reply>(.*?)</reply>", re.DOTALL)
 
 
+def on_trl(config: TrainConfig, **changes) -> TrainConfig:
+    """``config`` on the TRL engine, which saves the model at the end only (``save_every`` its default)."""
+    return config.replace(engine="trl", save_every=TrainConfig.save_every, **changes)
+
+
 @dataclass
 class Recorded:
-    """What one TRL run handed around: per rollout call, its outputs, episodes and backend turns."""
+    """What one TRL run handed around: per rollout call, its outputs, episodes and backend turns; per
+    loss computation, each row's completion ids and the loss mask TRL built from ``env_mask``; the
+    rewards TRL received."""
 
     outputs: list[dict] = field(default_factory=list)
     episodes: list[list] = field(default_factory=list)
     turns: list[dict[int, list[list[int]]]] = field(default_factory=list)  # per call: env index -> turns
-    tool_masks: list[torch.Tensor] = field(default_factory=list)  # the loss mask TRL built from env_mask
+    trained: list[list[tuple[list[int], list[float]]]] = field(default_factory=list)  # (ids, mask) rows
+    rewards: list[float] = field(default_factory=list)
+    in_rollout: bool = False
 
 
 def recorded_run(config, monkeypatch) -> tuple[trl_train.TRLRun, Recorded]:
-    """Build a TRL run that records every rollout, every generated turn and TRL's scored batches."""
+    """Build a TRL run that records every rollout, every generated turn, the rows TRL's loss is computed
+    on and the rewards it receives (through public names only)."""
     record = Recorded()
-    generate = trl_generation.TrainerBackend.generate
+    generate = LocalBackend.generate
 
     def recording_generate(self, contexts, keys):
         samples = generate(self, contexts, keys)
         for key, tokens in zip(keys, samples.tokens, strict=True):
-            record.turns[-1].setdefault(key, []).append(tokens)
+            if record.in_rollout:  # not the evaluation's
+                record.turns[-1].setdefault(key, []).append(tokens)
         return samples
 
-    monkeypatch.setattr(trl_generation.TrainerBackend, "generate", recording_generate)
+    monkeypatch.setattr(LocalBackend, "generate", recording_generate)
     run = trl_train.build(config, progress=False)
     rollout = run.trainer.rollout_func
 
     def recording_rollout(prompts, trainer):
         record.turns.append({})
+        record.in_rollout = True
         output = rollout(prompts, trainer)
+        record.in_rollout = False
         record.outputs.append(output)
         record.episodes.append(list(rollout.episodes))
         return output
 
     run.trainer.rollout_func = recording_rollout
-    score = run.trainer._generate_and_score_completions
+    compute_loss = run.trainer.compute_loss
 
-    def recording_score(inputs):
-        batch = score(inputs)
-        record.tool_masks.append(batch["tool_mask"] * batch["completion_mask"])
-        return batch
+    def recording_loss(model, inputs, *args, **kwargs):
+        mask = inputs["tool_mask"] * inputs["completion_mask"]
+        record.trained.append(list(zip(inputs["completion_ids"].tolist(), mask.tolist(), strict=True)))
+        return compute_loss(model, inputs, *args, **kwargs)
 
-    monkeypatch.setattr(run.trainer, "_generate_and_score_completions", recording_score)
+    monkeypatch.setattr(run.trainer, "compute_loss", recording_loss)
+    (reward,) = run.trainer.reward_funcs
+
+    def recording_reward(*args, **kwargs):
+        values = reward(*args, **kwargs)
+        record.rewards += values
+        return values
+
+    run.trainer.reward_funcs = [recording_reward]
     return run, record
 
 
 @pytest.fixture(scope="module")
 def eapo_run(tiny_model_dir, tmp_path_factory):
     """Three EAPO updates through GRPOTrainer on the tiny policy, recorded."""
-    from eapo_agents.training.config import TrainConfig
-
     config = TrainConfig.from_dict(
         {
             "algo": "eapo",
@@ -124,25 +143,35 @@ def test_rho_and_the_turn_budget_follow_the_trainers_step(eapo_run):
     assert run.config.options.schedule_steps == 3  # fixed at the start, as our loop does
 
 
-def test_the_callback_sets_the_step_from_the_trainer_state(tiny_model_dir):
-    from eapo_agents.training.config import TrainConfig
-
-    rollout = EpisodeRollout(TrainConfig(algo="eapo"), None, TrainingEpisodes())
-    TrainingStepCallback(rollout).on_step_begin(None, TrainerState(global_step=9), TrainerControl())
-    assert rollout.training_step == 10
+def test_several_passes_per_update_mean_what_they_mean_natively(small_config, monkeypatch):
+    """``epochs_per_batch`` 2: each update (rollout batch) is two optimizer steps of TRL's; rho, the
+    problems and one metrics row follow the update, as in our loop."""
+    config = on_trl(small_config, algo="eapo", epochs_per_batch=2, steps=2, problems_per_step=2, group_size=2)
+    run, record = recorded_run(config, monkeypatch)
+    run.trainer.train()
+    assert run.trainer.state.global_step == 4 and len(record.outputs) == 2  # 2 rollouts, 2 passes each
+    rows = [json.loads(line) for line in run.metrics.log.path.read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2]
+    assert [row["acceptance_rate"] for row in rows] == pytest.approx([1.0, 1 / 2])  # rho_s per update
+    agent = EAPOAgent(run.trainer.model, run.rollout.tokenizer, config.replace(engine="native"))
+    for step, episodes in zip((1, 2), record.episodes, strict=True):
+        drawn = [e.problem_id for group in agent.collect_groups(step, 2, 2) for e in group]
+        assert [e.problem_id for e in episodes] == drawn
 
 
 def test_env_mask_covers_exactly_the_policy_tokens(eapo_run):
     """Decoded: every run of mask 1 is a turn the generation backend wrote, every run of mask 0 is a
-    block of expert replies (or notices), and that mask is the loss mask TRL built."""
+    block of expert replies (or notices), and that mask is the loss mask TRL built (its rows shuffled,
+    so matched by their completion ids)."""
     run, record, _, _ = eapo_run
     tokenizer = run.rollout.tokenizer
     checked = blocks = 0
-    for output, episodes, turns, tool_mask in zip(
-        record.outputs, record.episodes, record.turns, record.tool_masks, strict=True
+    for output, episodes, turns, trained in zip(
+        record.outputs, record.episodes, record.turns, record.trained, strict=True
     ):
         for row, (ids, mask) in enumerate(zip(output["completion_ids"], output["env_mask"], strict=True)):
-            assert tool_mask[row, : len(mask)].tolist() == mask and not tool_mask[row, len(mask) :].any()
+            masks = [m for i, m in trained if i[: len(ids)] == ids and not any(m[len(ids) :])]
+            assert [float(bit) for bit in mask] in [m[: len(mask)] for m in masks]
             if episodes[row].info.get("cut_off"):
                 assert not any(mask)
                 continue
@@ -184,7 +213,7 @@ class ReplayBackend:
         self.turns = {key: list(value) for key, value in turns.items()}
         self.max_new_tokens = max_new_tokens
 
-    def generate(self, contexts, keys) -> Samples:
+    def generate(self, contexts, keys, lock_queries=False) -> Samples:
         tokens = [self.turns[key].pop(0) for key in keys]
         return Samples(tokens, [[0.0] * len(t) for t in tokens], [True] * len(tokens))
 
@@ -193,12 +222,10 @@ def test_experts_off_same_rewards_as_our_grpo_rollouts(small_config, monkeypatch
     """GRPO through TRL: the rewards TRL trained on equal the rewards our trainer's GRPO rollouts give
     the same sampled tokens (replayed through GRPOAgent's environments). A consultation cost makes the
     rewards differ between episodes, so a misordering would show."""
-    config = small_config.replace(
-        engine="trl", steps=1, problems_per_step=8, consult_cost=0.05, out=str(tmp_path / "grpo")
-    )
+    config = on_trl(small_config, steps=1, problems_per_step=8, consult_cost=0.05, out=str(tmp_path / "grpo"))
     run, record = recorded_run(config, monkeypatch)
     run.trainer.train()
-    trl_rewards = list(run.trainer._logs["rewards"]["environment_reward"])
+    trl_rewards = record.rewards
     episodes = record.episodes[0]
     assert len(trl_rewards) == len(episodes) == 32
     assert len(set(trl_rewards)) > 1, "all rewards equal: the comparison would not see a misordering"
@@ -234,13 +261,11 @@ def test_one_seed_draws_the_same_problems_and_episode_seeds_on_both_engines(smal
 
     monkeypatch.setattr(agent_module, "play_episodes", recorder("native"))
     monkeypatch.setattr(trl_rollout, "play_episodes", recorder("trl"))
-    run = trl_train.build(config.replace(engine="trl"), progress=False)
-    monkeypatch.setattr(trl_rollout.TrainerBackend, "finish", lambda self: None)
+    run = trl_train.build(on_trl(config), progress=False)
     batches = iter(run.trainer.get_train_dataloader())
     agent = GRPOAgent(run.trainer.model, run.rollout.tokenizer, config)
     for step in (1, 2, 3):
         agent.collect_groups(step, config.problems_per_step, config.group_size)
-        run.rollout.training_step = step
         run.rollout([row["prompt"] for row in next(batches)], run.trainer)
     assert played["trl"] == played["native"]
     assert len({problem for problems, _ in played["native"] for problem in problems}) > 2  # not one problem
@@ -268,17 +293,25 @@ def test_train_engine_trl_command(small_config, capsys):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--engine", "trl", "--algo", "sft"], "--engine trl trains grpo or eapo, not sft"),
+        (["--engine", "trl", "--algo", "sft"], "--algo sft: --engine trl trains eapo or grpo"),
         (
             ["--engine", "trl", "--algo", "grpo", "--dynamic-sampling", "true"],
-            "--dynamic-sampling True is not",
+            "--dynamic-sampling True: not available with --engine trl (only its default, False); "
+            "--engine native honours it",
         ),
         (
             ["--engine", "trl", "--algo", "eapo", "--help-only-failing", "true"],
-            "--help-only-failing True is not",
+            "--help-only-failing True: not available with --engine trl",
         ),
-        (["--engine", "trl", "--old-logprobs", "sampler"], "--old-logprobs sampler is not available"),
-        (["--vllm", "colocate"], "--vllm and --trl-args need --engine trl"),
+        (["--engine", "trl", "--old-logprobs", "sampler"], "--old-logprobs sampler: not available"),
+        (["--engine", "trl", "--micro-batch-tokens", "512"], "--micro-batch-tokens 512: not available"),
+        (["--engine", "trl", "--save-every", "5"], "--save-every 5: not available with --engine trl"),
+        (["--engine", "trl", "--device", "cuda:1"], "--device cuda:1: accelerate places each process"),
+        (
+            ["--vllm", "colocate"],
+            "--vllm colocate: not available with --engine native (only its default, "
+            "'off'); --engine trl honours it",
+        ),
     ],
 )
 def test_engine_mistakes_fail_before_any_work(flags, message, capsys, tmp_path):

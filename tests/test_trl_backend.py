@@ -1,10 +1,12 @@
-"""The TRL generation backend's turn rule and its lockstep across processes, on a scripted trainer."""
+"""The TRL engine's vLLM backend: its turn rule and its lockstep across processes, on a scripted
+``VLLMGeneration`` (vLLM itself needs CUDA)."""
 
 from __future__ import annotations
 
 import torch
 
-from eapo_agents.engines.trl_generation import TrainerBackend, stop_ids
+from eapo_agents.engines.trl_generation import VLLMBackend, stop_ids
+from eapo_agents.rollout.backend import SamplingConfig
 from eapo_gym.protocol import TurnProtocol
 from eapo_gym.tokenizer import load_tokenizer
 
@@ -29,25 +31,27 @@ class ScriptedAccelerator:
         return torch.tensor([int(tensor[0]), self.other_sizes.pop(0)])
 
 
-class ScriptedTrainer:
-    """``_generate_single_turn`` returning scripted rows (one list per call) and recording its prompts."""
+class ScriptedVLLM:
+    """``VLLMGeneration.generate`` returning scripted rows (one list per call, with one log-probability
+    per token) and recording its prompts."""
 
-    eos_token_ids = [EOS]
-    use_vllm = False
-
-    def __init__(self, script: list[list[list[int]]], accelerator=None) -> None:
+    def __init__(self, script: list[list[list[int]]]) -> None:
         self.script, self.prompts = list(script), []
-        self.accelerator = accelerator or ScriptedAccelerator()
 
-    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations):
+    def generate(self, prompts, images, num_generations):
         assert images is None and num_generations == 1
-        self.prompts.append(prompt_ids)
+        self.prompts.append(prompts)
         rows = self.script.pop(0)
-        return [rows[i] if i < len(rows) else [EOS] for i in range(len(prompt_ids))], None
+        ids = [rows[i] if i < len(rows) else [EOS] for i in range(len(prompts))]
+        return prompts, ids, [[[-0.5] for _ in row] for row in ids], None
 
 
-def backend(trainer: ScriptedTrainer, max_new_tokens: int = 48, max_queries: int = 3) -> TrainerBackend:
-    return TrainerBackend(trainer, TOKENIZER, TurnProtocol(max_queries=max_queries), max_new_tokens)
+def backend(
+    vllm: ScriptedVLLM, max_new_tokens: int = 48, max_queries: int = 3, accelerator=None
+) -> VLLMBackend:
+    protocol = TurnProtocol(max_queries=max_queries)
+    sampling = SamplingConfig(max_new_tokens)
+    return VLLMBackend(vllm, accelerator or ScriptedAccelerator(), TOKENIZER, protocol, sampling, False)
 
 
 def test_the_stops_are_the_closing_tags():
@@ -59,48 +63,38 @@ def test_a_row_stopped_at_a_query_is_continued_until_its_turn_ends():
     from the context plus the turn so far."""
     context = ids("2+2=?\n")
     first, second = ids("<expert>a</expert>"), ids("<expert>b</expert>")
-    trainer = ScriptedTrainer([[first + [PAD, PAD]], [second + [PAD]], [[EOS, PAD]]])
-    samples = backend(trainer).generate([context], keys=[0])
+    vllm = ScriptedVLLM([[first + [PAD, PAD]], [second + [PAD]], [[EOS, PAD]]])
+    samples = backend(vllm).generate([context], keys=[0])
     assert samples.tokens == [first + second + [EOS]] and samples.stopped == [True]
-    assert trainer.prompts == [[context], [context + first], [context + first + second]]
-    assert all(len(row) == len(tokens) for row, tokens in zip(samples.logprobs, samples.tokens, strict=True))
+    assert vllm.prompts == [[context], [context + first], [context + first + second]]
+    assert samples.logprobs == [[-0.5] * len(samples.tokens[0])]  # vLLM's, the sampled token's
 
 
 def test_the_kth_query_and_an_answer_end_the_turn():
     """K = 2: the second </expert> ends the turn, as </answer> does; what follows is dropped."""
     query = ids("<expert>a</expert>")
     answer = ids("x <answer>4</answer>")
-    trainer = ScriptedTrainer([[query, answer + ids("more")], [query + ids("junk")]])
-    samples = backend(trainer, max_queries=2).generate([ids("q\n"), ids("r\n")], keys=[0, 1])
+    vllm = ScriptedVLLM([[query, answer + ids("more")], [query + ids("junk")]])
+    samples = backend(vllm, max_queries=2).generate([ids("q\n"), ids("r\n")], keys=[0, 1])
     assert samples.tokens == [query * 2, answer] and samples.stopped == [True, True]
-    assert [len(prompts) for prompts in trainer.prompts] == [2, 1]
+    assert [len(prompts) for prompts in vllm.prompts] == [2, 1]
 
 
 def test_max_new_tokens_cuts_a_turn_that_did_not_end():
-    trainer = ScriptedTrainer([[ids("1234567890")]])
-    samples = backend(trainer, max_new_tokens=4).generate([ids("q\n")], keys=[0])
+    vllm = ScriptedVLLM([[ids("1234567890")]])
+    samples = backend(vllm, max_new_tokens=4).generate([ids("q\n")], keys=[0])
     assert samples.tokens == [ids("1234")] and samples.stopped == [False]
 
 
 def test_processes_stay_in_lockstep():
     """With two processes every call is padded to the larger batch, and a process whose episodes are
     over keeps joining the other's calls with filler rows until both report none."""
-    trainer = ScriptedTrainer([[ids("<answer>1</answer>")] * 2, [[EOS]]], ScriptedAccelerator([3, 1, 0]))
-    turn = backend(trainer)
+    vllm = ScriptedVLLM([[ids("<answer>1</answer>")] * 2, [[EOS]]])
+    accelerator = ScriptedAccelerator([3, 1, 0])
+    turn = backend(vllm, accelerator=accelerator)
     samples = turn.generate([ids("a\n"), ids("b\n")], keys=[0, 1])
     assert samples.tokens == [ids("<answer>1</answer>")] * 2
     turn.finish()
-    assert [len(prompts) for prompts in trainer.prompts] == [3, 1]
-    assert trainer.prompts[0][2] == trainer.prompts[1][0] == [EOS]  # filler rows
-    assert trainer.accelerator.other_sizes == []
-
-
-def test_the_private_trl_method_called_takes_the_arguments_given():
-    """``TrainerBackend`` calls ``GRPOTrainer._generate_single_turn(prompts, None, {}, 1)``: private,
-    so pyproject pins TRL to the release line it was tested with; this fails first if that drifts."""
-    import inspect
-
-    from trl import GRPOTrainer
-
-    names = list(inspect.signature(GRPOTrainer._generate_single_turn).parameters)
-    assert names[1:5] == ["prompt_ids", "images", "multimodal_fields", "num_generations"]
+    assert [len(prompts) for prompts in vllm.prompts] == [3, 1]
+    assert vllm.prompts[0][2] == vllm.prompts[1][0] == [EOS]  # filler rows
+    assert accelerator.other_sizes == []

@@ -143,7 +143,7 @@ class EAPOAgent(GRPOAgent):
         unaided = {**self.episode_rules.reset_options(step, self.config), "acceptance": 0.0}
         groups = self.collect_groups(step, problems, group_size, unaided, lock_queries=True)
         failing = [g for g, group in enumerate(groups) if not any(e.info.get("correct") for e in group)]
-        self.helped_share = len(failing) / problems
+        self.helped_share = len(failing) / len(groups)  # this process's share of the groups
         if failing:
             seeds = replay_rng(self.config.seed, step, self.rank).integers(
                 2**31, size=len(failing) * group_size
@@ -154,7 +154,8 @@ class EAPOAgent(GRPOAgent):
                 groups[g] = replayed[k * group_size : (k + 1) * group_size]
         return groups
 
-    def group_metrics(self, groups: list[list[Episode]]) -> dict[str, float]:
+    @classmethod
+    def group_metrics(cls, groups: list[list[Episode]]) -> dict[str, float]:
         """GRPO's all-fail shares, and where the help goes (``help_shares``)."""
         return {**super().group_metrics(groups), **help_shares(groups)}
 

@@ -112,8 +112,9 @@ class GRPOAgent(PolicyGradientAgent):
         each (EAPO replays failing groups with help, LUFFY adds off-policy traces)."""
         return self.collect_groups(step, self.config.problems_per_step, self.config.group_size)
 
-    def group_metrics(self, groups: list[list[Episode]]) -> dict[str, float]:
-        """Statistics of the step's groups for the training log: the all-fail shares."""
+    @classmethod
+    def group_metrics(cls, groups: list[list[Episode]]) -> dict[str, float]:
+        """Statistics of the step's groups for the training log: the all-fail shares (both engines)."""
         return all_fail_shares(groups)
 
     def loss_inputs(self, batch: TokenBatch, episodes: list[Episode]) -> dict[str, torch.Tensor]:

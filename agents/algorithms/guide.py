@@ -85,7 +85,8 @@ class GuideAgent(GRPOAgent):
                 groups[g][-replayed:] = hinted[k * replayed : (k + 1) * replayed]
         return groups
 
-    def group_metrics(self, groups: list[list[Episode]]) -> dict[str, float]:
+    @classmethod
+    def group_metrics(cls, groups: list[list[Episode]]) -> dict[str, float]:
         """The all-fail shares of the unaided rollouts (the hinted groups, by the rule), and the
         hinted rollouts' accuracy (absent when none was hinted)."""
         hinted = [e for group in groups for e in group if is_hinted(e)]

@@ -90,7 +90,8 @@ class LUFFYAgent(GRPOAgent):
         """The policy's own rollouts' statistics (the traces are not its play)."""
         return super().rollout_metrics([e for e in episodes if not is_off_policy(e)])
 
-    def group_metrics(self, groups: list[list[Episode]]) -> dict[str, float]:
+    @classmethod
+    def group_metrics(cls, groups: list[list[Episode]]) -> dict[str, float]:
         """The all-fail shares of the policy's own rollouts: where the traces were the only signal."""
         return all_fail_shares([[e for e in group if not is_off_policy(e)] for group in groups])
 

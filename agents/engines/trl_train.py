@@ -1,18 +1,19 @@
 """``eapo-gym train --engine trl``: GRPO or EAPO episodes trained by TRL's ``GRPOTrainer``.
 
 The run directory is our loop's (``training.run``): ``config.json``, ``metrics.jsonl`` in our
-trainer's schema (``rollout_metrics`` of the episodes, then TRL's loss statistics
-under our names, every other TRL log value as ``trl/<name>``), TensorBoard events,
-``eval.json`` and ``checkpoint/model``. Held-out evaluation is ours
-(``training.evaluation.evaluate``, experts off), every ``eval_every`` updates and at
-the end, on the main process; with sharded weights (DeepSpeed ZeRO-3, FSDP) only at
-the end, from the saved model. Launch it with ``accelerate launch`` for several
-GPUs or nodes: the processes, DeepSpeed and vLLM are TRL's and accelerate's.
+trainer's schema, one row per update (``rollout_metrics`` of the main process's episodes, the
+algorithm's ``group_metrics``, ``processes`` under a launcher, then TRL's loss statistics under
+our names and every other TRL log value as ``trl/<name>``: ``contract`` declares the keys only
+one engine logs), TensorBoard events, ``eval.json`` and ``checkpoint/model``. Held-out
+evaluation is ours (``training.evaluation.evaluate``, experts off), every ``eval_every``
+updates and at the end, on the main process; with weights sharded by DeepSpeed ZeRO-3 only at
+the end, from the saved model. Launch it with ``accelerate launch`` for several GPUs or nodes,
+or ``torchrun --standalone --nproc_per_node N`` for CPU processes: the processes, DeepSpeed and
+vLLM are TRL's and accelerate's.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,25 +23,16 @@ import torch
 from tqdm import tqdm
 from transformers import PrinterCallback, TrainerCallback
 
-from eapo_gym.problems import ProblemSet, load_problems
-
 from ..training.agent import rollout_metrics
 from ..training.config import TrainConfig
 from ..training.evaluation import evaluate
 from ..training.loop import CHECKPOINT, model_to_load
 from ..training.policy import hub_kernels_allowed, load_policy
 from ..training.registry import agent_class
-from ..training.run import (
-    MetricsLog,
-    draw_episodes,
-    episode_rng,
-    evaluation_due,
-    finish_run,
-    seed_everything,
-    start_run,
-)
-from .trl_rollout import EpisodeRollout, TrainingStepCallback, environment_reward
-from .trl_settings import check_engine_settings, generation_settings, grpo_args
+from ..training.run import MetricsLog, evaluation_due, finish_run, seed_everything, start_run
+from .contract import TRL_METRIC_PREFIX, check_engine_settings, launched_processes
+from .trl_rollout import EpisodeRollout, environment_reward, training_prompts
+from .trl_settings import grpo_args, vllm_settings
 
 # TRL's log names for the statistics our trainer logs under its own names.
 OUR_NAMES = {
@@ -55,12 +47,14 @@ OUR_NAMES = {
 
 
 class MetricsCallback(TrainerCallback):
-    """One metrics.jsonl row per update and the held-out evaluations, on the main process."""
+    """One metrics.jsonl row per update (``epochs_per_batch`` optimizer steps of TRL's) and the held-out
+    evaluations, on the main process."""
 
     def __init__(
         self, config: TrainConfig, rollout: EpisodeRollout, tokenizer, log: MetricsLog | None, progress: bool
     ) -> None:
         self.config, self.rollout, self.tokenizer, self.log = config, rollout, tokenizer, log
+        self.passes = config.options.epochs_per_batch
         self.evaluate_in_memory = True
         self.final: dict[str, float] | None = None
         self.bar = tqdm(
@@ -68,18 +62,24 @@ class MetricsCallback(TrainerCallback):
         )
 
     def on_step_begin(self, args, state, control, **kwargs) -> None:
-        self.started = time.perf_counter()
+        if state.global_step % self.passes == 0:  # an update's first pass
+            self.started = time.perf_counter()
 
     def on_step_end(self, args, state, control, model=None, **kwargs) -> None:
+        if state.global_step % self.passes:
+            return
         seconds = time.perf_counter() - self.started
         episodes = self.rollout.episodes
         self.row = rollout_metrics(episodes, self.rollout.rollout_seconds)
+        self.row.update(self.rollout.group_metrics)
         self.row.update(step_seconds=seconds, trained_episodes=float(len(episodes)))
         self.row["tokens_per_s"] = self.row["policy_tokens"] / seconds
+        if args.world_size > 1:
+            self.row["processes"] = float(args.world_size)
         if (
             self.log is not None
             and self.evaluate_in_memory
-            and evaluation_due(state.global_step, self.config)
+            and evaluation_due(state.global_step // self.passes, self.config)
         ):
             self.final = evaluate(model, self.tokenizer, self.config)
             self.row.update(self.final)
@@ -89,8 +89,8 @@ class MetricsCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs) -> None:
         if self.log is None or "loss" not in (logs or {}):
             return
-        trl = {OUR_NAMES.get(name, f"trl/{name}"): value for name, value in logs.items()}
-        self.log.write(state.global_step, {**self.row, **trl})
+        trl = {OUR_NAMES.get(name, f"{TRL_METRIC_PREFIX}{name}"): value for name, value in logs.items()}
+        self.log.write(state.global_step // self.passes, {**self.row, **trl})
 
     def on_train_end(self, args, state, control, **kwargs) -> None:
         self.bar.close()
@@ -111,8 +111,8 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    check_engine_settings(config)
-    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    processes = launched_processes()
+    check_engine_settings(config, processes)
     use_cpu = config.device == "cpu" or not torch.cuda.is_available()
     args = grpo_args(config, processes, use_cpu)
     out = Path(config.out)
@@ -123,10 +123,9 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
     seed_everything(config.seed)
     dtype = config.dtype if config.dtype != "auto" else "float32" if use_cpu else "bfloat16"
     model, tokenizer = load_policy(model_path, "cpu", dtype, config.lora_rank, config.hub_kernels)
-    rules = agent_class(config.algo).training_episodes(config)
-    args.generation_kwargs = generation_settings(args, model, tokenizer, lock_queries=not rules.consults)
-    rollout = EpisodeRollout(config, tokenizer, rules)
-    problems = load_problems(config.problems, "train", list(config.train_difficulties) or None)
+    rollout = EpisodeRollout(config, tokenizer, agent_class(config.algo))
+    if args.use_vllm:
+        args.generation_kwargs = vllm_settings(args, tokenizer, not rollout.episode_rules.consults)
     log = MetricsLog(out, config.tensorboard, 0) if main else None
     metrics = MetricsCallback(config, rollout, tokenizer, log, progress)
     with hub_kernels_allowed(config.hub_kernels):  # with kl_beta > 0 TRL loads its reference model
@@ -134,24 +133,14 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
             model=model,
             reward_funcs=environment_reward,
             args=args,
-            train_dataset=Dataset.from_dict({"prompt": training_prompts(config, problems)}),
+            train_dataset=Dataset.from_dict({"prompt": training_prompts(config)}),
             processing_class=tokenizer,
-            callbacks=[TrainingStepCallback(rollout), metrics],
+            callbacks=[metrics],
             rollout_func=rollout,
         )
     trainer.remove_callback(PrinterCallback)
     metrics.evaluate_in_memory = not sharded(trainer)
     return TRLRun(trainer, rollout, metrics, config)
-
-
-def training_prompts(config: TrainConfig, problems: ProblemSet) -> list[str]:
-    """The problem ids of every update, in order: the ones our loop draws (a single process's)."""
-    prompts = []
-    for step in range(1, config.steps + 1):
-        rng = episode_rng(config.seed, step)
-        indices, _ = draw_episodes(rng, len(problems), config.problems_per_step, 0)
-        prompts += [problems[i].id for i in indices]
-    return prompts
 
 
 def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
@@ -182,8 +171,6 @@ def conclude(run: TRLRun, train_seconds: float) -> dict[str, Any]:
 
 
 def sharded(trainer) -> bool:
-    """Whether the trainer shards the weights across processes (DeepSpeed ZeRO-3 or FSDP)."""
-    if trainer.is_fsdp_enabled:
-        return True
+    """Whether the trainer shards the weights across processes (DeepSpeed ZeRO-3; FSDP is refused)."""
     plugin = trainer.accelerator.state.deepspeed_plugin if trainer.is_deepspeed_enabled else None
     return plugin is not None and plugin.zero_stage == 3

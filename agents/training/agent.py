@@ -28,16 +28,17 @@ Subclassing ``BaseAgent`` gives:
 - ``training_episodes(config)``: experts off, the query tag locked, the whole turn budget
   (EAPO overrides it; both engines play training episodes as it says);
 - ``self.envs``: one ``ExpertMathVectorEnv`` with an episode per rollout of an update;
-- ``collect_groups(step, problems, group_size)``: that many problems, ``group_size``
-  episodes each, played at training step ``step`` (which sets rho and the turn budget);
+- ``collect_groups(step, problems, group_size)``: that many problems (in all, over the
+  processes), ``group_size`` episodes each, played at training step ``step`` (which sets rho
+  and the turn budget);
 - ``pack(episodes)``: padded tensors with the policy-token loss mask;
 - ``optimise(batch, loss, ...)``: passes of ``loss`` over length-bucketed micro-batches,
   an optimizer step per pass (gradients averaged over processes when launched with several);
 - ``rollout_metrics(episodes)``: reward, accuracy, consultation and cost statistics.
 
-Randomness is derived from ``(seed, step)`` (and the process rank under a launcher,
-``training.run.episode_rng``), so a resumed run draws the same problems and samples as an
-uninterrupted one, and the TRL engine the same problems and episode seeds.
+Randomness is derived from ``(seed, step)`` (``distributed.draw_update``), so a resumed run
+draws the same problems and samples as an uninterrupted one, and the TRL engine, or several
+processes, the same problems and episode seeds (the sampling noise is drawn per process).
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ from ..rollout.episode import Episode
 from ..rollout.play import play_episodes
 from .batch import TokenBatch, loss_weights, pack_episodes, policy_logprobs
 from .config import NoOptions, ScheduledOptions, TrainConfig
-from .distributed import average_gradients
+from .distributed import average_gradients, draw_update, process_share, processes_and_rank
 from .environments import TrainingEpisodes, make_vector_env
-from .run import draw_episodes, episode_rng
+from .run import episode_rng
 
 Loss = Callable[[TokenBatch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
@@ -132,9 +133,11 @@ class BaseAgent:
 
     @cached_property
     def envs(self) -> ExpertMathVectorEnv:
-        """One training episode per rollout of an update (rho and the turn budget come at reset)."""
+        """One training episode per rollout of this process's share of an update (rho and the turn
+        budget come at reset)."""
         config = self.config
-        count = config.problems_per_step * config.group_size
+        processes, _ = processes_and_rank(self.accelerator)
+        count = config.problems_per_step * config.group_size // processes
         return make_vector_env(config, count, "train", config.train_difficulties)
 
     @cached_property
@@ -167,15 +170,22 @@ class BaseAgent:
         lock_queries: bool | None = None,
     ) -> list[list[Episode]]:
         """``problems`` training problems, ``group_size`` episodes each, at training step ``step`` (with
-        the step's ``TrainingEpisodes`` options and query lock unless others are given)."""
-        rng = self.rng(step)
+        the step's ``TrainingEpisodes`` options and query lock unless others are given).
+
+        ``problems`` is global: under several processes each plays its share of the groups
+        (``distributed.process_share``), drawn as one process draws them; only the sampling noise
+        is drawn per process."""
+        processes, rank = processes_and_rank(self.accelerator)
         source = self.envs.problems
-        indices, seeds = draw_episodes(rng, len(source), problems, problems * group_size)
-        self.generator.manual_seed(int(rng.integers(2**63)))
+        indices, seeds, noise = draw_update(
+            self.config.seed, step, len(source), problems, group_size, processes, rank
+        )
+        self.generator.manual_seed(noise)
+        indices, seeds = process_share(indices, processes, rank), process_share(seeds, processes, rank)
         self.rollout_seconds = 0.0
         problem_ids = [source[i].id for i in indices for _ in range(group_size)]
         episodes = self.play(step, seeds, problem_ids, reset_options, lock_queries)
-        return [episodes[g * group_size : (g + 1) * group_size] for g in range(problems)]
+        return [episodes[g * group_size : (g + 1) * group_size] for g in range(len(indices))]
 
     def play(
         self,
