@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from eapo_agents.engines.trl_generation import VLLMBackend, stop_ids
+from eapo_agents.engines.trl_generation import VLLMBackend
 from eapo_agents.rollout.backend import SamplingConfig
+from eapo_agents.rollout.continuation import stop_ids
 from eapo_gym.protocol import TurnProtocol
 from eapo_gym.tokenizer import load_tokenizer
 

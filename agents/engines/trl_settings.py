@@ -32,8 +32,8 @@ from typing import Any
 
 from eapo_gym.protocol import DEFAULT_PROTOCOL
 
+from ..rollout.continuation import stop_ids
 from ..training.config import TrainConfig
-from .trl_generation import stop_ids
 
 LOSS_TYPES = {"token": "dapo", "sequence": "grpo", "constant": "dr_grpo"}
 
