@@ -391,16 +391,16 @@ def test_help_only_failing_replays_draw_seeds_of_their_own_on_each_process(small
     agent = agent_class("eapo")(model, tokenizer, config)
     played = []
 
-    def play(step, seeds, problem_ids, backend=None, reset_options=None):  # every group fails
+    def play(step, seeds, problem_ids, reset_options=None, lock_queries=None):  # every group fails
         played.append(seeds)
         return [SimpleNamespace(info={"correct": False}, problem_id=p) for p in problem_ids]
 
     agent.play = play
     replays = {}
     for rank in (0, 1):
-        agent.accelerator = SimpleNamespace(process_index=rank)
+        agent.accelerator = SimpleNamespace(process_index=rank, num_processes=2)
         played.clear()
-        agent.collect_groups(3, 2, 4)
+        agent.training_groups(3)
         unaided, replays[rank] = played
         assert not set(unaided) & set(replays[rank])
     assert not set(replays[0]) & set(replays[1])

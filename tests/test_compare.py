@@ -22,7 +22,14 @@ from eapo_agents.experiments.compare import (
     stage,
     updates_to_reach,
 )
-from eapo_agents.experiments.report import help_table, markdown_table, milestone_table, verdicts
+from eapo_agents.experiments.report import (
+    ablation_of,
+    help_table,
+    markdown_table,
+    method_styles,
+    milestone_table,
+    verdicts,
+)
 from eapo_agents.rollout.episode import Episode
 from eapo_agents.training.registry import built_in
 
@@ -246,3 +253,13 @@ def test_verdicts_state_whether_the_testbed_learns_and_eapo_wins():
     assert lines[-1].startswith("- Updates to reach GRPO's final accuracy: grpo 40, eapo 40, workflow 40 (")
     methods["grpo"] = row(0.12)
     assert verdicts({"methods": methods, "seeds": [0, 1]})[0].endswith(": not met.")
+
+
+def test_every_row_of_the_plots_has_its_own_colour_and_marker_and_ablations_their_own_panel():
+    names = [m.name for m in METHODS + ABLATIONS]
+    for panel in (METHODS, ABLATIONS):  # a panel each
+        styles = method_styles([m.name for m in panel])
+        assert len({style["color"] for style in styles.values()}) == len(panel) <= 18
+        assert len({style["marker"] for style in styles.values()}) == len(panel)
+    assert ablation_of("eapo_k1", names) == "eapo" and ablation_of("workflow_scripted", names) == "workflow"
+    assert all(ablation_of(m.name, names) is None for m in METHODS)

@@ -216,19 +216,68 @@ def _plot(path: Path, title: str, ylabel: str, draw) -> None:
     plt.close(figure)
 
 
+def ablation_of(name: str, names: list[str]) -> str | None:
+    """The method ``name`` is an ablation of (``eapo_k1`` of ``eapo``), or None for a method."""
+    return next((other for other in names if name.startswith(f"{other}_")), None)
+
+
+def method_styles(names: list[str]) -> dict[str, dict[str, Any]]:
+    """A colour and a marker of its own for each name: tab10's hues, then Dark2's (18 in all), with a
+    marker of its own too."""
+    colours = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+    markers = "os^Dv<>pXh*P"
+    return {
+        name: {"color": colours[i % len(colours)], "marker": markers[i % len(markers)]}
+        for i, name in enumerate(names)
+    }
+
+
 def plot_accuracy(result: dict[str, Any], path: Path) -> None:
+    """Held-out accuracy along the run, mean over seeds with a +-1 std band (where the per-seed curves
+    are recorded); the methods on the left, the ablations on the right (with the method they vary in
+    black), each name of a panel its own colour and marker; evaluation-only rows as level lines with
+    their band."""
     k = result["compare_config"]["eval_k"]
+    names = list(result["methods"])
+    panels = {
+        "methods": [n for n in names if ablation_of(n, names) is None],
+        "ablations": [n for n in names if ablation_of(n, names) is not None],
+    }
+    panels = {title: members for title, members in panels.items() if members}
+    figure, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.8), sharey=True, squeeze=False)
+    for axis, (title, members) in zip(axes[0], panels.items(), strict=True):
+        styles = method_styles(members)
+        for name in members:
+            _draw_accuracy(axis, name, result["methods"][name], styles[name])
+        if title == "ablations":  # the method they vary, for reference
+            for parent in dict.fromkeys(ablation_of(n, names) for n in members):
+                _draw_accuracy(axis, parent, result["methods"][parent], {"color": "black", "marker": "."})
+        axis.set(xlabel="policy update", title=f"Held-out accuracy, consultation locked: {title}")
+        axis.legend(fontsize=7, ncol=2)
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"avg@{k} (%), mean over seeds (band: ± 1 std, where recorded)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
-    def draw(axis) -> None:
-        for name, row in result["methods"].items():
-            curve = row["curves"].get("eval/avg_at_k", [])
-            if len(curve) > 1:
-                steps, values = zip(*curve, strict=True)
-                axis.plot(steps, [100 * v for v in values], marker="o", markersize=3, label=name)
-            else:  # evaluation-only baselines: a level line
-                axis.axhline(100 * row["avg_at_k"], linestyle="--", linewidth=1, label=name)
 
-    _plot(path, "Held-out accuracy, consultation locked", f"avg@{k} (%)", draw)
+def _draw_accuracy(axis, name: str, row: dict[str, Any], style: dict[str, Any]) -> None:
+    curve = row["curves"].get("eval/avg_at_k", [])
+    if len(curve) <= 1:  # evaluation-only baselines: a level line and its band
+        mean, std = 100 * row["avg_at_k"], 100 * row.get("avg_at_k_std", 0.0)
+        axis.axhline(mean, color=style["color"], linestyle="--", linewidth=1.2, label=name)
+        axis.axhspan(mean - std, mean + std, color=style["color"], alpha=0.12)
+        return
+    steps, values = zip(*curve, strict=True)
+    axis.plot(steps, [100 * v for v in values], markersize=3.5, linewidth=1.3, label=name, **style)
+    per_seed = [dict(c) for c in row.get("per_seed_curve", []) if c]
+    if len(per_seed) > 1:
+        shared = [s for s in steps if all(s in c for c in per_seed)]
+        spread = [100 * float(np.std([c[s] for c in per_seed])) for s in shared]
+        centre = [100 * dict(curve)[s] for s in shared]
+        low = [c - d for c, d in zip(centre, spread, strict=True)]
+        high = [c + d for c, d in zip(centre, spread, strict=True)]
+        axis.fill_between(shared, low, high, color=style["color"], alpha=0.15, linewidth=0)
 
 
 def plot_series(result: dict[str, Any], names: list[str], keys: list[str], title: str, path: Path) -> None:
