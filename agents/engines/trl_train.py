@@ -27,17 +27,20 @@ from eapo_gym.problems import ProblemSet, load_problems
 from ..training.agent import rollout_metrics
 from ..training.config import TrainConfig
 from ..training.evaluation import evaluate
-from ..training.loop import CHECKPOINT, model_to_load
 from ..training.policy import hub_kernels_allowed, load_policy
 from ..training.registry import agent_class
 from ..training.run import (
+    CHECKPOINT,
     MetricsLog,
+    check_out,
     draw_episodes,
     episode_rng,
     evaluation_due,
     finish_run,
+    model_to_load,
     seed_everything,
     start_run,
+    update_row,
 )
 from .trl_rollout import EpisodeRollout, TrainingStepCallback, environment_reward
 from .trl_settings import check_engine_settings, generation_settings, grpo_args
@@ -73,9 +76,8 @@ class MetricsCallback(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs) -> None:
         seconds = time.perf_counter() - self.started
         episodes = self.rollout.episodes
-        self.row = rollout_metrics(episodes, self.rollout.rollout_seconds)
-        self.row.update(step_seconds=seconds, trained_episodes=float(len(episodes)))
-        self.row["tokens_per_s"] = self.row["policy_tokens"] / seconds
+        self.row = update_row(rollout_metrics(episodes, self.rollout.rollout_seconds), seconds)
+        self.row["trained_episodes"] = float(len(episodes))
         if (
             self.log is not None
             and self.evaluate_in_memory
@@ -116,13 +118,14 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
     use_cpu = config.device == "cpu" or not torch.cuda.is_available()
     args = grpo_args(config, processes, use_cpu)
     out = Path(config.out)
+    check_out(config)
     with args.main_process_first(desc="starting model"):  # a preset is built once, by the main process
         model_path = model_to_load(config, None)  # checked as the native engine checks it
     main = args.process_index == 0
-    config = start_run(config, resuming=False, main=main)
     seed_everything(config.seed)
     dtype = config.dtype if config.dtype != "auto" else "float32" if use_cpu else "bfloat16"
     model, tokenizer = load_policy(model_path, "cpu", dtype, config.lora_rank, config.hub_kernels)
+    config = start_run(config, resuming=False, main=main)
     rules = agent_class(config.algo).training_episodes(config)
     args.generation_kwargs = generation_settings(args, model, tokenizer, lock_queries=not rules.consults)
     rollout = EpisodeRollout(config, tokenizer, rules)

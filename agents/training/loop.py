@@ -1,16 +1,20 @@
 """The training loop every agent runs through: logging, evaluation, checkpoints, exact resume.
 
-The run directory is ``training.run``'s; ``DIR/checkpoint`` holds the model
+The run directory and what keeps it safe are ``training.run``'s; ``DIR/checkpoint`` holds the model
 (``save_pretrained``), the optimizer and agent state, the RNG states and the step.
 
 What a finished update recorded is never lost or rewritten:
 
-- nothing is written until the settings, the starting model and (``resume``) the
-  checkpoint are checked; ``resume`` with no checkpoint, a damaged one, or fewer
-  ``steps`` than the checkpoint holds is a ``SettingError`` (the run is kept as it is);
-- a checkpoint is written to ``checkpoint.tmp`` and then renamed into place;
+- nothing is written until the settings, ``out`` (a run there is resumed or overwritten only when
+  asked), the starting model and (``resume``) the checkpoint are checked and the model loaded;
+  ``resume`` with no checkpoint, a damaged one, or fewer ``steps`` than the checkpoint holds is a
+  ``SettingError`` (the run is kept as it is);
+- checkpoints, ``config.json`` and ``eval.json`` are replaced whole; a crash at any instant leaves a
+  run that ``resume`` finishes as an uninterrupted run would have;
 - an update whose loss or gradient norm is NaN or infinite stops the run with
   ``NonFiniteError`` before anything of it is saved (the last checkpoint stays);
+- experts that fail are reported per update, and stop the run (``ExpertsFailing``) if they never
+  answered (``training.stopping.FailingExperts``);
 - SIGTERM or SIGINT stops the run after the update in progress, checkpoints the
   finished updates and raises ``TrainingStopped``; ``resume`` continues it to the
   same metrics as an uninterrupted run.
@@ -20,7 +24,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,90 +34,27 @@ import torch
 from tqdm import tqdm
 
 from .agent import Agent
-from .config import SettingError, TrainConfig
+from .config import TrainConfig
 from .distributed import make_accelerator
 from .evaluation import evaluate
-from .policy import (
-    autocast,
-    check_model_directory,
-    load_policy,
-    save_policy,
-    starting_model_path,
-)
+from .policy import autocast, load_policy
 from .registry import agent_class
-from .run import MetricsLog, evaluation_due, finish_run, seed_everything, start_run
-from .stopping import NonFiniteError, StopSignals, TrainingStopped
+from .run import (
+    CHECKPOINT,
+    MetricsLog,
+    check_out,
+    evaluation_due,
+    finish_run,
+    model_to_load,
+    resume_state,
+    save_checkpoint,
+    seed_everything,
+    start_run,
+    update_row,
+)
+from .stopping import FailingExperts, NonFiniteError, StopSignals, TrainingStopped
 
-CHECKPOINT = "checkpoint"
-STATE_FILE = "trainer_state.pt"
 CHECKED_FINITE = ("loss", "grad_norm")  # an update's metrics that stop the run when NaN or infinite
-
-
-def save_checkpoint(out: Path, agent: Agent, step: int, config: TrainConfig) -> None:
-    """Write ``out/checkpoint`` whole or not at all: into ``checkpoint.tmp``, then renamed into place.
-    Weights that are not all finite are refused (``NonFiniteError``) and the last checkpoint stays."""
-    if not all(bool(torch.isfinite(p).all()) for p in agent.model.parameters()):
-        raise NonFiniteError(f"update {step} left non-finite weights; the checkpoint in {out} is unchanged")
-    staging, final, previous = (out / f"{CHECKPOINT}{suffix}" for suffix in (".tmp", "", ".old"))
-    shutil.rmtree(staging, ignore_errors=True)
-    save_policy(agent.model, agent.tokenizer, staging / "model")
-    state = {
-        "step": step,
-        "config": config.to_dict(),
-        "agent": agent.state_dict(),
-        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
-    }
-    torch.save(state, staging / STATE_FILE)
-    shutil.rmtree(previous, ignore_errors=True)
-    if final.exists():
-        final.rename(previous)
-    staging.rename(final)
-    shutil.rmtree(previous, ignore_errors=True)
-
-
-def checkpoint_state(out: Path) -> dict[str, Any] | None:
-    """The trainer state of ``out``'s checkpoint; None without one; ``SettingError`` if it is damaged."""
-    directory, previous = out / CHECKPOINT, out / f"{CHECKPOINT}.old"
-    if not directory.exists() and previous.exists():  # stopped between the two renames of a save
-        previous.rename(directory)
-    if not (directory / STATE_FILE).exists():
-        return None
-    try:
-        check_model_directory(directory / "model")
-        return torch.load(directory / STATE_FILE, weights_only=False)
-    except Exception as error:
-        raise SettingError("resume", f"the checkpoint in {out} is damaged ({error}); left as it is") from None
-
-
-def resume_state(config: TrainConfig) -> dict[str, Any]:
-    """The trainer state that ``config.resume`` continues from, checked before anything is written."""
-    out = Path(config.out)
-    state = checkpoint_state(out)
-    if state is None:
-        raise SettingError("resume", f"{out} has no checkpoint to resume")
-    if state["config"]["algo"] != config.algo:
-        saved = state["config"]["algo"]
-        raise SettingError("resume", f"the checkpoint in {out} is a {saved} run's, not {config.algo}'s")
-    if config.steps <= state["step"]:
-        raise SettingError(
-            "steps",
-            f"expected more than {state['step']}, the update {out}'s checkpoint holds (fewer would drop "
-            f"finished updates), got {config.steps}",
-        )
-    return state
-
-
-def model_to_load(config: TrainConfig, state: dict[str, Any] | None) -> Path:
-    """The checkpoint's model when resuming, else the starting model, checked (a preset is built once)."""
-    if state is not None:
-        return Path(config.out) / CHECKPOINT / "model"
-    try:
-        path = starting_model_path(config.model, config.preset, config.device, config.dtype)
-        check_model_directory(path)
-    except ValueError as error:
-        key, value = ("model", config.model) if config.model else ("preset", None)
-        raise SettingError(key, str(error), value) from None
-    return path
 
 
 def train(
@@ -132,18 +72,19 @@ def train(
     accelerator = make_accelerator(config.device)
     main = accelerator is None or accelerator.is_main_process
     out = Path(config.out)
+    check_out(config)
     state = resume_state(config) if config.resume else None
     if main:
         model_path = model_to_load(config, state)  # builds a preset once, if needed
-    config = start_run(config, state is not None, main)
     if accelerator is not None:
         accelerator.wait_for_everyone()
-    if not main:  # the main process checked and resolved it before writing anything
+    if not main:  # the main process checked and resolved it before anything is written
         model_path = model_to_load(config, state)
     seed_everything(config.seed)
     device = str(accelerator.device) if accelerator is not None else config.device
     lora_rank = config.lora_rank if state is None else 0
     model, tokenizer = load_policy(model_path, device, config.dtype, lora_rank, config.hub_kernels)
+    config = start_run(config, state is not None, main)
     agent = agent_class(config.algo)(model, tokenizer, config)
     agent.accelerator = accelerator
     start = 0
@@ -185,6 +126,7 @@ def run_updates(
     steps = config.steps if agent.trains else 0
     saved = done = start
     final = None
+    experts = FailingExperts(config.expert_failure_share, config.expert_failure_stop)
     bar = tqdm(
         range(start + 1, steps + 1),
         desc=f"{config.algo} train",
@@ -206,13 +148,13 @@ def run_updates(
             kept = f"the checkpoint of update {saved} is unchanged" if saved else "no checkpoint was written"
             raise NonFiniteError(f"update {step} gave {shown}; stopped before saving it: {kept}")
         done = step
+        for line in experts.check(step, metrics.get("expert_calls", 0.0), metrics.get("expert_errors", 0.0),
+                                  _failed_by_expert(agent)):  # fmt: skip
+            tqdm.write(line)
         if log is None:
             continue
-        metrics["step_seconds"] = time.perf_counter() - tick
-        if metrics.get("policy_tokens"):
-            metrics["tokens_per_s"] = metrics["policy_tokens"] / metrics["step_seconds"]
-        if accelerator is not None:
-            metrics["processes"] = float(accelerator.num_processes)
+        processes = accelerator.num_processes if accelerator is not None else None
+        metrics = update_row(metrics, time.perf_counter() - tick, processes)
         if evaluation_due(step, config):
             final = evaluate_agent(agent, config)
             metrics.update(final)
@@ -227,6 +169,13 @@ def run_updates(
         log.write(steps, final)
         save_checkpoint(out, agent, steps, config)
     return final or {}
+
+
+def _failed_by_expert(agent: Agent) -> dict[str, tuple[int, str]]:
+    """The training episodes' experts' failures so far (``ExpertPanel.failed_by``), if the agent's
+    training environments were built (none otherwise)."""
+    envs = vars(agent).get("envs")  # BaseAgent.envs, a cached property: never built here
+    return getattr(getattr(envs, "panel", None), "failed_by", {})
 
 
 def _stopped(signal_name: str, done: int, out: Path) -> str:
