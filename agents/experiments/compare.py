@@ -269,8 +269,6 @@ def job_start(config: TrainConfig, overwrite: bool) -> TrainConfig:
     run when no update of it was checkpointed, or over a run with other settings only when ``overwrite``
     (``SettingError`` naming ``out`` otherwise: no finished update is lost without being asked)."""
     out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise SettingError("out", f"{out} is a file, not a directory")
     if not holds_run(out):
         return config
     if not same_run(config):
@@ -455,6 +453,8 @@ def updates_to_reach(curve: Sequence[tuple[int, float]], target: float) -> int |
 def run_compare(compare: CompareConfig) -> dict[str, Any]:
     """Train and evaluate every (method, seed); write compare JSON, markdown and plots; return the JSON."""
     started = time.perf_counter()
+    if Path(compare.out).exists() and not Path(compare.out).is_dir():
+        raise SettingError("out", "is a file, not a directory", compare.out)
     policy = (
         Path(compare.policy)
         if compare.policy

@@ -108,7 +108,9 @@ def train(
             log.close()
     if log is None:
         return {}
-    return finish_run(config, final, time.perf_counter() - started)
+    final = finish_run(config, final, time.perf_counter() - started)
+    save_checkpoint(out, agent, config.steps if agent.trains else 0, config)  # the last: the run is finished
+    return final
 
 
 def run_updates(
@@ -161,13 +163,12 @@ def run_updates(
         log.write(step, metrics)
         if on_step is not None:
             on_step(step, metrics)
-        if step % config.save_every == 0 or step == steps:
+        if step % config.save_every == 0 and step < steps:  # the last once eval.json is written
             save_checkpoint(out, agent, step, config)
             saved = step
     if log is not None and final is None:
         final = evaluate_agent(agent, config)
         log.write(steps, final)
-        save_checkpoint(out, agent, steps, config)
     return final or {}
 
 

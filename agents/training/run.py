@@ -42,7 +42,7 @@ CONFIG, METRICS, FINAL_EVAL = "config.json", "metrics.jsonl", "eval.json"
 CHECKPOINT, STATE_FILE = "checkpoint", "trainer_state.pt"
 TENSORBOARD = "tensorboard"
 NOT_STORED = ("resume", "overwrite", "device")  # how this start runs, not what the run is
-RESUMABLE = ("steps",)  # the settings a resume may change (besides NOT_STORED)
+RESUMABLE = ("steps", "out")  # what a resume may change (besides NOT_STORED): a run may move
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -192,16 +192,22 @@ def check_out(config: TrainConfig) -> None:
 
 
 def clear_run(out: Path) -> None:
-    """Delete the run in ``out`` (``overwrite``): its layout only, never other files."""
+    """Delete the run in ``out`` (``overwrite``): its layout only, never other files. The checkpoints go
+    first and config.json last, so a crash halfway leaves a run without a checkpoint, overwritten again."""
     checkpoints = (CHECKPOINT, f"{CHECKPOINT}.tmp", f"{CHECKPOINT}.old")
-    for name in (CONFIG, METRICS, FINAL_EVAL, TENSORBOARD, *checkpoints):
+    for name in (
+        *checkpoints,
+        FINAL_EVAL,
+        *(p.name for p in out.glob("eval_*.json")),
+        METRICS,
+        TENSORBOARD,
+        CONFIG,
+    ):
         path = out / name
         if path.is_dir():
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
-    for evaluation in out.glob("eval_*.json"):
-        evaluation.unlink()
 
 
 def start_run(config: TrainConfig, resuming: bool, main: bool = True) -> TrainConfig:

@@ -54,13 +54,17 @@ class FailingExperts:
             self.all_failed = self.all_failed + 1 if failures >= calls else None
         if self.stop_after and self.all_failed is not None and self.all_failed >= self.stop_after:
             raise ExpertsFailing(
-                f"every expert call failed in the first {self.all_failed} updates that made calls "
+                f"every expert call failed in the first {_updates(self.all_failed)} that made calls "
                 f"({errors}); check the experts, or pass --expert-failure-stop 0 to train on without them"
             )
         if failures / calls <= self.share:
             return []
         share = f"{failures:.0f} of {calls:.0f} expert calls failed"
         return [f"update {step}: {share}; expert {line}" for line in named] or [f"update {step}: {share}"]
+
+
+def _updates(count: int) -> str:
+    return "update" if count == 1 else f"{count} updates"
 
 
 class TrainingStopped(Exception):
