@@ -272,6 +272,7 @@ def resume_state(config: TrainConfig) -> dict[str, Any]:
     if state["config"]["algo"] != config.algo:
         saved = state["config"]["algo"]
         raise SettingError("resume", f"the checkpoint in {out} is a {saved} run's, not {config.algo}'s")
+    read_metrics(out)  # a damaged log (not a torn last line) is refused before anything is written
     done = state["step"]
     if config.steps <= done and done == state["config"]["steps"]:
         raise SettingError(
