@@ -36,16 +36,16 @@ TIMEOUT = 300.0  # seconds a process may take here (a loaded 2-core machine)
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks the training processes")
 
 
-def run(argv: list[str], kill_after: float | None = None) -> float | None:
-    """Run ``eapo-gym argv`` in a forked process, one thread, output discarded; SIGKILL it ``kill_after``
+def run(argv: list[str], log: Path, kill_after: float | None = None) -> float | None:
+    """Run ``eapo-gym argv`` in a forked process, one thread, output to ``log``; SIGKILL it ``kill_after``
     seconds in. The seconds it took if it finished first (exit status 0 asserted), None if it was killed."""
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         code = 1
         try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1), os.dup2(devnull, 2)
+            output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(output, 1), os.dup2(output, 2)
             torch.set_num_threads(1)
             main(argv)
             code = 0
@@ -57,7 +57,9 @@ def run(argv: list[str], kill_after: float | None = None) -> float | None:
         done, status = os.waitpid(pid, os.WNOHANG)
         seconds = time.monotonic() - started
         if done:
-            assert os.waitstatus_to_exitcode(status) == 0, f"eapo-gym {' '.join(argv)} failed"
+            assert os.waitstatus_to_exitcode(status) == 0, (
+                f"eapo-gym {' '.join(argv)}: {log.read_text()[-500:]}"
+            )
             return seconds
         if kill_after is not None and seconds >= kill_after:
             os.kill(pid, signal.SIGKILL)
@@ -103,21 +105,26 @@ def assert_same_run(out: Path, reference: Path) -> None:
     assert all(torch.equal(weights[name], expected_weights[name]) for name in weights)
 
 
+def finished(out: Path) -> bool:
+    state = checkpoint_state(out)
+    return state is not None and state["step"] == STEPS and (out / FINAL_EVAL).exists()
+
+
 def test_sigkill_at_random_instants_loses_no_checkpointed_update(tiny_model_dir, tmp_path):
-    reference, out = tmp_path / "reference", tmp_path / "run"
-    duration = run(["train", "--model", str(tiny_model_dir), *FLAGS, "--out", str(reference)])
+    reference, out, log = tmp_path / "reference", tmp_path / "run", tmp_path / "process.log"
+    duration = run(["train", "--model", str(tiny_model_dir), *FLAGS, "--out", str(reference)], log)
     rng = random.Random(SEED)
-    killed = finished = 0
+    killed = runs = 0
     for _ in range(KILLS):
-        if run(next_start(out, tiny_model_dir), kill_after=rng.uniform(0, duration)) is None:
+        if run(next_start(out, tiny_model_dir), log, kill_after=rng.uniform(0, duration)) is None:
             killed += 1
             assert_consistent(out)
-        else:  # the instant came after the end: a finished run, compared, then a new one
+        if finished(out):  # the run ended before its instant (or was killed after its last write)
             assert_same_run(out, reference)
             shutil.rmtree(out)
-            finished += 1
-    while checkpoint_state(out) is None or not (out / FINAL_EVAL).exists():
-        run(next_start(out, tiny_model_dir))
+            runs += 1
+    while not finished(out):
+        run(next_start(out, tiny_model_dir), log)
     assert_same_run(out, reference)
-    print(f"{killed} kills, {finished} runs finished first; one run {duration:.1f} s", file=sys.stderr)
+    print(f"{killed} kills over {runs + 1} runs of {duration:.1f} s each uninterrupted", file=sys.stderr)
     assert killed >= KILLS // 2
