@@ -309,17 +309,18 @@ def check_device(device: str, dtype: str) -> None:
     anything loads or is written."""
     import torch
 
-    if device == "auto" and not torch.cuda.is_available():
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if not on_cuda:
         return
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         built = "is built without CUDA" if torch.version.cuda is None else "sees no CUDA device"
         raise SettingError("device", f"this machine's torch {built}; use --device cpu or auto", device)
-    count = torch.cuda.device_count() if device.startswith("cuda") else 0
-    if int(device.partition(":")[2] or 0) >= max(count, 1):
+    count = torch.cuda.device_count()
+    if int(device.partition(":")[2] or 0) >= count:
         raise SettingError(
             "device", f"this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}", device
         )
-    if device != "cpu" and dtype in ("auto", "bfloat16") and not torch.cuda.is_bf16_supported():
+    if dtype in ("auto", "bfloat16") and not torch.cuda.is_bf16_supported():
         reason = "(auto: bfloat16 on CUDA) " if dtype == "auto" else ""
         raise SettingError(
             "dtype", f"{reason}this GPU cannot compute in bfloat16; use float16 or float32", dtype
