@@ -485,6 +485,10 @@ def test_compare_resumes_its_own_runs_and_refuses_others_unless_overwrite(tmp_pa
         json.dumps({**json.loads((Path(config.out) / "config.json").read_text()), "device": "cuda"})
     )
     assert job_start(config, overwrite=False).overwrite  # the device is the machine's, not the run's
+    saved = json.loads((Path(config.out) / "config.json").read_text())
+    del saved["expert_failure_stop"]  # a run from before the setting existed: counted at its default
+    (Path(config.out) / "config.json").write_text(json.dumps(saved))
+    assert job_start(config, overwrite=False).overwrite
     shutil.rmtree(config.out)
     write_compare_run(tmp_path, steps=48)
     with pytest.raises(SettingError, match=r"holds a run with other settings \(steps 48, not 10\)"):

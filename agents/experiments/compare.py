@@ -252,16 +252,21 @@ def finished(config: TrainConfig) -> bool:
 def same_run(config: TrainConfig) -> bool:
     """Whether ``config.out``'s config.json is ``config``'s as its first start fixed it (``run_settings``),
     resumed or not, on whichever device."""
-    return saved_settings(Path(config.out)) == json.loads(json.dumps(stored_settings(run_settings(config))))
+    return not differences(config)
 
 
-def differences(config: TrainConfig) -> str:
-    """The settings where ``config.out``'s run differs from ``config``, e.g. ``steps 48, not 10``."""
-    saved = saved_settings(Path(config.out)) or {}
+def differences(config: TrainConfig) -> list[str]:
+    """Where ``config.out``'s run differs from ``config``, e.g. ``steps 48, not 10`` (a setting its
+    config.json predates counts at its default); ``["no config.json"]`` without one."""
+    saved = saved_settings(Path(config.out))
+    if saved is None:
+        return ["no config.json"]
+    defaults = stored_settings(TrainConfig(algo=saved.get("algo", config.algo)))
+    saved = json.loads(json.dumps({**defaults, **saved}))
     wanted = json.loads(json.dumps(stored_settings(run_settings(config))))
-    changed = [f"{name} {saved.get(name)}, not {value}" for name, value in wanted.items()
-               if saved.get(name) != value]  # fmt: skip
-    return ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "") or "no config.json"
+    return [
+        f"{name} {saved.get(name)}, not {value}" for name, value in wanted.items() if saved.get(name) != value
+    ]
 
 
 def job_start(config: TrainConfig, overwrite: bool) -> TrainConfig:
@@ -271,10 +276,12 @@ def job_start(config: TrainConfig, overwrite: bool) -> TrainConfig:
     out = Path(config.out)
     if not holds_run(out):
         return config
-    if not same_run(config):
+    changed = differences(config)
+    if changed:
         if overwrite:
             return config.replace(overwrite=True)
-        raise SettingError("out", f"{out} holds a run with other settings ({differences(config)}); "
+        shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+        raise SettingError("out", f"{out} holds a run with other settings ({shown}); "
                            "--overwrite retrains it, or choose another --out")  # fmt: skip
     state = checkpoint_state(out)
     return config.replace(resume=True) if state is not None else config.replace(overwrite=True)
