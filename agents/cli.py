@@ -5,11 +5,13 @@ first, so the agents and experts it registers can be named. A bad name or value
 (a flag, a ``--config`` key, a model or checkpoint directory) fails with one line
 that names it, the value and what is allowed, with exit status 2, before any
 model loads or any file is written; the rules live on the settings' dataclasses
-(``eapo_agents.training.config``). A run stopped by a NaN or infinite loss or
-gradient exits 1; one stopped by SIGTERM or SIGINT (after checkpointing its
-finished updates) exits 128 + the signal's number. Heavy imports (torch, the
-agents) happen inside the handlers, so ``eapo-gym demo`` runs with the
-environment alone.
+(``eapo_agents.training.config``). tests/test_cli_errors.py holds the table of bad
+inputs and their lines. A directory that holds a run is continued (``--resume``) or
+replaced (``--overwrite``) only when asked. A run stopped by a NaN or infinite loss
+or gradient, or by experts that never answer, exits 1; one stopped by SIGTERM or
+SIGINT (after checkpointing its finished updates) exits 128 + the signal's number.
+Heavy imports (torch, the agents) happen inside the handlers, so ``eapo-gym demo``
+runs with the environment alone; the other commands need the ``train`` extra.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from typing import Any
 
 from .training.config import SettingError, TrainConfig, shared_fields
 from .training.registry import agent_class, agent_names
-from .training.stopping import NonFiniteError, TrainingStopped
+from .training.stopping import ExpertsFailing, NonFiniteError, TrainingStopped
 
 FLAG = "flag"  # the source of a value given on the command line
+TRAIN_EXTRA = ("torch", "accelerate", "trl", "yaml", "matplotlib", "tensorboard")  # pyproject's [train]
 
 
 class UsageError(Exception):
@@ -51,15 +54,27 @@ def main(argv: Sequence[str] | None = None) -> None:
             load_plugin(plugin)
         parser = build_parser(with_train_options=command in ("train", "compare"))
         args = parser.parse_args(argv)
+        if args.command != "demo":
+            check_train_extra()
         result = args.handler(args)
     except UsageError as error:
         parser.exit(2, f"eapo-gym {command}: error: {error}\n")
     except TrainingStopped as stopped:
         parser.exit(128 + stopped.signum, f"eapo-gym {command}: {stopped}\n")
-    except NonFiniteError as error:
+    except (NonFiniteError, ExpertsFailing) as error:
         parser.exit(1, f"eapo-gym {command}: stopped: {error}\n")
     if getattr(args, "json_path", None):
         Path(args.json_path).write_text(json.dumps(result, indent=2))
+
+
+def check_train_extra() -> None:
+    """Every command but ``demo`` needs the ``train`` extra: one line naming it if a module is missing."""
+    missing = [name for name in TRAIN_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(
+            f"needs the train extra (missing: {', '.join(missing)}); install it with "
+            'pip install "eapo-gym[train]"'
+        )
 
 
 def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
@@ -123,7 +138,8 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
         help="the paper's table at small scale: base, sft, workflow, distill, GRPO, PPO, EAPO and ablations",
         description="Train every method from the same warm-started tiny policy and compare them held out, "
         "experts off. Writes compare.{json,md} and PNG plots (compare_quick.* with --quick) to --results. "
-        "Finished runs are reused and stopped ones resume, so an interrupted comparison continues.",
+        "Finished runs are reused and stopped ones resume, so an interrupted comparison continues; a run "
+        "in --out with other settings is refused unless --overwrite.",
     )
     compare.add_argument(
         "--quick", action="store_true", help="one seed of base, sft, workflow, grpo and eapo"
@@ -214,7 +230,7 @@ def _add_flag(group: argparse._ArgumentGroup | argparse.ArgumentParser, spec: da
     flag = "--" + spec.name.replace("_", "-")
     default = spec.default
     text = f"{spec.metadata.get('help', '')} (default: {_shown(default)})"
-    if spec.name == "resume":
+    if spec.name in ("resume", "overwrite"):
         group.add_argument(flag, action="store_true", default=None, help=spec.metadata["help"])
         return
     kind = {bool: _bool, tuple: _ints}.get(type(default), type(default))
@@ -235,7 +251,9 @@ def run_demo(args: argparse.Namespace) -> dict:
         results, transcript = play_demo(
             args.problems, args.difficulty, args.acceptance, args.episodes, args.seed
         )
-    except (ValueError, FileNotFoundError) as error:
+    except FileNotFoundError:
+        raise UsageError(f"--problems {args.problems}: no such file") from None
+    except ValueError as error:
         raise UsageError(str(error)) from None
     print(f"Last episode (with experts):\n{transcript}\n\n{demo_table(results)}")
     return results
@@ -270,14 +288,16 @@ def train_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]]
         for spec in _setting_fields()
         if getattr(args, spec.name, None) is not None
     }
+    from .training.run import NOT_STORED, check_out
+
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, str] = {"out": FLAG}  # --out's default is a flag's too
+    saved = Path(given.get("out", TrainConfig.out)) / "config.json"
     if given.get("resume"):
-        saved = Path(given.get("out", TrainConfig.out)) / "config.json"
         if not saved.exists():
             raise UsageError(f"--resume: {saved.parent} has no checkpoint to resume (no config.json)")
-        values = _read_json(saved)
-        sources = dict.fromkeys(values, str(saved))
+        values = {name: value for name, value in _read_json(saved).items() if name not in NOT_STORED}
+        sources.update(dict.fromkeys(values, str(saved)))
         if "algo" in given and given["algo"] != values.get("algo"):
             raise UsageError(
                 f"--algo {given['algo']} conflicts with the run in {saved.parent}, "
@@ -293,13 +313,35 @@ def train_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, str]]
 
     try:
         config = TrainConfig.from_dict(values)
+        if given.get("resume"):
+            check_kept_settings(config, saved, sources)
+        check_out(config)
         check_engine_settings(config)
         check_sources(config)
     except SettingError as error:
         raise UsageError(located(error, sources)) from None
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
     return config, sources
+
+
+def check_kept_settings(config: TrainConfig, saved: Path, sources: dict[str, str]) -> None:
+    """A resume keeps the run's settings: ``SettingError`` for a flag or ``--config`` key that changes one,
+    other than those a resume may change (``steps``, ``device``)."""
+    from .training.run import NOT_STORED, RESUMABLE
+
+    stored = TrainConfig.from_dict(
+        {name: value for name, value in _read_json(saved).items() if name not in NOT_STORED}
+    ).to_dict()
+    for name, value in config.to_dict().items():
+        changed = value != stored[name] and name not in (*RESUMABLE, *NOT_STORED)
+        if changed and sources.get(name) != str(saved):
+            raise SettingError(
+                name,
+                f"the run in {saved.parent} has {_shown(stored[name])}, and a resume keeps a run's settings "
+                "(it may change --steps and --device only; --overwrite starts afresh)",
+                _shown(value),
+            )
 
 
 def located(error: SettingError, sources: dict[str, str], flags: dict[str, str] | None = None) -> str:
@@ -375,8 +417,11 @@ def check_sources(config: TrainConfig) -> None:
             check_expert_spec(spec)
     except ValueError as error:
         raise SettingError("experts", str(error)) from None
-    load_problems(config.problems, "train", list(config.train_difficulties) or None)
-    load_problems(config.problems, "test", list(config.eval_difficulties) or None)
+    try:
+        load_problems(config.problems, "train", list(config.train_difficulties) or None)
+        load_problems(config.problems, "test", list(config.eval_difficulties) or None)
+    except FileNotFoundError:
+        raise SettingError("problems", "no such file", config.problems) from None
 
 
 EVAL_FLAGS = {"eval_k": "--k", "eval_problems": "--problems", "eval_difficulties": "--difficulties"}
@@ -408,8 +453,11 @@ def run_eval(args: argparse.Namespace) -> dict:
         if not is_run and reason.startswith("not a model directory"):
             reason = f"not a run directory (no checkpoint/) and {reason}"
         raise UsageError(f"--checkpoint {directory}: {reason}") from None
+    from .training.run import NOT_STORED
+
     try:
-        config = TrainConfig.from_dict(_read_json(directory / "config.json")) if is_run else TrainConfig()
+        saved = _read_json(directory / "config.json") if is_run else {}
+        config = TrainConfig.from_dict({name: v for name, v in saved.items() if name not in NOT_STORED})
         config = config.replace(model=str(model), **changes)
         check_sources(config)
     except SettingError as error:
@@ -439,9 +487,9 @@ def run_compare(args: argparse.Namespace) -> dict:
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     try:
         compare = CompareConfig.for_preset(args.preset, args.quick, **given)
+        result = run_compare(compare)  # its runs' directories are checked before any starts
     except SettingError as error:
-        raise UsageError(located(error, dict.fromkeys([*given, "preset"], FLAG))) from None
-    result = run_compare(compare)
+        raise UsageError(located(error, dict.fromkeys([*given, "preset", "out"], FLAG))) from None
     print(Path(compare.results_dir, f"{compare.stem}.md").read_text())
     return result
 

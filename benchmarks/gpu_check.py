@@ -67,6 +67,7 @@ def run_settings(args: argparse.Namespace, model_dir: Path, path: str) -> dict[s
         "algo": "eapo",
         "model": str(model_dir),
         "out": str(Path(args.out) / "runs" / f"{model_dir.name}-{path}"),
+        "overwrite": True,  # a measurement: a rerun replaces the last one
         "device": args.device,
         "dtype": args.dtype,
         "steps": args.updates,

@@ -1,22 +1,41 @@
-"""Every bad input gets one clear line (exit status 2) and loses nothing: one test per row of the bad-input
-table, and per check behind it. Validation failures happen before any model loads."""
+"""Every bad input gets one clear line (exit status 2) and loses nothing. ``TABLE`` is the bad-input table:
+each row a command, its exit status and the line it prints (the README's troubleshooting section points here);
+then every bound of every option at its edge, and the checks behind the rows. Validation failures happen
+before any model loads or any file is written."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import importlib.util
 import json
 import logging
+import math
+import shlex
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from eapo_agents.cli import build_parser, main, train_config, unlearned_levels_note
-from eapo_agents.experiments.compare import CompareConfig, job_config, method_by_name
+from eapo_agents.experiments.compare import CompareConfig, job_config, job_start, method_by_name
+from eapo_agents.experiments.presets import tiny_policy_path
 from eapo_agents.experiments.report import markdown_table, verdicts
-from eapo_agents.training.config import SettingError, TrainConfig
-from eapo_agents.training.loop import CHECKPOINT, STATE_FILE, checkpoint_state
+from eapo_agents.training.config import SettingError, TrainConfig, checked_value
+from eapo_agents.training.loop import train
+from eapo_agents.training.registry import agent_class, agent_names
+from eapo_agents.training.run import (
+    CHECKPOINT,
+    STATE_FILE,
+    checkpoint_state,
+    clear_run,
+    run_settings,
+    stored_settings,
+)
+from eapo_agents.training.stopping import ExpertsFailing, FailingExperts
 from eapo_gym.experts import ExpertPanel, ExpertQuery, FunctionExpert
 
 FAST = [
@@ -77,46 +96,292 @@ def copy_of(run: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(run, tmp_path / "run"))
 
 
-# ---- the table's rows -------------------------------------------------------------------------------
+# ---- the table: one row per bad input: the command, its exit status and the one line it prints ---------
+#
+# Placeholders: {tmp} a fresh directory; {run} a copy of a finished 2-update run in it; {model} the tiny
+# policy; {file} an existing file. Each line follows "eapo-gym COMMAND: "; one ending in "..." is a prefix.
+# ``files`` are written under {tmp} first; ``missing`` hides an installed module. Rows with exit status 2
+# load no model and leave everything under {tmp} as it was (and create nothing there).
 
 
-@pytest.mark.parametrize("steps", ["0", "-1"])
-def test_steps_below_one_is_an_argument_error(steps, tmp_path, capsys, no_model_loads):
-    line = fails(["train", "--steps", steps, "--out", str(tmp_path / "r")], capsys)
-    assert line == f"eapo-gym train: error: --steps: expected an integer >= 1, got {steps}"
-    assert not (tmp_path / "r").exists()
+@dataclass(frozen=True)
+class Row:
+    argv: str
+    code: int
+    line: str
+    files: dict[str, str] = field(default_factory=dict)
+    missing: str = ""
 
 
-@pytest.mark.parametrize("algo", ["grpo", "eapo"])
-def test_group_relative_algorithms_refuse_a_group_of_one(algo, tmp_path, capsys, no_model_loads):
-    line = fails(
-        ["train", "--algo", algo, "--group-size", "1", "--steps", "2", "--out", str(tmp_path)], capsys
-    )
-    assert line == (
-        f"eapo-gym train: error: --group-size: expected an integer >= 2 for --algo {algo} "
-        "(advantages are relative to the group), got 1"
-    )
-    assert TrainConfig(algo="ppo", group_size=1).group_size == 1  # PPO has no groups
+NO_CUDA = "this machine's torch " + (
+    "is built without CUDA" if torch.version.cuda is None else "sees no CUDA device"
+)
+TABLE = {
+    "steps 0": Row("train --steps 0 --out {tmp}/r", 2, "error: --steps: expected an integer >= 1, got 0"),
+    "steps -1": Row("train --steps -1 --out {tmp}/r", 2, "error: --steps: expected an integer >= 1, got -1"),
+    **{
+        f"{algo} group of one": Row(
+            f"train --algo {algo} --group-size 1 --steps 2 --out {{tmp}}/r",
+            2,
+            f"error: --group-size: expected an integer >= 2 for --algo {algo} (advantages are relative to "
+            "the group), got 1",
+        )
+        for algo in ("grpo", "eapo")
+    },
+    "config value a list": Row(
+        "train --config {tmp}/bad.yaml --out {tmp}/r",
+        2,
+        "error: --config {tmp}/bad.yaml: lr: expected a float > 0, got [1, 2]",
+        {"bad.yaml": "lr: [1, 2]\n"},
+    ),
+    "config: the first bad value": Row(
+        "train --config {tmp}/bad.yaml --out {tmp}/r",
+        2,
+        "error: --config {tmp}/bad.yaml: steps: expected an integer >= 1, got 'many'",
+        {"bad.yaml": "steps: many\nlr: [1, 2]\n"},
+    ),
+    "config value text": Row(
+        "train --config {tmp}/c.yaml --out {tmp}/r",
+        2,
+        "error: --config {tmp}/c.yaml: lr: expected a float > 0, got 'fast'",
+        {"c.yaml": 'lr: "fast"\n'},
+    ),
+    "config value a fraction": Row(
+        "train --config {tmp}/c.yaml --out {tmp}/r",
+        2,
+        "error: --config {tmp}/c.yaml: steps: expected an integer >= 1, got 2.7",
+        {"c.yaml": "steps: 2.7\n"},
+    ),
+    "no model directory": Row(
+        "train --model /nope --out {tmp}/r", 2, "error: --model /nope: no such directory"
+    ),
+    "no model directory, trl": Row(
+        "train --engine trl --model /nope --out {tmp}/r", 2, "error: --model /nope: no such directory"
+    ),
+    "not a model directory": Row(
+        "train --model {tmp} --out {tmp}/r", 2, "error: --model {tmp}: not a model directory (no config.json)"
+    ),
+    "resume without a run": Row(
+        "train --resume --out {tmp}", 2, "error: --resume: {tmp} has no checkpoint to resume..."
+    ),
+    "expert URL": Row(
+        "train --experts openai:foo@notaurl --out {tmp}/r",
+        2,
+        "error: --experts: expert spec 'foo@notaurl': the server URL must start with http:// or https://",
+    ),
+    "float16 through trl on the CPU": Row(
+        "train --engine trl --algo grpo --device cpu --dtype float16 --out {tmp}/r",
+        2,
+        "error: --dtype float16: needs CUDA with --engine trl (TRL's fp16 mixed precision); use bfloat16 or "
+        "float32 on the CPU",
+    ),
+    "final turns above max turns": Row(
+        "train --max-turns 3 --final-turns 5 --out {tmp}/r",
+        2,
+        "error: --final-turns: expected at most --max-turns (3), got 5",
+    ),
+    **{
+        f"exponential decay {decay}": Row(
+            f"train --algo eapo --acceptance exponential:{decay} --out {{tmp}}/r",
+            2,
+            "error: --acceptance: an exponential schedule's decay lies in (0, 1] (constant:0 never accepts); "
+            f"got 'exponential:{decay}'",
+        )
+        for decay in ("0", "-0.5", "1.5")
+    },
+    "demo episodes 0": Row(
+        "demo --episodes 0", 2, "error: argument --episodes: expected an integer >= 1, got '0'"
+    ),
+    "demo seed -1": Row("demo --seed -1", 2, "error: argument --seed: expected an integer >= 0, got '-1'"),
+    "compare steps 0": Row("compare --steps 0", 2, "error: --steps: expected an integer >= 1, got 0"),
+    "compare workers 0": Row("compare --workers 0", 2, "error: --workers: expected an integer >= 1, got 0"),
+    "compare method": Row("compare --methods nope", 2, "error: --methods: unknown method 'nope'; choose..."),
+    "compare device": Row(
+        "compare --device gpu", 2, "error: --device: expected auto, cpu, cuda or cuda:N, got 'gpu'"
+    ),
+    **{
+        f"{command} dtype": Row(
+            f"{command} --dtype bf16{' --checkpoint x' * (command == 'eval')}",
+            2,
+            "error: argument --dtype: invalid choice: 'bf16' (choose from 'auto', 'bfloat16'...",
+        )
+        for command in ("eval", "compare")
+    },
+    "eval k 0": Row("eval --checkpoint {model} --k 0", 2, "error: --k: expected an integer >= 1, got 0"),
+    "eval no checkpoint": Row("eval --checkpoint /nope", 2, "error: --checkpoint /nope: no such directory"),
+    # issue 29: a finished update is never lost without being asked
+    "train into a run": Row(
+        "train --steps 1 --out {run}",
+        2,
+        "error: --out {run}: holds a run of 2 finished updates; --resume continues it, --overwrite deletes "
+        "it and starts afresh",
+    ),
+    "compare into a run with other settings": Row(
+        "compare --methods grpo --seeds 0 --steps 10 --train-levels 1 --out {tmp}/cmp",
+        2,
+        "error: --out: {tmp}/cmp/grpo/seed0 holds a run with other settings (steps 48, not 10); --overwrite "
+        "retrains it, or choose another --out",
+    ),
+    **{
+        f"{command} on a missing device": Row(
+            f"{command} --device cuda{' --checkpoint {run}' * (command == 'eval')} --out {{tmp}}/r",
+            2,
+            f"error: --device cuda: {NO_CUDA}; use --device cpu or auto",
+        )
+        for command in ("train", "eval", "compare")
+    },
+    "resume on a missing device": Row(
+        "train --resume --steps 3 --device cuda --out {run}",
+        2,
+        f"error: --device cuda: {NO_CUDA}; use --device cpu or auto",
+    ),
+    "resume changing a setting": Row(
+        "train --resume --steps 3 --lr 0.1 --out {run}",
+        2,
+        "error: --lr 0.1: the run in {run} has 0.0002, and a resume keeps a run's settings (it may change "
+        "--steps and --device only; --overwrite starts afresh)",
+    ),
+    **{
+        f"resume a finished run{steps}": Row(
+            f"train --resume{steps} --out {{run}}",
+            2,
+            "error: --resume: the run is already finished (2 updates); pass --steps M > 2 to continue",
+        )
+        for steps in ("", " --steps 1")
+    },
+    "out is a file": Row("train --out {file}", 2, "error: --out {file}: is a file, not a directory"),
+    "compare out is a file": Row(
+        "compare --methods grpo --seeds 0 --train-levels 1 --out {file}",
+        2,
+        "error: --out {file}: is a file, not a directory",
+    ),
+    **{
+        f"{command} without the train extra": Row(
+            f"{command} --out {{tmp}}/r",
+            2,
+            f"error: needs the train extra (missing: {module}); install it with "
+            'pip install "eapo-gym[train]"',
+            missing=module,
+        )
+        for command, module in (("train", "tensorboard"), ("compare", "matplotlib"))
+    },
+    **{
+        f"{command} problems file": Row(
+            f"{command} --problems /nonexistent.jsonl{' --out {tmp}/r' * (command == 'train')}",
+            2,
+            "error: --problems /nonexistent.jsonl: no such file",
+        )
+        for command in ("train", "demo")
+    },
+    # a run that starts, then stops with one line (status 1)
+    "experts that never answer": Row(
+        "train --model {model} --algo eapo --steps 3 --experts math:sqrt --expert-failure-stop 1 "
+        "--out {tmp}/r " + " ".join(FAST),
+        1,
+        "stopped: every expert call failed in the first update that made calls (math:sqrt: 2 failed "
+        "(TypeError: must be real number, not ExpertQuery)); check the experts, or pass "
+        "--expert-failure-stop 0 to train on without them",
+    ),
+}
 
 
-def test_a_bad_config_file_value_names_the_file_key_value_and_rule(tmp_path, capsys, no_model_loads):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("lr: [1, 2]\n")
-    line = fails(["train", "--config", str(bad), "--out", str(tmp_path / "r")], capsys)
-    assert line == f"eapo-gym train: error: --config {bad}: lr: expected a float > 0, got [1, 2]"
-    bad.write_text("steps: many\nlr: [1, 2]\n")
-    line = fails(["train", "--config", str(bad), "--out", str(tmp_path / "r")], capsys)
-    assert line == f"eapo-gym train: error: --config {bad}: steps: expected an integer >= 1, got 'many'"
+@pytest.mark.parametrize("name", TABLE)
+def test_bad_input_gets_one_line_and_loses_nothing(
+    name, finished_run, tiny_model_dir, tmp_path, capsys, monkeypatch
+):
+    row = TABLE[name]
+    for relative, text in row.files.items():
+        (tmp_path / relative).write_text(text)
+    run = copy_of(finished_run, tmp_path)
+    (tmp_path / "file").write_text("not a directory")
+    if name == "compare into a run with other settings":
+        write_compare_run(tmp_path / "cmp", steps=48)
+    places = {"tmp": tmp_path, "run": run, "model": tiny_model_dir, "file": tmp_path / "file"}
+    if row.missing:
+        find_spec = importlib.util.find_spec
+        monkeypatch.setattr(
+            importlib.util, "find_spec", lambda n, *a: None if n == row.missing else find_spec(n, *a)
+        )
+    if row.code == 2:
+        for module in ("eapo_agents.training.loop", "eapo_agents.training.policy"):
+            monkeypatch.setattr(f"{module}.load_policy", never_loaded)
+    before, paths = hashes(tmp_path), sorted(tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(shlex.split(row.argv.format(**places)))
+    error = capsys.readouterr().err
+    assert exit_info.value.code == row.code, error
+    line = error.strip().splitlines()[-1]
+    assert "Traceback" not in error and (row.code != 2 or error.count("\n") == 1), error
+    expected = f"eapo-gym {row.argv.split()[0]}: {row.line.format(**places)}"
+    assert line.startswith(expected[:-3]) if expected.endswith("...") else line == expected, line
+    if row.code == 2:
+        assert hashes(tmp_path) == before and sorted(tmp_path.rglob("*")) == paths
 
 
-@pytest.mark.parametrize("engine", ["native", "trl"])
-def test_a_missing_model_directory_is_never_looked_up_on_a_hub(engine, tmp_path, capsys, no_model_loads):
-    line = fails(["train", "--engine", engine, "--model", "/nope", "--out", str(tmp_path / "r")], capsys)
-    assert line == "eapo-gym train: error: --model /nope: no such directory"
-    assert not (tmp_path / "r").exists()
-    (tmp_path / "empty").mkdir()
-    line = fails(["train", "--model", str(tmp_path / "empty"), "--out", str(tmp_path / "r")], capsys)
-    assert line.endswith(f"--model {tmp_path / 'empty'}: not a model directory (no config.json)")
+def never_loaded(*args, **kwargs):
+    raise AssertionError("a model was loaded")
+
+
+def write_compare_run(out: Path, steps: int) -> None:
+    """``out/grpo/seed0``: the config.json of compare's grpo run with ``steps`` updates (the table's
+    ``DIFFERENT_COMPARE`` asks for 10)."""
+    compare = CompareConfig.quick_preset(methods=("grpo",), train_levels=(1,), steps=steps, out=str(out))
+    config = job_config(method_by_name("grpo"), 0, compare, (1,), tiny_policy_path())  # as compare makes it
+    Path(config.out).mkdir(parents=True)
+    (Path(config.out) / "config.json").write_text(json.dumps(stored_settings(run_settings(config)), indent=2))
+
+
+# ---- every bound of every option, at its edge -------------------------------------------------------------
+
+
+def bounded_options() -> list[tuple[str, dataclasses.Field]]:
+    """(owner, field) for every option with a bound: shared settings, each algorithm's options, compare's."""
+    owners = {"TrainConfig": TrainConfig, "CompareConfig": CompareConfig}
+    owners |= {f"{name} options": agent_class(name).Options for name in agent_names()}
+    return [
+        (owner, spec)
+        for owner, cls in owners.items()
+        for spec in dataclasses.fields(cls)
+        if any(bound is not None for bound in spec.metadata.get("bounds", ()))
+    ]
+
+
+def edges(spec: dataclasses.Field) -> list[tuple[Any, bool]]:
+    """Values at each bound of ``spec`` and just past it, with whether each must be accepted: an inclusive
+    bound accepts itself, an exclusive one rejects itself and accepts the nearest value inside."""
+    at_least, above, at_most = spec.metadata["bounds"]
+    integer = type(spec.default) in (int, tuple)
+
+    def inside(value: float, direction: float) -> float:
+        return value + direction if integer else math.nextafter(value, direction * math.inf)
+
+    cases = []
+    if at_least is not None:
+        cases += [(at_least, True), (inside(at_least, -1), False)]
+    if above is not None:
+        cases += [(above, False), (inside(above, 1), True)]
+    if at_most is not None:
+        cases += [(at_most, True), (inside(at_most, 1), False)]
+    return [((int(v),) if type(spec.default) is tuple else type(spec.default)(v), ok) for v, ok in cases]
+
+
+@pytest.mark.parametrize(("owner", "spec"), bounded_options(), ids=lambda x: getattr(x, "name", x))
+def test_every_bound_holds_at_its_edge(owner, spec):
+    for value, accepted in edges(spec):
+        if accepted:
+            assert checked_value(spec, value) == value, (owner, spec.name, value)
+        else:
+            with pytest.raises(SettingError, match=rf"^{spec.name}: expected "):
+                checked_value(spec, value)
+
+
+def test_the_bounds_are_all_covered():
+    names = {spec.name for _, spec in bounded_options()}
+    assert {"lr", "top_p", "steps", "expert_noise", "expert_failure_share", "acceptance_scale"} <= names
+    assert any(owner.endswith(" options") for owner, _ in bounded_options())  # the algorithms' own
+
+
+# ---- the checks behind the rows -------------------------------------------------------------------------
 
 
 def test_truncated_weights_are_named_as_damaged(tiny_model_dir, tmp_path, capsys, no_model_loads):
@@ -129,23 +394,6 @@ def test_truncated_weights_are_named_as_damaged(tiny_model_dir, tmp_path, capsys
     line = fails(["eval", "--checkpoint", str(model)], capsys)
     assert line.startswith(f"eapo-gym eval: error: --checkpoint {model}: model.safetensors is damaged (")
     assert not (tmp_path / "r").exists()
-
-
-def test_resume_without_a_checkpoint_fails(tmp_path, capsys, no_model_loads):
-    (tmp_path / "empty").mkdir()
-    line = fails(["train", "--resume", "--out", str(tmp_path / "empty")], capsys)
-    assert line.startswith(
-        f"eapo-gym train: error: --resume: {tmp_path / 'empty'} has no checkpoint to resume"
-    )
-    assert list((tmp_path / "empty").iterdir()) == []
-
-
-def test_an_openai_expert_url_is_checked_at_start(tmp_path, capsys, no_model_loads):
-    line = fails(["train", "--experts", "openai:foo@notaurl", "--out", str(tmp_path / "r")], capsys)
-    assert line == (
-        "eapo-gym train: error: --experts: expert spec 'foo@notaurl': the server URL must start with "
-        "http:// or https://"
-    )
 
 
 def test_failing_experts_warn_once_past_a_share_of_the_queries(caplog):
@@ -173,6 +421,95 @@ def test_failing_experts_warn_once_past_a_share_of_the_queries(caplog):
     assert not [r for r in caplog.records if "queries (" in r.getMessage()]
 
 
+def test_failing_experts_are_named_per_update_and_stop_a_run_they_never_answered():
+    watch = FailingExperts(share=0.5, stop_after=2)
+    assert watch.check(1, calls=0, failures=0, failed_by={}) == []  # no calls: neither counts nor reports
+    lines = watch.check(2, calls=4, failures=4, failed_by={"down": (4, "ConnectionError: refused")})
+    assert lines == ["update 2: 4 of 4 expert calls failed; expert down: 4 failed (ConnectionError: refused)"]
+    with pytest.raises(
+        ExpertsFailing, match=r"in the first 2 updates that made calls \(down: 2 failed \(Conn"
+    ):
+        watch.check(3, calls=2, failures=2, failed_by={"down": (6, "ConnectionError: refused")})
+    tolerant = FailingExperts(share=0.5, stop_after=0)  # --expert-failure-stop 0: report, never stop
+    for step in range(1, 6):
+        assert len(tolerant.check(step, 2, 2, {"down": (2 * step, "refused")})) == 1
+    once_answered = FailingExperts(share=0.5, stop_after=2)
+    assert once_answered.check(1, 4, 2, {"down": (2, "refused")}) == []  # half failed: not more than half
+    for step in (2, 3, 4):  # one update with an answer ends the watch for experts that never answer
+        assert once_answered.check(step, 4, 4, {"down": (2 + 4 * (step - 1), "refused")})
+
+
+def test_a_torn_metrics_line_is_dropped_and_the_resume_replays_it(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--model", str(tiny_model_dir), "--steps", "1", "--out", str(out), *FAST])
+    with (out / "metrics.jsonl").open("a") as handle:
+        handle.write('{"step": 2, "loss": 0.12')  # a crash while writing update 2's row
+    main(["train", "--resume", "--steps", "2", "--out", str(out)])
+    assert f"{out / 'metrics.jsonl'}: dropped a torn last line" in capsys.readouterr().err
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "step_seconds" in row] == [1, 2] and "loss" in rows[-1]
+    (out / "metrics.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n')  # damaged, not torn
+    line = fails(["train", "--resume", "--steps", "3", "--out", str(out)], capsys)
+    assert (
+        line
+        == f"eapo-gym train: error: --resume: {out / 'metrics.jsonl'} line 2 is damaged (not JSON); left as "
+        "it is"
+    )
+
+
+def test_config_json_is_written_only_once_the_model_loaded(small_config, monkeypatch):
+    def fails_to_load(*args, **kwargs):
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr("eapo_agents.training.loop.load_policy", fails_to_load)
+    with pytest.raises(MemoryError):
+        train(small_config)
+    assert not Path(small_config.out).exists()
+
+
+def test_the_device_and_its_dtype_are_checked_with_the_settings(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args: False)
+    with pytest.raises(
+        SettingError, match=r"^device cuda:1: this machine has 1 CUDA device\(s\), cuda:0 to cuda:0"
+    ):
+        TrainConfig(device="cuda:1", dtype="float32")
+    for dtype in ("bfloat16", "auto"):
+        with pytest.raises(SettingError, match=rf"^dtype {dtype}: .*this GPU cannot compute in bfloat16"):
+            TrainConfig(device="cuda", dtype=dtype)
+    assert TrainConfig(device="cuda:0", dtype="float16").device == "cuda:0"
+    assert TrainConfig(device="cpu", dtype="bfloat16").dtype == "bfloat16"
+
+
+def test_overwrite_deletes_the_run_and_nothing_else(finished_run, tmp_path):
+    run = copy_of(finished_run, tmp_path)
+    (run / "notes.txt").write_text("mine")
+    clear_run(run)
+    assert [path.name for path in run.iterdir()] == ["notes.txt"]
+
+
+def test_compare_resumes_its_own_runs_and_refuses_others_unless_overwrite(tmp_path):
+    compare = CompareConfig.quick_preset(methods=("grpo",), train_levels=(1,), steps=10, out=str(tmp_path))
+    config = job_config(method_by_name("grpo"), 0, compare, (1,), tiny_policy_path())
+    assert job_start(config, overwrite=False) == config  # nothing there
+    write_compare_run(tmp_path, steps=10)  # its own settings, no finished update: started afresh over it
+    assert job_start(config, overwrite=False).overwrite
+    (Path(config.out) / "config.json").write_text(
+        json.dumps({**json.loads((Path(config.out) / "config.json").read_text()), "device": "cuda"})
+    )
+    assert job_start(config, overwrite=False).overwrite  # the device is the machine's, not the run's
+    saved = json.loads((Path(config.out) / "config.json").read_text())
+    del saved["expert_failure_stop"]  # a run from before the setting existed: counted at its default
+    (Path(config.out) / "config.json").write_text(json.dumps(saved))
+    assert job_start(config, overwrite=False).overwrite
+    shutil.rmtree(config.out)
+    write_compare_run(tmp_path, steps=48)
+    with pytest.raises(SettingError, match=r"holds a run with other settings \(steps 48, not 10\)"):
+        job_start(config, overwrite=False)
+    assert job_start(config, overwrite=True).overwrite
+
+
 def test_eval_of_a_model_directory_never_writes_into_it(tiny_model_dir, tmp_path, capsys):
     before = hashes(tiny_model_dir)
     flags = ["--k", "1", "--problems", "2", "--difficulties", "1", "--device", "cpu", "--dtype", "float32"]
@@ -181,22 +518,6 @@ def test_eval_of_a_model_directory_never_writes_into_it(tiny_model_dir, tmp_path
     main(["eval", "--checkpoint", str(tiny_model_dir), *flags, "--out", str(tmp_path / "results")])
     assert hashes(tiny_model_dir) == before
     assert "eval/avg_at_k" in json.loads((tmp_path / "results" / "eval_k1.json").read_text())
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ('lr: "fast"', "lr: expected a float > 0, got 'fast'"),
-        ("steps: 2.7", "steps: expected an integer >= 1, got 2.7"),
-    ],
-)
-def test_a_bad_yaml_value_fails_before_any_model_loads_or_file_is_written(
-    text, message, tmp_path, capsys, no_model_loads
-):
-    (tmp_path / "c.yaml").write_text(text + "\n")
-    line = fails(["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")], capsys)
-    assert line == f"eapo-gym train: error: --config {tmp_path / 'c.yaml'}: {message}"
-    assert not (tmp_path / "r").exists()
 
 
 def test_eval_and_compare_take_trains_device_and_dtype(tmp_path, capsys):
@@ -301,9 +622,16 @@ def test_resume_never_drops_or_wipes_finished_updates(finished_run, tmp_path, ca
     for steps in ("1", "2"):
         line = fails(["train", "--resume", "--steps", steps, "--out", str(run)], capsys)
         assert line == (
-            f"eapo-gym train: error: --steps: expected more than 2, the update {run}'s checkpoint holds "
-            f"(fewer would drop finished updates), got {steps}"
+            "eapo-gym train: error: --resume: the run is already finished (2 updates); pass --steps M > 2 "
+            "to continue"
         )
+    state = checkpoint_state(run)
+    torch.save({**state, "step": 1}, run / CHECKPOINT / STATE_FILE)  # a run stopped after update 1 of 2
+    line = fails(["train", "--resume", "--steps", "1", "--out", str(run)], capsys)
+    assert line == (
+        f"eapo-gym train: error: --steps: expected more than 1, the update {run}'s checkpoint holds (fewer "
+        "would drop finished updates), got 1"
+    )
     (run / CHECKPOINT / STATE_FILE).write_bytes(b"not a state")  # damaged: named, and left as it is
     line = fails(["train", "--resume", "--steps", "3", "--out", str(run)], capsys)
     assert line.startswith(f"eapo-gym train: error: --resume: the checkpoint in {run} is damaged (")
@@ -366,8 +694,8 @@ def test_a_non_finite_update_stops_the_run_and_keeps_the_last_checkpoint(
 
 def test_non_finite_weights_are_never_saved(small_config, tmp_path):
     from eapo_agents.training.agent import BaseAgent
-    from eapo_agents.training.loop import save_checkpoint
     from eapo_agents.training.policy import load_policy
+    from eapo_agents.training.run import save_checkpoint
     from eapo_agents.training.stopping import NonFiniteError
 
     agent = BaseAgent(*load_policy(small_config.model), small_config)
@@ -376,63 +704,3 @@ def test_non_finite_weights_are_never_saved(small_config, tmp_path):
     with pytest.raises(NonFiniteError, match="update 5 left non-finite weights"):
         save_checkpoint(tmp_path, agent, 5, small_config)
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    ("argv", "line"),
-    [
-        (
-            ["demo", "--episodes", "0"],
-            "eapo-gym demo: error: argument --episodes: expected an integer >= 1, got '0'",
-        ),
-        (
-            ["demo", "--seed", "-1"],
-            "eapo-gym demo: error: argument --seed: expected an integer >= 0, got '-1'",
-        ),
-        (["compare", "--steps", "0"], "eapo-gym compare: error: --steps: expected an integer >= 1, got 0"),
-        (
-            ["compare", "--workers", "0"],
-            "eapo-gym compare: error: --workers: expected an integer >= 1, got 0",
-        ),
-        (
-            ["compare", "--methods", "nope"],
-            "eapo-gym compare: error: --methods: unknown method 'nope'; choose",
-        ),
-    ],
-)
-def test_demo_and_compare_values_are_checked(argv, line, capsys):
-    assert fails(argv, capsys).startswith(line)
-
-
-def test_eval_values_are_checked_before_the_model_loads(tiny_model_dir, capsys, no_model_loads):
-    line = fails(["eval", "--checkpoint", str(tiny_model_dir), "--k", "0"], capsys)
-    assert line == "eapo-gym eval: error: --k: expected an integer >= 1, got 0"
-    line = fails(["eval", "--checkpoint", "/nope"], capsys)
-    assert line == "eapo-gym eval: error: --checkpoint /nope: no such directory"
-
-
-def test_float16_through_trl_needs_cuda(tmp_path, capsys, no_model_loads):
-    line = fails(["train", "--engine", "trl", "--algo", "grpo", "--device", "cpu", "--dtype", "float16",
-                  "--out", str(tmp_path / "r")], capsys)  # fmt: skip
-    assert line.endswith("--dtype float16: needs CUDA with --engine trl (TRL's fp16 mixed precision); "
-                         "use bfloat16 or float32 on the CPU")  # fmt: skip
-    assert not (tmp_path / "r").exists()
-
-
-def test_a_final_turn_budget_above_max_turns_is_refused_before_any_work(tmp_path, capsys, no_model_loads):
-    line = fails(["train", "--max-turns", "3", "--final-turns", "5", "--out", str(tmp_path / "r")], capsys)
-    assert line == "eapo-gym train: error: --final-turns: expected at most --max-turns (3), got 5"
-    assert not (tmp_path / "r").exists()
-    with pytest.raises(SettingError, match="final_turns"):
-        TrainConfig(algo="eapo", max_turns=2, final_turns=3)
-
-
-@pytest.mark.parametrize("decay", ["0", "-0.5", "1.5"])
-def test_an_exponential_decay_outside_zero_to_one_is_refused(decay, tmp_path, capsys, no_model_loads):
-    argv = ["train", "--algo", "eapo", "--acceptance", f"exponential:{decay}", "--out", str(tmp_path / "r")]
-    line = fails(argv, capsys)
-    assert line == (
-        "eapo-gym train: error: --acceptance: an exponential schedule's decay lies in (0, 1] "
-        f"(constant:0 never accepts); got 'exponential:{decay}'"
-    )
-    assert not (tmp_path / "r").exists()

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from eapo_agents.cli import main
-from eapo_agents.training.loop import checkpoint_state
+from eapo_agents.training.run import checkpoint_state
 
 FAST = [
     "--problems-per-step", "2", "--group-size", "2", "--train-difficulties", "1", "--eval-difficulties", "1",
@@ -60,7 +60,7 @@ def stop(
     process: subprocess.Popen, signum: int, group: bool = False
 ) -> tuple[int, str, list[psutil.Process]]:
     """Send ``signum`` to the process (``group``: to its whole process group, as Ctrl-C in a terminal does);
-    the exit status, the last line on stderr and the children it had."""
+    the exit status, the last line on stderr and the children it had. Nothing on stderr is a traceback."""
     children = psutil.Process(process.pid).children(recursive=True)
     if group:
         os.killpg(process.pid, signum)
@@ -71,6 +71,7 @@ def stop(
     except subprocess.TimeoutExpired:
         process.kill()
         raise
+    assert "Traceback" not in error, error  # e.g. compare's workers stopping
     return process.returncode, error.strip().splitlines()[-1], children
 
 

@@ -62,7 +62,8 @@ TRL = EngineContract(
     algorithms=frozenset(agent_names(engine="trl")),
     fields=frozenset(
         {
-            "algo", "preset", "model", "steps", "seed", "out", "device", "dtype", "hub_kernels", "lora_rank",
+            "algo", "preset", "model", "steps", "seed", "out", "overwrite", "device", "dtype", "hub_kernels",
+            "lora_rank",
             "engine", "vllm", "vllm_server_url", "trl_args",
             "problems", "train_difficulties", "eval_difficulties",
             "problems_per_step", "group_size", "max_new_tokens", "max_context", "temperature", "top_p",
@@ -72,7 +73,8 @@ TRL = EngineContract(
             "max_turns", "final_turns",
             "eval_every", "eval_problems", "eval_k", "eval_split", "eval_consult", "tensorboard",
         }
-    ),  # not: resume, micro_batch_tokens (TRL batches rows: micro_batch_size), save_every (saves at the end)
+    ),  # not: resume, micro_batch_tokens (TRL batches rows: micro_batch_size), save_every (saves at the end),
+    # expert_failure_share and expert_failure_stop (the native loop watches failing experts)
     # mapped onto GRPOConfig, or played by our rollout
     options=frozenset(
         {

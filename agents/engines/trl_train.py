@@ -26,10 +26,19 @@ from transformers import PrinterCallback, TrainerCallback
 from ..training.agent import rollout_metrics
 from ..training.config import TrainConfig
 from ..training.evaluation import evaluate
-from ..training.loop import CHECKPOINT, model_to_load
 from ..training.policy import hub_kernels_allowed, load_policy
 from ..training.registry import agent_class
-from ..training.run import MetricsLog, evaluation_due, finish_run, seed_everything, start_run
+from ..training.run import (
+    CHECKPOINT,
+    MetricsLog,
+    check_out,
+    evaluation_due,
+    finish_run,
+    model_to_load,
+    seed_everything,
+    start_run,
+    update_row,
+)
 from .contract import TRL_METRIC_PREFIX, check_engine_settings, launched_processes
 from .trl_rollout import EpisodeRollout, environment_reward, training_prompts
 from .trl_settings import grpo_args, vllm_settings
@@ -70,12 +79,9 @@ class MetricsCallback(TrainerCallback):
             return
         seconds = time.perf_counter() - self.started
         episodes = self.rollout.episodes
-        self.row = rollout_metrics(episodes, self.rollout.rollout_seconds)
-        self.row.update(self.rollout.group_metrics)
-        self.row.update(step_seconds=seconds, trained_episodes=float(len(episodes)))
-        self.row["tokens_per_s"] = self.row["policy_tokens"] / seconds
-        if args.world_size > 1:
-            self.row["processes"] = float(args.world_size)
+        processes = args.world_size if args.world_size > 1 else None
+        self.row = update_row(rollout_metrics(episodes, self.rollout.rollout_seconds), seconds, processes)
+        self.row.update(self.rollout.group_metrics, trained_episodes=float(len(episodes)))
         if (
             self.log is not None
             and self.evaluate_in_memory
@@ -116,13 +122,13 @@ def build(config: TrainConfig, progress: bool = True) -> TRLRun:
     use_cpu = config.device == "cpu" or not torch.cuda.is_available()
     args = grpo_args(config, processes, use_cpu)
     out = Path(config.out)
-    with args.main_process_first(desc="starting model"):  # a preset is built once, by the main process
-        model_path = model_to_load(config, None)  # checked as the native engine checks it
+    check_out(config)
+    model_path = model_to_load(config, None)  # checked as the native engine checks it
     main = args.process_index == 0
-    config = start_run(config, resuming=False, main=main)
     seed_everything(config.seed)
     dtype = config.dtype if config.dtype != "auto" else "float32" if use_cpu else "bfloat16"
     model, tokenizer = load_policy(model_path, "cpu", dtype, config.lora_rank, config.hub_kernels)
+    config = start_run(config, resuming=False, main=main)
     rollout = EpisodeRollout(config, tokenizer, agent_class(config.algo))
     if args.use_vllm:
         args.generation_kwargs = vllm_settings(args, tokenizer, not rollout.episode_rules.consults)

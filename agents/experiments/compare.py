@@ -6,7 +6,9 @@ traces) per update, on a mix of difficulty levels chosen from the warm start's
 disjoint test split at those levels and one harder, with consultation locked as
 in the paper (the primary column) and, beside it, declined. Runs are
 ``(method, seed)`` jobs spread over worker processes; a finished job is reused
-when its configuration is unchanged, so an interrupted comparison resumes.
+when its configuration is unchanged, so an interrupted comparison resumes. A run
+directory that holds a run with other settings is refused before any job starts,
+unless ``overwrite`` asks to retrain it: a finished update is never silently lost.
 SIGTERM or SIGINT stops every worker, each after checkpointing its finished
 updates; the same command then resumes those runs from their checkpoints.
 """
@@ -18,6 +20,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,11 +32,19 @@ from tqdm import tqdm
 
 from ..training.config import SettingError, TrainConfig, check_fields, option
 from ..training.evaluation import evaluate
-from ..training.loop import checkpoint_state, train
+from ..training.loop import train
 from ..training.policy import load_policy, pick_device
 from ..training.registry import agent_class, built_in, summary
-from ..training.run import run_settings
-from ..training.stopping import StopSignals, TrainingStopped
+from ..training.run import (
+    CHECKPOINT,
+    FINAL_EVAL,
+    checkpoint_state,
+    holds_run,
+    run_settings,
+    saved_settings,
+    stored_settings,
+)
+from ..training.stopping import ExpertsFailing, NonFiniteError, StopSignals, TrainingStopped
 from .presets import check_preset, preset_path, warm_start_accuracy
 from .report import HELP_METRICS, write_report
 
@@ -131,6 +142,7 @@ class CompareConfig:
     )
     lr: float = option(1e-4, "RL learning rate", above=0)
     workers: int = option(2, "runs in parallel", at_least=1)
+    overwrite: bool = option(False, "retrain the runs in out whose settings differ (default: refuse them)")
     policy: str = ""  # starting policy directory; empty: the preset's warm start
     expert_model: str = ""  # the model expert's directory; empty: the preset's expert model
     out: str = option("runs/compare", "run directories, one per method and seed")
@@ -240,52 +252,80 @@ def finished(config: TrainConfig) -> bool:
 
 def same_run(config: TrainConfig) -> bool:
     """Whether ``config.out``'s config.json is ``config``'s as its first start fixed it (``run_settings``),
-    resumed or not."""
-    path = Path(config.out) / "config.json"
-    if not path.exists():
-        return False
-    saved = {**json.loads(path.read_text()), "resume": config.resume}
-    return saved == json.loads(json.dumps(run_settings(config).to_dict()))
+    resumed or not, on whichever device."""
+    return not differences(config)
 
 
-def resumable(config: TrainConfig) -> int:
-    """The update of ``config``'s own unfinished run to resume from (0: start afresh)."""
-    state = checkpoint_state(Path(config.out)) if same_run(config) else None
-    return state["step"] if state is not None and state["step"] < config.steps else 0
+def differences(config: TrainConfig) -> list[str]:
+    """Where ``config.out``'s run differs from ``config``, e.g. ``steps 48, not 10`` (a setting its
+    config.json predates counts at its default); ``["no config.json"]`` without one."""
+    saved = saved_settings(Path(config.out))
+    if saved is None:
+        return ["no config.json"]
+    defaults = stored_settings(TrainConfig(algo=saved.get("algo", config.algo)))
+    saved = json.loads(json.dumps({**defaults, **saved}))
+    wanted = json.loads(json.dumps(stored_settings(run_settings(config))))
+    return [
+        f"{name} {saved.get(name)}, not {value}" for name, value in wanted.items() if saved.get(name) != value
+    ]
+
+
+def job_start(config: TrainConfig, overwrite: bool) -> TrainConfig:
+    """``config`` as its job starts it: resumed from its own run's checkpoint, started afresh over its own
+    run when no update of it was checkpointed, or over a run with other settings only when ``overwrite``
+    (``SettingError`` naming ``out`` otherwise: no finished update is lost without being asked)."""
+    out = Path(config.out)
+    if not holds_run(out):
+        return config
+    changed = differences(config)
+    if changed:
+        if overwrite:
+            return config.replace(overwrite=True)
+        shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+        raise SettingError("out", f"{out} holds a run with other settings ({shown}); "
+                           "--overwrite retrains it, or choose another --out")  # fmt: skip
+    state = checkpoint_state(out)
+    return config.replace(resume=True) if state is not None else config.replace(overwrite=True)
 
 
 def _run_job(config: TrainConfig, threads: int, progress) -> None:
-    """One training run in a worker process, resumed from its own checkpoint if it has one; puts the
-    number of each finished update on the ``progress`` queue. Ctrl-C reaches the whole process group:
-    the worker ignores it and stops on the SIGTERM the parent sends (one signal, so it checkpoints)."""
+    """One training run in a worker process (resumed if ``config.resume``), unless its checkpoint holds every
+    update; then its evaluation with consultation declined. Puts the number of each finished update on the
+    ``progress`` queue. Ctrl-C reaches the whole process group: the worker ignores it and stops on the
+    SIGTERM the parent sends (one signal, so it checkpoints; it exits with one line, no traceback)."""
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     out = Path(config.out)
-    start = resumable(config)
-    if start:
-        config = config.replace(resume=True)
-        progress.put(start)
-    elif out.exists():
-        for stale in ("metrics.jsonl", "eval.json", DECLINED_EVAL):
-            (out / stale).unlink(missing_ok=True)
+    start = checkpoint_state(out)["step"] if config.resume else 0
+    progress.put(start)
     updates: list[int] = []
-    train(config, progress=False, on_step=lambda step, metrics: (updates.append(step), progress.put(1)))
-    model, tokenizer = load_policy(out / "checkpoint" / "model", config.device, config.dtype)
+    try:
+        if start < config.steps or not (out / FINAL_EVAL).exists():
+            train(
+                config, progress=False, on_step=lambda step, metrics: (updates.append(step), progress.put(1))
+            )
+    except TrainingStopped as stopped:
+        sys.exit(128 + stopped.signum)  # the parent says it, once
+    except (NonFiniteError, ExpertsFailing) as error:
+        print(f"{out}: stopped: {error}", file=sys.stderr)
+        sys.exit(1)
+    model, tokenizer = load_policy(out / CHECKPOINT / "model", config.device, config.dtype)
     declined = evaluate(model, tokenizer, config, consult="declined")
     (out / DECLINED_EVAL).write_text(json.dumps(declined, indent=2))
     progress.put(config.steps - start - len(updates))  # evaluation-only agents make no updates
 
 
-def run_jobs(configs: Sequence[TrainConfig], workers: int) -> None:
+def run_jobs(configs: Sequence[TrainConfig], workers: int, overwrite: bool = False) -> None:
     """Run the unfinished configs, each in its own process, ``workers`` at a time; one progress bar over
-    all updates. A run that fails is reported once the others are done.
+    all updates. Each run's directory is checked first (``job_start``). A run that fails is reported once
+    the others are done.
 
     SIGTERM or SIGINT stops the workers (each checkpoints its finished updates) and raises
     ``TrainingStopped``; finished runs are kept and the others resume on the next call.
     """
-    todo = [config for config in configs if not finished(config)]
+    todo = [job_start(config, overwrite) for config in configs if not finished(config)]
     total = sum(config.steps for config in configs)
     reused = total - sum(config.steps for config in todo)
     threads = max(1, _cpu_count() // max(workers, 1))
@@ -421,6 +461,8 @@ def updates_to_reach(curve: Sequence[tuple[int, float]], target: float) -> int |
 def run_compare(compare: CompareConfig) -> dict[str, Any]:
     """Train and evaluate every (method, seed); write compare JSON, markdown and plots; return the JSON."""
     started = time.perf_counter()
+    if Path(compare.out).exists() and not Path(compare.out).is_dir():
+        raise SettingError("out", "is a file, not a directory", compare.out)
     policy = (
         Path(compare.policy)
         if compare.policy
@@ -435,7 +477,7 @@ def run_compare(compare: CompareConfig) -> dict[str, Any]:
         for seed in compare.seeds
     }
     longest_first = sorted(configs.values(), key=lambda config: -stage(config.algo))
-    run_jobs(longest_first, compare.workers)
+    run_jobs(longest_first, compare.workers, compare.overwrite)
     runs: dict[str, dict[int, dict[str, Any]]] = {}
     for (name, seed), config in configs.items():
         runs.setdefault(name, {})[seed] = read_run(Path(config.out))
@@ -482,7 +524,7 @@ def command_line(compare: CompareConfig) -> str:
     words += [] if compare.preset == "tiny" else [f"--preset {compare.preset}"]
     for spec in dataclasses.fields(CompareConfig):
         value = getattr(compare, spec.name)
-        if spec.name not in ("quick", "preset") and value != getattr(default, spec.name):
+        if spec.name not in ("quick", "preset", "overwrite") and value != getattr(default, spec.name):
             text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
             words.append(f"--{spec.name.replace('_', '-')} {text}")
     return " ".join(words)

@@ -184,6 +184,7 @@ class TrainConfig:
     seed: int = _run(0, "seed of problems, samples and initialisation", at_least=0)
     out: str = _run("runs/latest", "run directory: metrics.jsonl, tensorboard/, checkpoint/, eval.json")
     resume: bool = _run(False, "continue the run in --out from its checkpoint, with its config.json")
+    overwrite: bool = _run(False, "delete the run in --out, if it holds one, and start afresh")
     device: str = _run("auto", "auto, cpu, cuda or cuda:N")
     dtype: str = _run(
         "auto",
@@ -247,6 +248,12 @@ class TrainConfig:
     max_queries: int = _environment(3, "K, the most expert queries per turn", at_least=1)
     parallel_experts: bool = _environment(True, "send a turn's queries at once (false: one after another)")
     consult_cost: float = _environment(0.0, "reward subtracted per query")
+    expert_failure_share: float = _environment(
+        0.5, "a line per update where more than this share of the expert calls failed", at_least=0, at_most=1
+    )
+    expert_failure_stop: int = _environment(
+        3, "stop if every expert call failed in each of the first N updates with calls (0: go on)", at_least=0
+    )
     expert_timeout: float = _environment(
         60.0, "seconds a turn's round of queries may take (keep servers' below)", above=0
     )
@@ -277,6 +284,7 @@ class TrainConfig:
         check_fields(self)
         if not DEVICE.fullmatch(self.device):
             raise SettingError("device", f"expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_device(self.device, self.dtype)
         if self.rollout_backend not in backend_names():
             choices = ", ".join(backend_names())
             raise SettingError("rollout_backend", f"expected one of {choices}, got {self.rollout_backend!r}")
@@ -324,6 +332,30 @@ class TrainConfig:
             shared = {spec.name for spec in shared_fields()}
             current = {name: value for name, value in current.items() if name in names | shared}
         return TrainConfig.from_dict({**current, **changes})
+
+
+def check_device(device: str, dtype: str) -> None:
+    """``SettingError`` unless this machine has ``device`` (``auto``: CUDA if there is one, else the CPU)
+    and can compute in ``dtype`` there (``auto``: bfloat16 on CUDA): checked with the settings, before
+    anything loads or is written."""
+    import torch
+
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if not on_cuda:
+        return
+    if not torch.cuda.is_available():
+        built = "is built without CUDA" if torch.version.cuda is None else "sees no CUDA device"
+        raise SettingError("device", f"this machine's torch {built}; use --device cpu or auto", device)
+    count = torch.cuda.device_count()
+    if int(device.partition(":")[2] or 0) >= count:
+        raise SettingError(
+            "device", f"this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}", device
+        )
+    if dtype in ("auto", "bfloat16") and not torch.cuda.is_bf16_supported():
+        reason = "(auto: bfloat16 on CUDA) " if dtype == "auto" else ""
+        raise SettingError(
+            "dtype", f"{reason}this GPU cannot compute in bfloat16; use float16 or float32", dtype
+        )
 
 
 def options_of(algo: str) -> type:

@@ -1,16 +1,20 @@
 """The training loop every agent runs through: logging, evaluation, checkpoints, exact resume.
 
-The run directory is ``training.run``'s; ``DIR/checkpoint`` holds the model
+The run directory and what keeps it safe are ``training.run``'s; ``DIR/checkpoint`` holds the model
 (``save_pretrained``), the optimizer and agent state, the RNG states and the step.
 
 What a finished update recorded is never lost or rewritten:
 
-- nothing is written until the settings, the starting model and (``resume``) the
-  checkpoint are checked; ``resume`` with no checkpoint, a damaged one, or fewer
-  ``steps`` than the checkpoint holds is a ``SettingError`` (the run is kept as it is);
-- a checkpoint is written to ``checkpoint.tmp`` and then renamed into place;
+- nothing is written until the settings, ``out`` (a run there is resumed or overwritten only when
+  asked), the starting model and (``resume``) the checkpoint are checked and the model loaded;
+  ``resume`` with no checkpoint, a damaged one, or fewer ``steps`` than the checkpoint holds is a
+  ``SettingError`` (the run is kept as it is);
+- checkpoints, ``config.json`` and ``eval.json`` are replaced whole; a crash at any instant leaves a
+  run that ``resume`` finishes as an uninterrupted run would have;
 - an update whose loss or gradient norm is NaN or infinite stops the run with
   ``NonFiniteError`` before anything of it is saved (the last checkpoint stays);
+- experts that fail are reported per update, and stop the run (``ExpertsFailing``) if they never
+  answered (``training.stopping.FailingExperts``);
 - SIGTERM or SIGINT stops the run after the update in progress, checkpoints the
   finished updates and raises ``TrainingStopped``; ``resume`` continues it to the
   same metrics as an uninterrupted run.
@@ -20,7 +24,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,89 +34,27 @@ import torch
 from tqdm import tqdm
 
 from .agent import Agent
-from .config import SettingError, TrainConfig
+from .config import TrainConfig
 from .distributed import make_accelerator
 from .evaluation import evaluate
-from .policy import autocast, check_model_directory, load_policy, save_policy
+from .policy import autocast, load_policy
 from .registry import agent_class
-from .run import MetricsLog, evaluation_due, finish_run, seed_everything, start_run
-from .stopping import NonFiniteError, StopSignals, TrainingStopped
+from .run import (
+    CHECKPOINT,
+    MetricsLog,
+    check_out,
+    evaluation_due,
+    finish_run,
+    model_to_load,
+    resume_state,
+    save_checkpoint,
+    seed_everything,
+    start_run,
+    update_row,
+)
+from .stopping import FailingExperts, NonFiniteError, StopSignals, TrainingStopped
 
-CHECKPOINT = "checkpoint"
-STATE_FILE = "trainer_state.pt"
 CHECKED_FINITE = ("loss", "grad_norm")  # an update's metrics that stop the run when NaN or infinite
-
-
-def save_checkpoint(out: Path, agent: Agent, step: int, config: TrainConfig) -> None:
-    """Write ``out/checkpoint`` whole or not at all: into ``checkpoint.tmp``, then renamed into place.
-    Weights that are not all finite are refused (``NonFiniteError``) and the last checkpoint stays."""
-    if not all(bool(torch.isfinite(p).all()) for p in agent.model.parameters()):
-        raise NonFiniteError(f"update {step} left non-finite weights; the checkpoint in {out} is unchanged")
-    staging, final, previous = (out / f"{CHECKPOINT}{suffix}" for suffix in (".tmp", "", ".old"))
-    shutil.rmtree(staging, ignore_errors=True)
-    save_policy(agent.model, agent.tokenizer, staging / "model")
-    state = {
-        "step": step,
-        "config": config.to_dict(),
-        "agent": agent.state_dict(),
-        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
-    }
-    torch.save(state, staging / STATE_FILE)
-    shutil.rmtree(previous, ignore_errors=True)
-    if final.exists():
-        final.rename(previous)
-    staging.rename(final)
-    shutil.rmtree(previous, ignore_errors=True)
-
-
-def checkpoint_state(out: Path) -> dict[str, Any] | None:
-    """The trainer state of ``out``'s checkpoint; None without one; ``SettingError`` if it is damaged."""
-    directory, previous = out / CHECKPOINT, out / f"{CHECKPOINT}.old"
-    if not directory.exists() and previous.exists():  # stopped between the two renames of a save
-        previous.rename(directory)
-    if not (directory / STATE_FILE).exists():
-        return None
-    try:
-        check_model_directory(directory / "model")
-        return torch.load(directory / STATE_FILE, weights_only=False)
-    except Exception as error:
-        raise SettingError("resume", f"the checkpoint in {out} is damaged ({error}); left as it is") from None
-
-
-def resume_state(config: TrainConfig) -> dict[str, Any]:
-    """The trainer state that ``config.resume`` continues from, checked before anything is written."""
-    out = Path(config.out)
-    state = checkpoint_state(out)
-    if state is None:
-        raise SettingError("resume", f"{out} has no checkpoint to resume")
-    if state["config"]["algo"] != config.algo:
-        saved = state["config"]["algo"]
-        raise SettingError("resume", f"the checkpoint in {out} is a {saved} run's, not {config.algo}'s")
-    if config.steps <= state["step"]:
-        raise SettingError(
-            "steps",
-            f"expected more than {state['step']}, the update {out}'s checkpoint holds (fewer would drop "
-            f"finished updates), got {config.steps}",
-        )
-    return state
-
-
-def model_to_load(config: TrainConfig, state: dict[str, Any] | None) -> Path:
-    """The checkpoint's model when resuming, else ``config.model``, checked. A preset names no directory
-    here: its caller resolves it first (``experiments.presets.with_starting_model``, as the command does)."""
-    if state is not None:
-        return Path(config.out) / CHECKPOINT / "model"
-    if not config.model:
-        raise SettingError(
-            "model",
-            f"empty: give a model directory, or resolve --preset {config.preset} to its policy first "
-            "(eapo_agents.experiments.presets.with_starting_model)",
-        )
-    try:
-        check_model_directory(config.model)
-    except ValueError as error:
-        raise SettingError("model", str(error), config.model) from None
-    return Path(config.model)
 
 
 def train(
@@ -131,17 +72,13 @@ def train(
     accelerator = make_accelerator(config.device)
     main = accelerator is None or accelerator.is_main_process
     out = Path(config.out)
+    check_out(config)
     state = resume_state(config) if config.resume else None
-    if main:
-        model_path = model_to_load(config, state)
-    config = start_run(config, state is not None, main)
-    if accelerator is not None:
-        accelerator.wait_for_everyone()
-    if not main:  # the main process checked and resolved it before writing anything
-        model_path = model_to_load(config, state)
+    model_path = model_to_load(config, state)
     seed_everything(config.seed)
     device = str(accelerator.device) if accelerator is not None else config.device
     model, tokenizer = load_policy(model_path, device, config.dtype, config.lora_rank, config.hub_kernels)
+    config = start_run(config, state is not None, main)
     agent = agent_class(config.algo)(model, tokenizer, config)
     agent.accelerator = accelerator
     start = 0
@@ -165,7 +102,9 @@ def train(
             log.close()
     if log is None:
         return {}
-    return finish_run(config, final, time.perf_counter() - started)
+    final = finish_run(config, final, time.perf_counter() - started)
+    save_checkpoint(out, agent, config.steps if agent.trains else 0, config)  # the last: the run is finished
+    return final
 
 
 def run_updates(
@@ -183,6 +122,7 @@ def run_updates(
     steps = config.steps if agent.trains else 0
     saved = done = start
     final = None
+    experts = FailingExperts(config.expert_failure_share, config.expert_failure_stop)
     bar = tqdm(
         range(start + 1, steps + 1),
         desc=f"{config.algo} train",
@@ -204,27 +144,33 @@ def run_updates(
             kept = f"the checkpoint of update {saved} is unchanged" if saved else "no checkpoint was written"
             raise NonFiniteError(f"update {step} gave {shown}; stopped before saving it: {kept}")
         done = step
+        for line in experts.check(step, metrics.get("expert_calls", 0.0), metrics.get("expert_errors", 0.0),
+                                  _failed_by_expert(agent)):  # fmt: skip
+            tqdm.write(line)
         if log is None:
             continue
-        metrics["step_seconds"] = time.perf_counter() - tick
-        if metrics.get("policy_tokens"):
-            metrics["tokens_per_s"] = metrics["policy_tokens"] / metrics["step_seconds"]
-        if accelerator is not None:
-            metrics["processes"] = float(accelerator.num_processes)
+        processes = accelerator.num_processes if accelerator is not None else None
+        metrics = update_row(metrics, time.perf_counter() - tick, processes)
         if evaluation_due(step, config):
             final = evaluate_agent(agent, config)
             metrics.update(final)
         log.write(step, metrics)
         if on_step is not None:
             on_step(step, metrics)
-        if step % config.save_every == 0 or step == steps:
+        if step % config.save_every == 0 and step < steps:  # the last once eval.json is written
             save_checkpoint(out, agent, step, config)
             saved = step
     if log is not None and final is None:
         final = evaluate_agent(agent, config)
         log.write(steps, final)
-        save_checkpoint(out, agent, steps, config)
     return final or {}
+
+
+def _failed_by_expert(agent: Agent) -> dict[str, tuple[int, str]]:
+    """The training episodes' experts' failures so far (``ExpertPanel.failed_by``), if the agent's
+    training environments were built (none otherwise)."""
+    envs = vars(agent).get("envs")  # BaseAgent.envs, a cached property: never built here
+    return getattr(getattr(envs, "panel", None), "failed_by", {})
 
 
 def _stopped(signal_name: str, done: int, out: Path) -> str:

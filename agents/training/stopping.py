@@ -1,4 +1,5 @@
-"""Why a run stops early: a NaN or infinite update, or SIGTERM / SIGINT asking it to stop at a safe point.
+"""Why a run stops early: a NaN or infinite update, experts that never answer, or SIGTERM / SIGINT asking it
+to stop at a safe point.
 
 ``train`` checks between updates, so the updates that finished are checkpointed;
 ``eapo-gym compare`` stops its worker processes, which checkpoint the same way.
@@ -17,6 +18,53 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 class NonFiniteError(RuntimeError):
     """An update gave a NaN or infinite loss or gradient norm; nothing of it was saved."""
+
+
+class ExpertsFailing(RuntimeError):
+    """Every expert call failed in each of the first updates that made calls (``FailingExperts``)."""
+
+
+class FailingExperts:
+    """Makes experts that fail loud, update by update.
+
+    ``check`` takes an update's expert calls and failures and the experts' running failure counts
+    (``ExpertPanel.failed_by``: expert -> (failed calls, latest error)). Where more than ``share`` of the
+    update's calls failed it returns one line per failing expert, naming it and its latest error. If every
+    call failed in each of the first ``stop_after`` updates that made calls, it raises ``ExpertsFailing``
+    (``stop_after`` 0: never); one update with a successful call ends that watch.
+    """
+
+    def __init__(self, share: float, stop_after: int) -> None:
+        self.share, self.stop_after = share, stop_after
+        self.all_failed: int | None = (
+            0  # updates with calls, all failed, from the start; None once one worked
+        )
+        self.seen: dict[str, int] = {}
+
+    def check(
+        self, step: int, calls: float, failures: float, failed_by: dict[str, tuple[int, str]]
+    ) -> list[str]:
+        new = {name: (count - self.seen.get(name, 0), error) for name, (count, error) in failed_by.items()}
+        self.seen = {name: count for name, (count, _) in failed_by.items()}
+        if calls <= 0:
+            return []
+        named = [f"{name}: {count} failed ({error})" for name, (count, error) in new.items() if count > 0]
+        errors = "; ".join(named) or "see info['expert_failures']"
+        if self.all_failed is not None:
+            self.all_failed = self.all_failed + 1 if failures >= calls else None
+        if self.stop_after and self.all_failed is not None and self.all_failed >= self.stop_after:
+            raise ExpertsFailing(
+                f"every expert call failed in the first {_updates(self.all_failed)} that made calls "
+                f"({errors}); check the experts, or pass --expert-failure-stop 0 to train on without them"
+            )
+        if failures / calls <= self.share:
+            return []
+        share = f"{failures:.0f} of {calls:.0f} expert calls failed"
+        return [f"update {step}: {share}; expert {line}" for line in named] or [f"update {step}: {share}"]
+
+
+def _updates(count: int) -> str:
+    return "update" if count == 1 else f"{count} updates"
 
 
 class TrainingStopped(Exception):

@@ -50,7 +50,8 @@ class ExpertPanel:
     Once at least ``failure_warning_after`` queries were sent and more than
     ``failure_warning_share`` of them failed, one warning says so (a wrong URL, a
     server down): a run with failing experts goes on, but not silently. A share
-    of 1 never warns.
+    of 1 never warns. ``failed_by`` counts each expert's failed queries and keeps its
+    latest error, for a caller that reports them per update (the training loop).
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class ExpertPanel:
         self.failure_warning_share = failure_warning_share
         self.failure_warning_after = failure_warning_after
         self.queries = self.failures = 0
+        self.failed_by: dict[str, tuple[int, str]] = {}  # expert -> (failed queries, latest error)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_pool": None, "_loop": None}
@@ -108,6 +110,10 @@ class ExpertPanel:
     def _count_failures(self, outcomes: list[ExpertOutcome]) -> None:
         self.queries += len(outcomes)
         self.failures += sum(outcome.reply is None for outcome in outcomes)
+        for outcome in outcomes:
+            if outcome.reply is None:
+                count = self.failed_by.get(outcome.expert, (0, ""))[0]
+                self.failed_by[outcome.expert] = (count + 1, outcome.error or "no reply")
         share = self.failures / max(self.queries, 1)
         if self.queries >= self.failure_warning_after and share > self.failure_warning_share:
             if ("*", "share") in self._warned:
