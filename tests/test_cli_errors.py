@@ -274,14 +274,17 @@ TABLE = {
         for command in ("train", "demo")
     },
     # a run that starts, then stops with one line (status 1)
-    "experts that never answer": Row(
-        "train --model {model} --algo eapo --steps 3 --experts math:sqrt --expert-failure-stop 1 "
-        "--out {tmp}/r " + " ".join(FAST),
-        1,
-        "stopped: every expert call failed in the first update that made calls (math:sqrt: 2 failed "
-        "(TypeError: must be real number, not ExpertQuery)); check the experts, or pass "
-        "--expert-failure-stop 0 to train on without them",
-    ),
+    **{
+        f"experts that never answer ({engine})": Row(
+            f"train --engine {engine} --model {{model}} --algo eapo --steps 3 --experts math:sqrt "
+            "--expert-failure-stop 1 --out {tmp}/r " + " ".join(FAST),
+            1,
+            "stopped: every expert call failed in the first update that made calls (math:sqrt: 2 failed "
+            "(TypeError: must be real number, not ExpertQuery)); check the experts, or pass "
+            "--expert-failure-stop 0 to train on without them",
+        )
+        for engine in ("native", "trl")
+    },
 }
 
 

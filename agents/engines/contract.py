@@ -70,11 +70,10 @@ TRL = EngineContract(
             "short_prompt", "rollout_backend",
             "lr", "grad_clip", "micro_batch_size",
             "experts", "expert_noise", "max_queries", "parallel_experts", "consult_cost", "expert_timeout",
-            "max_turns", "final_turns",
+            "max_turns", "final_turns", "expert_failure_share", "expert_failure_stop",
             "eval_every", "eval_problems", "eval_k", "eval_split", "eval_consult", "tensorboard",
         }
-    ),  # not: resume, micro_batch_tokens (TRL batches rows: micro_batch_size), save_every (saves at the end),
-    # expert_failure_share and expert_failure_stop (the native loop watches failing experts)
+    ),  # not: resume, micro_batch_tokens (TRL batches rows: micro_batch_size), save_every (saves at the end)
     # mapped onto GRPOConfig, or played by our rollout
     options=frozenset(
         {

@@ -39,6 +39,7 @@ from ..training.run import (
     start_run,
     update_row,
 )
+from ..training.stopping import FailingExperts, expert_failures
 from .contract import TRL_METRIC_PREFIX, check_engine_settings, launched_processes
 from .trl_rollout import EpisodeRollout, environment_reward, training_prompts
 from .trl_settings import grpo_args, vllm_settings
@@ -64,6 +65,7 @@ class MetricsCallback(TrainerCallback):
     ) -> None:
         self.config, self.rollout, self.tokenizer, self.log = config, rollout, tokenizer, log
         self.passes = config.options.epochs_per_batch
+        self.experts = FailingExperts(config.expert_failure_share, config.expert_failure_stop)
         self.evaluate_in_memory = True
         self.final: dict[str, float] | None = None
         self.bar = tqdm(
@@ -82,6 +84,10 @@ class MetricsCallback(TrainerCallback):
         processes = args.world_size if args.world_size > 1 else None
         self.row = update_row(rollout_metrics(episodes, self.rollout.rollout_seconds), seconds, processes)
         self.row.update(self.rollout.group_metrics, trained_episodes=float(len(episodes)))
+        update = state.global_step // self.passes
+        calls, failures = self.row["expert_calls"], self.row["expert_errors"]
+        for line in self.experts.check(update, calls, failures, expert_failures(self.rollout.envs)):
+            tqdm.write(line)
         if (
             self.log is not None
             and self.evaluate_in_memory
@@ -154,7 +160,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     process; the others return an empty dict)."""
     run = build(config, progress)
     started = time.perf_counter()
-    run.trainer.train()
+    try:
+        run.trainer.train()
+    finally:  # a run stopped by an error leaves its line on a line of its own
+        run.metrics.bar.close()
     return conclude(run, time.perf_counter() - started)
 
 

@@ -52,7 +52,7 @@ from .run import (
     start_run,
     update_row,
 )
-from .stopping import FailingExperts, NonFiniteError, StopSignals, TrainingStopped
+from .stopping import FailingExperts, NonFiniteError, StopSignals, TrainingStopped, expert_failures
 
 CHECKED_FINITE = ("loss", "grad_norm")  # an update's metrics that stop the run when NaN or infinite
 
@@ -145,7 +145,7 @@ def run_updates(
             raise NonFiniteError(f"update {step} gave {shown}; stopped before saving it: {kept}")
         done = step
         for line in experts.check(step, metrics.get("expert_calls", 0.0), metrics.get("expert_errors", 0.0),
-                                  _failed_by_expert(agent)):  # fmt: skip
+                                  expert_failures(vars(agent).get("envs"))):  # fmt: skip
             tqdm.write(line)
         if log is None:
             continue
@@ -164,13 +164,6 @@ def run_updates(
         final = evaluate_agent(agent, config)
         log.write(steps, final)
     return final or {}
-
-
-def _failed_by_expert(agent: Agent) -> dict[str, tuple[int, str]]:
-    """The training episodes' experts' failures so far (``ExpertPanel.failed_by``), if the agent's
-    training environments were built (none otherwise)."""
-    envs = vars(agent).get("envs")  # BaseAgent.envs, a cached property: never built here
-    return getattr(getattr(envs, "panel", None), "failed_by", {})
 
 
 def _stopped(signal_name: str, done: int, out: Path) -> str:

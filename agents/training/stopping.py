@@ -63,6 +63,11 @@ class FailingExperts:
         return [f"update {step}: {share}; expert {line}" for line in named] or [f"update {step}: {share}"]
 
 
+def expert_failures(envs) -> dict[str, tuple[int, str]]:
+    """The failures so far of ``envs``' experts (``ExpertPanel.failed_by``); none before envs exist."""
+    return getattr(getattr(envs, "panel", None), "failed_by", {})
+
+
 def _updates(count: int) -> str:
     return "update" if count == 1 else f"{count} updates"
 
