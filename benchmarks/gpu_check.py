@@ -62,7 +62,8 @@ LORA_RANK = 8
 
 
 def run_settings(args: argparse.Namespace, model_dir: Path, path: str) -> dict[str, Any]:
-    """``TrainConfig`` keys of one path's run."""
+    """``TrainConfig`` keys of one path's run (TRL's without the settings it does not honour)."""
+    native = {"micro_batch_tokens": args.micro_batch_tokens, "save_every": 10**9}
     return {
         "algo": "eapo",
         "model": str(model_dir),
@@ -76,16 +77,15 @@ def run_settings(args: argparse.Namespace, model_dir: Path, path: str) -> dict[s
         "max_new_tokens": args.new_tokens,
         "max_turns": 3,
         "max_context": 3 * args.new_tokens + 160,
-        "micro_batch_tokens": args.micro_batch_tokens,
         "train_difficulties": (1, 2),
         "eval_difficulties": (1,),
         "eval_problems": 4,
         "eval_k": 1,
         "eval_every": 10**9,
-        "save_every": 10**9,
         "tensorboard": False,
         "lora_rank": LORA_RANK if path.endswith("lora") else 0,
         "engine": "trl" if path.startswith("trl") else "native",
+        **({} if path.startswith("trl") else native),
     }
 
 

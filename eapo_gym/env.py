@@ -104,7 +104,7 @@ class ExpertMathEnv(gym.Env):
         self.problems = load_problems(problems, split=split, difficulty=difficulty)
         self.protocol = replace(protocol or TurnProtocol(), max_queries=max_queries)
         self.panel = ExpertPanel(make_experts(experts), expert_timeout, parallel_experts, max_reply_chars)
-        self.acceptance = _share(acceptance, "acceptance")
+        self.acceptance = _share(acceptance, "acceptance", "a probability")
         self.max_turns = max_turns
         self.acceptance_rate, self.turn_budget = self.acceptance, max_turns  # this episode's
         self.reward_correct = reward_correct
@@ -168,7 +168,8 @@ class ExpertMathEnv(gym.Env):
         (a share in [0, 1], default 0) puts the first reference steps after the prompt (``hint``)."""
         super().reset(seed=seed)
         options = options or {}
-        self.acceptance_rate = _share(options.get("acceptance", self.acceptance), "acceptance")
+        acceptance = options.get("acceptance", self.acceptance)
+        self.acceptance_rate = _share(acceptance, "acceptance", "a probability")
         self.turn_budget = options.get("max_turns", self.max_turns)
         if isinstance(self.turn_budget, bool) or not isinstance(self.turn_budget, int | np.integer):
             raise ValueError(f"max_turns must be an integer, got {self.turn_budget!r}")
@@ -367,10 +368,10 @@ class PendingTurn:
     cut: bool
 
 
-def _share(value: Any, name: str) -> float:
+def _share(value: Any, name: str, what: str = "a share") -> float:
     """A probability or share as a float in [0, 1]; a ``ValueError`` naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-        raise ValueError(f"{name} is a share in [0, 1], got {value!r}")
+        raise ValueError(f"{name} is {what} in [0, 1], got {value!r}")
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must lie in [0, 1], got {value}")
     return float(value)

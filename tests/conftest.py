@@ -49,6 +49,18 @@ def _two_threads():
     torch.set_num_threads(2)
 
 
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """``fake_gpus(count, bf16=True)``: torch sees ``count`` CUDA devices, for the settings' checks only."""
+
+    def see(count: int, bf16: bool = True) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args: bf16)
+
+    return see
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A copy of the shipped warm-started tiny policy (it emits the protocol, consultations included)."""

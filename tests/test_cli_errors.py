@@ -470,10 +470,8 @@ def test_config_json_is_written_only_once_the_model_loaded(small_config, monkeyp
     assert not Path(small_config.out).exists()
 
 
-def test_the_device_and_its_dtype_are_checked_with_the_settings(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args: False)
+def test_the_device_and_its_dtype_are_checked_with_the_settings(fake_gpus):
+    fake_gpus(1, bf16=False)
     with pytest.raises(
         SettingError, match=r"^device cuda:1: this machine has 1 CUDA device\(s\), cuda:0 to cuda:0"
     ):

@@ -45,7 +45,8 @@ def test_problems_per_step_is_global_so_it_must_split_over_the_processes(engine)
         check_engine_settings(config, processes=2)
 
 
-def test_a_gpu_index_is_refused_where_accelerate_places_the_processes():
+def test_a_gpu_index_is_refused_where_accelerate_places_the_processes(fake_gpus):
+    fake_gpus(2)
     config = TrainConfig(device="cuda:1")
     check_engine_settings(config, processes=1)  # ours, alone: honoured
     with pytest.raises(SettingError, match="CUDA_VISIBLE_DEVICES"):

@@ -51,8 +51,8 @@ def recorded_run(config, monkeypatch) -> tuple[trl_train.TRLRun, Recorded]:
     record = Recorded()
     generate = LocalBackend.generate
 
-    def recording_generate(self, contexts, keys):
-        samples = generate(self, contexts, keys)
+    def recording_generate(self, contexts, keys, lock_queries=False):
+        samples = generate(self, contexts, keys, lock_queries)
         for key, tokens in zip(keys, samples.tokens, strict=True):
             if record.in_rollout:  # not the evaluation's
                 record.turns[-1].setdefault(key, []).append(tokens)
@@ -97,6 +97,7 @@ def eapo_run(tiny_model_dir, tmp_path_factory):
     config = TrainConfig.from_dict(
         {
             "algo": "eapo",
+            "acceptance_scale": 1.0,  # rho = 1 / s
             "engine": "trl",
             "model": str(tiny_model_dir),
             "out": str(tmp_path_factory.mktemp("trl") / "eapo"),
@@ -146,7 +147,10 @@ def test_rho_and_the_turn_budget_follow_the_trainers_step(eapo_run):
 def test_several_passes_per_update_mean_what_they_mean_natively(small_config, monkeypatch):
     """``epochs_per_batch`` 2: each update (rollout batch) is two optimizer steps of TRL's; rho, the
     problems and one metrics row follow the update, as in our loop."""
-    config = on_trl(small_config, algo="eapo", epochs_per_batch=2, steps=2, problems_per_step=2, group_size=2)
+    config = on_trl(
+        small_config, algo="eapo", acceptance_scale=1, epochs_per_batch=2, steps=2, problems_per_step=2,
+        group_size=2,
+    )
     run, record = recorded_run(config, monkeypatch)
     run.trainer.train()
     assert run.trainer.state.global_step == 4 and len(record.outputs) == 2  # 2 rollouts, 2 passes each
@@ -314,7 +318,9 @@ def test_train_engine_trl_command(small_config, capsys):
         ),
     ],
 )
-def test_engine_mistakes_fail_before_any_work(flags, message, capsys, tmp_path):
+def test_engine_mistakes_fail_before_any_work(flags, message, capsys, tmp_path, fake_gpus):
+    if "cuda:1" in flags:  # two GPUs, so that the device itself passes its check
+        fake_gpus(2)
     with pytest.raises(SystemExit):
         main(["train", *flags, "--out", str(tmp_path / "run")])
     assert message in capsys.readouterr().err
