@@ -28,9 +28,11 @@ Subclassing ``BaseAgent`` gives:
 - ``training_episodes(config)``: experts off, the query tag locked, the whole turn budget
   (EAPO overrides it; both engines play training episodes as it says);
 - ``self.envs``: one ``ExpertMathVectorEnv`` with an episode per rollout of an update;
+- ``self.backend``: the ``--rollout-backend`` (``rollout.backend.make_backend``), its weights
+  synced after every optimizer step;
 - ``collect_groups(step, problems, group_size)``: that many problems (in all, over the
   processes), ``group_size`` episodes each, played at training step ``step`` (which sets rho
-  and the turn budget);
+  and the turn budget; the query tag is locked unless the training episodes consult);
 - ``pack(episodes)``: padded tensors with the policy-token loss mask;
 - ``optimise(batch, loss, ...)``: passes of ``loss`` over length-bucketed micro-batches,
   an optimizer step per pass (gradients averaged over processes when launched with several);
