@@ -10,8 +10,8 @@ ReSearch/ReCall family it builds on:
 
 A turn ends at the answer's closing tag, at the ``max_queries``-th query's closing
 tag, or at end-of-turn (EOS). Every tag is configurable. The rule is written once,
-in ``turn_ends``, which works elementwise on Python values and on tensors alike, so
-the environment and a batched sampler apply the same rule.
+in ``turn_ends`` (elementwise on Python values or tensors); ``turn_is_complete`` applies
+it to a turn's text, as the environment and the agents' batched sampler both do.
 """
 
 from __future__ import annotations

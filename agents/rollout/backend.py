@@ -47,7 +47,7 @@ class GenerationBackend(Protocol):
     ``contexts[i]`` is an episode's token ids so far (prompt, earlier turns and
     feedback); ``keys[i]`` identifies that episode within the rollout batch, so a
     backend may keep per-episode state (a KV cache) between turns. A turn ends
-    where the environment's ``TurnProtocol.turn_ends`` says, at EOS, or after
+    where the environment's ``TurnProtocol.turn_is_complete`` says, at EOS, or after
     ``max_new_tokens``: stopping there is the backend's job.
 
     ``lock_queries``: no row may write the query-open tag (consultation locked, as in the paper's

@@ -36,9 +36,7 @@ class FailingExperts:
 
     def __init__(self, share: float, stop_after: int) -> None:
         self.share, self.stop_after = share, stop_after
-        self.all_failed: int | None = (
-            0  # updates with calls, all failed, from the start; None once one worked
-        )
+        self.all_failed: int | None = 0  # updates with calls, all failed, from the start; None: one worked
         self.seen: dict[str, int] = {}
 
     def check(
