@@ -23,7 +23,9 @@ from ..training.registry import register_agent
 from .policy_gradient import (
     PolicyGradientAgent,
     PolicyGradientOptions,
+    chunk_gap,
     clipped_surrogate,
+    drawn_share,
     k3_kl,
 )
 
@@ -99,12 +101,16 @@ class GRPOAgent(PolicyGradientAgent):
         batch = self.pack(episodes)
         advantages = torch.stack([a for _, a in trained]).to(self.device)[:, None]
         with torch.no_grad():
-            old, gap = self.old_logprobs(batch, self.logprobs(self.model, batch), episodes)
+            if self.single_pass:  # pi_old is the update's own pass (objective), its gap measured there
+                old, gap = None, {}
+            else:
+                old, gap = self.old_logprobs(batch, self.logprobs(self.model, batch), episodes)
             ref = self.logprobs(self.reference, batch) if self.reference is not None else None
         batch = replace(
             batch, advantages=advantages.expand_as(batch.loss_mask), old_logprobs=old, ref_logprobs=ref
         )
-        batch = replace(batch, extras=self.loss_inputs(batch, episodes))
+        gap_share = {"gap_share": drawn_share(batch)} if self.single_pass else {}
+        batch = replace(batch, extras={**gap_share, **self.loss_inputs(batch, episodes)})
         return {**metrics, **gap, **self.update(batch, self.loss), "trained_episodes": float(len(trained))}
 
     def training_groups(self, step: int) -> list[list[Episode]]:
@@ -128,12 +134,16 @@ class GRPOAgent(PolicyGradientAgent):
     def objective(
         self, logp: torch.Tensor, chunk: TokenBatch
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """L_clip (+ beta KL) of one micro-batch, as in the module docstring."""
+        """L_clip (+ beta KL) of one micro-batch, as in the module docstring (pi_old: ``logp`` itself,
+        detached, under ``single_pass``)."""
+        old = logp.detach() if chunk.old_logprobs is None else chunk.old_logprobs
         surrogate, clipped = clipped_surrogate(
-            logp, chunk.old_logprobs, chunk.advantages, self.options.clip_low, self.options.clip_high
+            logp, old, chunk.advantages, self.options.clip_low, self.options.clip_high
         )
         loss = -(surrogate * chunk.weights).sum()
         stats = {"clip_fraction": (clipped.float() * chunk.share).sum()}
+        if "gap_share" in chunk.extras:
+            stats.update(chunk_gap(logp, chunk, chunk.extras["gap_share"]))
         if chunk.ref_logprobs is not None:
             stats["kl"] = (k3_kl(logp, chunk.ref_logprobs) * chunk.weights).sum()
             loss = loss + self.options.kl_beta * stats["kl"]

@@ -101,6 +101,11 @@ class GuideAgent(GRPOAgent):
             episodes = [without_hint(e) if is_hinted(e) else e for e in episodes]
         return super().pack(episodes)
 
+    @property
+    def single_pass(self) -> bool:
+        """Under ``hint_context unhinted`` pi_old is not the trainer's own pass: never a single pass."""
+        return super().single_pass and self.options.hint_context == "hinted"
+
     def old_logprobs(
         self, batch: TokenBatch, trainer: torch.Tensor, episodes: list[Episode]
     ) -> tuple[torch.Tensor, dict[str, float]]:

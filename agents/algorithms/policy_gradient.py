@@ -5,11 +5,13 @@ surr_t   = min(ratio_t A_t, clip(ratio_t, 1 - eps_low, 1 + eps_high) A_t)
 KL_t     = exp(ref_t - logp_t) - (ref_t - logp_t) - 1                        (k3, unbiased, >= 0)
 
 pi_old (``old_logprobs``): ``trainer`` (default, as TRL) is the trainer's own forward pass over the
-rollouts before the update, so the first pass's ratio is 1; ``sampler`` is the log-probabilities the
-rollout's sampler reported (of pi / T, before top-p), the policy that actually drew the tokens, so the
-ratio also corrects a sampler/trainer mismatch (a bf16 decoder's, say) and clips where it is large.
-Either way every update logs that mismatch over the policy tokens, ``logprob_gap_mean`` and
-``logprob_gap_max`` = |log pi_trainer - log pi_sampler|; choose ``sampler`` when it is not small.
+rollouts before the update, so the first pass's ratio is 1 (with one pass, mu = 1, that pass's own
+log-probabilities, detached, are pi_old: ``single_pass``, no extra forward); ``sampler`` is the
+log-probabilities the rollout's sampler reported (of pi / T, before top-p), the policy that actually
+drew the tokens, so the ratio also corrects a sampler/trainer mismatch (a bf16 decoder's, say) and
+clips where it is large. Either way every update logs that mismatch over the policy tokens,
+``logprob_gap_mean`` and ``logprob_gap_max`` = |log pi_trainer - log pi_sampler|; choose ``sampler``
+when it is not small.
 """
 
 from __future__ import annotations
@@ -81,6 +83,19 @@ def logprob_gap(trainer: torch.Tensor, sampler: torch.Tensor, mask: torch.Tensor
     return {"logprob_gap_mean": gap.mean().item(), "logprob_gap_max": gap.max().item()}
 
 
+def drawn_share(batch: TokenBatch) -> torch.Tensor:
+    """1 / (policy tokens a sampler drew) on those tokens, 0 elsewhere: ``chunk_gap``'s mean weights."""
+    drawn = ((batch.loss_mask > 0) & ~batch.sampled_logprobs.isnan()).float()
+    return drawn / drawn.sum().clamp(min=1)
+
+
+def chunk_gap(trainer: torch.Tensor, chunk: TokenBatch, share: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``logprob_gap`` of one micro-batch (``share``: its ``drawn_share``): parts of the mean that sum
+    over micro-batches, and a ``_max`` that ``BaseAgent.optimise`` takes the largest of."""
+    gap = (trainer.detach() - chunk.sampled_logprobs.nan_to_num()).abs() * (share > 0)
+    return {"logprob_gap_mean": (gap * share).sum(), "logprob_gap_max": gap.max()}
+
+
 def shaped_probability(logp: torch.Tensor, gamma: float) -> torch.Tensor:
     """LUFFY's policy shaping f(pi) = pi / (pi + gamma) of off-policy tokens, in place of a ratio
     (the token's probability under the expert that wrote it is taken as 1); its gradient
@@ -114,6 +129,12 @@ class PolicyGradientAgent(BaseAgent):
             batch.loss_mask[cut] = 0.0
             batch.expert_mask[cut] = 0.0
         return batch
+
+    @property
+    def single_pass(self) -> bool:
+        """Whether pi_old is pi_theta at the update's only pass (mu = 1, ``old_logprobs`` trainer): the
+        loss then takes it from that pass (``TokenBatch.old_logprobs`` None), with no forward before."""
+        return self.options.epochs_per_batch == 1 and self.options.old_logprobs == "trainer"
 
     def old_logprobs(
         self, batch: TokenBatch, trainer: torch.Tensor, episodes: list[Episode]

@@ -61,7 +61,7 @@ from eapo_gym.vector import ExpertMathVectorEnv
 from ..rollout.backend import GenerationBackend, SamplingConfig, make_backend
 from ..rollout.episode import Episode
 from ..rollout.play import play_episodes
-from .batch import TokenBatch, loss_weights, pack_episodes, policy_logprobs
+from .batch import TokenBatch, length_buckets, loss_weights, pack_episodes, policy_logprobs
 from .config import NoOptions, ScheduledOptions, TrainConfig
 from .distributed import average_gradients, draw_update, process_share, processes_and_rank
 from .environments import TrainingEpisodes, make_vector_env
@@ -233,7 +233,8 @@ class BaseAgent:
         Each pass sums ``loss(chunk)`` over length-bucketed micro-batches of ``batch``, with
         ``weights`` (``loss_weights`` of the ``aggregation`` and ``constant``) and ``share``
         (1 / policy tokens, for token means) set. ``loss`` returns the micro-batch's part of the
-        batch loss and statistics weighted the same way.
+        batch loss and statistics weighted the same way; a statistic named ``*_max`` is the largest
+        over the micro-batches instead.
         """
         batch = dataclasses.replace(
             batch,
@@ -247,27 +248,21 @@ class BaseAgent:
                 self.scaler.scale(value).backward()
                 totals["loss"] += value.item() / epochs
                 for name, stat in stats.items():
-                    totals[name] += stat.item() / epochs
+                    if name.endswith("_max"):
+                        totals[name] = max(totals[name], stat.item())
+                    else:
+                        totals[name] += stat.item() / epochs
             totals["grad_norm"] += self.apply_gradients() / epochs
         return dict(totals)
 
     def micro_batches(self, batch: TokenBatch) -> Iterator[tuple[torch.Tensor, TokenBatch]]:
-        """Rows grouped by length, each group cut to its longest row: (the group's row numbers, its batch).
-
-        A group holds at most ``micro_batch_size`` rows (0: no limit) and at most
-        ``micro_batch_tokens`` padded tokens (0: no limit), so short sequences are
-        not padded to the longest one of the batch.
-        """
+        """Rows grouped by length (``length_buckets``), each group cut to its longest row: (the group's
+        row numbers, its batch). A group holds at most ``micro_batch_size`` rows and
+        ``micro_batch_tokens`` padded tokens (0: no limit)."""
         lengths = batch.attention_mask.sum(1).tolist()
-        order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
-        max_rows = self.config.micro_batch_size or len(order)
-        budget = self.config.micro_batch_tokens
-        start = 0
-        while start < len(order):
-            width = max(int(lengths[order[start]]), 2)
-            count = max(1, min(max_rows, budget // width if budget else len(order)))
-            index = torch.tensor(order[start : start + count], device=batch.input_ids.device)
-            start += count
+        for rows in length_buckets(lengths, self.config.micro_batch_size, self.config.micro_batch_tokens):
+            width = max(int(max(lengths[row] for row in rows)), 2)
+            index = torch.tensor(rows, device=batch.input_ids.device)
             yield index, batch.rows(index).cut(width)
 
     def per_token(self, batch: TokenBatch, fn: Callable[[TokenBatch], Any]) -> Any:

@@ -125,3 +125,35 @@ def loss_weights(mask: torch.Tensor, mode: str = "token", constant: int = 0) -> 
             raise ValueError(f"constant aggregation needs a token count L >= 1, got {constant}")
         return mask / (mask.shape[0] * constant)
     raise ValueError(f"unknown loss aggregation {mode!r}; choose token, sequence or constant")
+
+
+def length_buckets(lengths: Sequence[int], max_rows: int = 0, budget: int = 0) -> list[list[int]]:
+    """Row numbers grouped into micro-batches of similar length, longest first, that pad least.
+
+    Each group is padded to its longest row; a group holds at most ``max_rows`` rows and ``budget``
+    padded tokens (0: no limit; a row longer than ``budget`` goes alone). Among such groupings of the
+    length-sorted rows, the one with the fewest padded tokens plus ``budget / 8`` per group is chosen
+    (dynamic programming), so a group is split only where that saves an eighth of a full micro-batch of
+    padding: on the CPU a forward pass costs by the token, on a GPU (a larger budget) by the call.
+    Without a budget the rows form the fewest groups ``max_rows`` allows.
+    """
+    order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
+    widths = [max(int(lengths[row]), 2) for row in order]
+    count = len(order)
+    call = budget / 8 if budget else sum(widths) + 1  # no budget: the fewest groups
+    best = [0.0] * (count + 1)  # best[i]: the least cost of grouping order[i:]
+    end = [count] * (count + 1)
+    for start in range(count - 1, -1, -1):
+        best[start] = float("inf")
+        for stop in range(start + 1, count + 1):
+            rows = stop - start
+            if rows > 1 and ((max_rows and rows > max_rows) or (budget and rows * widths[start] > budget)):
+                break
+            cost = rows * widths[start] + call + best[stop]
+            if cost <= best[start]:  # ties: the larger group
+                best[start], end[start] = cost, stop
+    groups, start = [], 0
+    while start < count:
+        groups.append(order[start : end[start]])
+        start = end[start]
+    return groups
