@@ -13,6 +13,7 @@ sees them arrive together), and the experts are built once and shared.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +33,7 @@ class ExpertMathVectorEnv(VectorEnv):
     ``reset_mask`` resets only the envs it marks (for ``autoreset_mode`` DISABLED
     or SAME_STEP). ``step_some(indices, actions)`` steps only some envs, with
     one round for them, and returns their results unbatched: the rollout uses it
-    to stop stepping episodes that are over.
+    to stop stepping episodes that are over. ``expert_seconds`` adds up the time spent in expert rounds.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class ExpertMathVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._observations: list[Any] = [None] * num_envs  # text and token batches are tuples
         self._autoreset = np.zeros(num_envs, dtype=np.bool_)
+        self.expert_seconds = 0.0
 
     @property
     def protocol(self):
@@ -108,7 +110,9 @@ class ExpertMathVectorEnv(VectorEnv):
         """Step envs ``indices`` with ``actions``, one expert round for all; their step results, in order."""
         pending = [self.envs[i].prepare_step(action) for i, action in zip(indices, actions, strict=True)]
         waiting = [k for k, step in enumerate(pending) if isinstance(step, PendingTurn)]
+        started = time.perf_counter()
         outcomes = self.panel.round([pending[k].queries for k in waiting])
+        self.expert_seconds += time.perf_counter() - started
         for k, turn_outcomes in zip(waiting, outcomes, strict=True):
             pending[k] = self.envs[indices[k]].finish_step(pending[k], turn_outcomes)
         return pending

@@ -65,7 +65,7 @@ class EpisodeRollout:
         self.step = 0
         self.episodes: list[Episode] = []
         self.group_metrics: dict[str, float] = {}
-        self.rollout_seconds = 0.0
+        self.rollout_seconds = self.expert_seconds = 0.0
         self.envs: ExpertMathVectorEnv | None = None
 
     def __call__(self, prompts: list[str], trainer) -> dict[str, Any]:
@@ -81,6 +81,7 @@ class EpisodeRollout:
         )  # fmt: skip
         sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
         lock = not self.episode_rules.consults
+        waited = self.envs.expert_seconds
         with trainer_backend(
             trainer, config.rollout_backend, self.tokenizer, self.envs.protocol, sampling, noise, lock
         ) as backend:
@@ -102,6 +103,7 @@ class EpisodeRollout:
             [episodes[g * size : (g + 1) * size] for g in range(len(groups))]
         )
         self.rollout_seconds = time.perf_counter() - started
+        self.expert_seconds = self.envs.expert_seconds - waited
         return {
             "prompt_ids": [e.prompt_ids for e in episodes],
             "completion_ids": [e.completion_ids for e in episodes],

@@ -82,7 +82,8 @@ class MetricsCallback(TrainerCallback):
         seconds = time.perf_counter() - self.started
         episodes = self.rollout.episodes
         processes = args.world_size if args.world_size > 1 else None
-        self.row = update_row(rollout_metrics(episodes, self.rollout.rollout_seconds), seconds, processes)
+        rollout = rollout_metrics(episodes, self.rollout.rollout_seconds, self.rollout.expert_seconds)
+        self.row = update_row(rollout, seconds, processes)
         self.row.update(self.rollout.group_metrics, trained_episodes=float(len(episodes)))
         update = state.global_step // self.passes
         calls, failures = self.row["expert_calls"], self.row["expert_errors"]

@@ -38,6 +38,7 @@ from ..training.registry import agent_class, built_in, summary
 from ..training.run import (
     CHECKPOINT,
     FINAL_EVAL,
+    atomic_write_text,
     checkpoint_state,
     holds_run,
     run_settings,
@@ -49,6 +50,7 @@ from .presets import check_preset, preset_path, warm_start_accuracy
 from .report import HELP_METRICS, write_report
 
 DECLINED_EVAL = "eval_declined.json"
+TIMING = "timing.json"  # a job's phases in seconds: process start, train() and the declined evaluation
 BASE_STEPS = 120  # the preregistered budget; longer runs are also reported at its multiples
 START_UPDATES, END_UPDATES = 5, 10  # the all-fail share "at the start" and "at the end" averages these
 
@@ -288,19 +290,22 @@ def job_start(config: TrainConfig, overwrite: bool) -> TrainConfig:
     return config.replace(resume=True) if state is not None else config.replace(overwrite=True)
 
 
-def _run_job(config: TrainConfig, threads: int, progress) -> None:
+def _run_job(config: TrainConfig, threads: int, progress, spawned: float) -> None:
     """One training run in a worker process (resumed if ``config.resume``), unless its checkpoint holds every
     update; then its evaluation with consultation declined. Puts the number of each finished update on the
-    ``progress`` queue. Ctrl-C reaches the whole process group: the worker ignores it and stops on the
+    ``progress`` queue; writes ``TIMING`` (``spawned``: the parent's ``time.time()`` at its start).
+    Ctrl-C reaches the whole process group: the worker ignores it and stops on the
     SIGTERM the parent sends (one signal, so it checkpoints; it exits with one line, no traceback)."""
     import torch
 
+    timing = {"start_s": time.time() - spawned}
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     out = Path(config.out)
     start = checkpoint_state(out)["step"] if config.resume else 0
     progress.put(start)
     updates: list[int] = []
+    started = time.perf_counter()
     try:
         if start < config.steps or not (out / FINAL_EVAL).exists():
             train(
@@ -311,8 +316,12 @@ def _run_job(config: TrainConfig, threads: int, progress) -> None:
     except (NonFiniteError, ExpertsFailing) as error:
         print(f"{out}: stopped: {error}", file=sys.stderr)
         sys.exit(1)
+    timing["train_s"] = time.perf_counter() - started
+    started = time.perf_counter()
     model, tokenizer = load_policy(out / CHECKPOINT / "model", config.device, config.dtype)
     declined = evaluate(model, tokenizer, config, consult="declined")
+    timing["declined_eval_s"] = time.perf_counter() - started
+    atomic_write_text(out / TIMING, json.dumps(timing, indent=2))
     (out / DECLINED_EVAL).write_text(json.dumps(declined, indent=2))
     progress.put(config.steps - start - len(updates))  # evaluation-only agents make no updates
 
@@ -338,7 +347,9 @@ def run_jobs(configs: Sequence[TrainConfig], workers: int, overwrite: bool = Fal
         while (todo or running) and stop.signum is None:
             while todo and len(running) < workers:
                 config = todo.pop(0)
-                running[config.out] = context.Process(target=_run_job, args=(config, threads, progress))
+                running[config.out] = context.Process(
+                    target=_run_job, args=(config, threads, progress, time.time())
+                )
                 running[config.out].start()
             time.sleep(0.2)
             for out, process in list(running.items()):

@@ -112,7 +112,7 @@ class BaseAgent:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.dtype == "float16")
         self.generator = torch.Generator(device=self.device)
         self.accelerator = None  # set by the training loop under a multi-process launcher
-        self.rollout_seconds = 0.0
+        self.rollout_seconds = self.expert_seconds = 0.0
 
     @classmethod
     def training_episodes(cls, config: TrainConfig) -> TrainingEpisodes:
@@ -184,7 +184,7 @@ class BaseAgent:
         )
         self.generator.manual_seed(noise)
         indices, seeds = process_share(indices, processes, rank), process_share(seeds, processes, rank)
-        self.rollout_seconds = 0.0
+        self.rollout_seconds = self.expert_seconds = 0.0
         problem_ids = [source[i].id for i in indices for _ in range(group_size)]
         episodes = self.play(step, seeds, problem_ids, reset_options, lock_queries)
         return [episodes[g * group_size : (g + 1) * group_size] for g in range(len(indices))]
@@ -198,11 +198,12 @@ class BaseAgent:
         lock_queries: bool | None = None,
     ) -> list[Episode]:
         """One episode per seed, on the given problems, at training step ``step`` (timed into
-        ``rollout_seconds``). The query tag is locked unless the training episodes consult (EAPO)."""
+        ``rollout_seconds``, its expert rounds into ``expert_seconds``). The query tag is locked unless
+        the training episodes consult (EAPO)."""
         options = reset_options or self.episode_rules.reset_options(step, self.config)
         if lock_queries is None:
             lock_queries = not self.episode_rules.consults
-        started = time.perf_counter()
+        started, waited = time.perf_counter(), self.envs.expert_seconds
         self.model.eval()
         episodes = play_episodes(
             self.backend,
@@ -216,11 +217,12 @@ class BaseAgent:
         )
         self.model.train()
         self.rollout_seconds += time.perf_counter() - started
+        self.expert_seconds += self.envs.expert_seconds - waited
         return episodes
 
     def rollout_metrics(self, episodes: list[Episode]) -> dict[str, float]:
         """Statistics of the latest rollouts, for the training log."""
-        return rollout_metrics(episodes, self.rollout_seconds)
+        return rollout_metrics(episodes, self.rollout_seconds, self.expert_seconds)
 
     def pack(self, episodes: list[Episode]) -> TokenBatch:
         return pack_episodes(episodes, self.tokenizer.pad_token_id, self.device)
@@ -304,8 +306,11 @@ class BaseAgent:
             self.scaler.load_state_dict(state["scaler"])
 
 
-def rollout_metrics(episodes: list[Episode], rollout_seconds: float) -> dict[str, float]:
-    """Reward, accuracy, consultation and cost statistics of ``episodes`` (a row of metrics.jsonl)."""
+def rollout_metrics(
+    episodes: list[Episode], rollout_seconds: float, expert_seconds: float = 0.0
+) -> dict[str, float]:
+    """Reward, accuracy, consultation and cost statistics of ``episodes`` (a row of metrics.jsonl), and
+    the time of their rollout, of which ``expert_seconds`` in expert rounds."""
     count = len(episodes)
 
     def total(key: str) -> float:
@@ -329,4 +334,5 @@ def rollout_metrics(episodes: list[Episode], rollout_seconds: float) -> dict[str
         "hinted_episodes": sum(e.hint_length > 0 for e in episodes) / count,
         "hint_chars": total("hint_chars") / count,
         "rollout_seconds": rollout_seconds,
+        "expert_seconds": expert_seconds,
     }

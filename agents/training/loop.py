@@ -176,13 +176,16 @@ def _stopped(signal_name: str, done: int, out: Path) -> str:
 
 
 def evaluate_agent(agent: Agent, config: TrainConfig) -> dict[str, float]:
-    return evaluate(
+    """The held-out evaluation as ``agent`` is evaluated, with its duration (``eval_seconds``)."""
+    started = time.perf_counter()
+    metrics = evaluate(
         agent.model,
         agent.tokenizer,
         config,
         with_experts=agent.eval_with_experts,
         first_turn=agent.first_turn,
     )
+    return {**metrics, "eval_seconds": time.perf_counter() - started}
 
 
 def summary_line(config: TrainConfig, final: dict[str, Any]) -> str:
