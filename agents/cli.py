@@ -230,7 +230,7 @@ def _add_flag(group: argparse._ArgumentGroup | argparse.ArgumentParser, spec: da
     flag = "--" + spec.name.replace("_", "-")
     default = spec.default
     text = f"{spec.metadata.get('help', '')} (default: {_shown(default)})"
-    if spec.name in ("resume", "overwrite"):
+    if spec.name in ("resume", "overwrite", "tune"):
         group.add_argument(flag, action="store_true", default=None, help=spec.metadata["help"])
         return
     kind = {bool: _bool, tuple: _ints}.get(type(default), type(default))

@@ -113,7 +113,12 @@ PAPER_AVG = {
     "eapo_k1": 61.79,  # the paper's sequential ablation: one query per turn, so turns run out
     "eapo_model_expert": 61.55,  # the paper's weaker (14B) expert
 }
+RL_LR = 1e-4  # the family defaults that tuning.LR_FACTORS scale
 SUPERVISED_LR = 5e-4  # sft/distill: supervised steps need a larger step size than policy gradients
+# Each trained algorithm's settings as the preregistered tuning chose them (``eapo-gym compare --tune``,
+# benchmarks/results/tuning.md); an ablation takes its algorithm's. An algorithm not here runs at its
+# family's default rate.
+TUNED: dict[str, dict[str, float]] = {}
 
 
 @dataclass
@@ -142,7 +147,12 @@ class CompareConfig:
         "train: a validation run on training-split problems (preregistration pilots)",
         ("test", "train"),
     )
-    lr: float = option(1e-4, "RL learning rate", above=0)
+    lr: float = option(
+        0.0, "one learning rate for every RL method; 0: each its tuned one (TUNED)", at_least=0
+    )
+    tune: bool = option(
+        False, "run the preregistered tuning grid instead (tuning.py): short runs, train split"
+    )
     workers: int = option(2, "runs in parallel", at_least=1)
     overwrite: bool = option(False, "retrain the runs in out whose settings differ (default: refuse them)")
     policy: str = ""  # starting policy directory; empty: the preset's warm start
@@ -187,6 +197,8 @@ class CompareConfig:
             + ("_gpu" if pick_device(self.device).type == "cuda" else "")
             + ("_quick" if self.quick else "")
             + ("_validation" if self.eval_split == "train" else "")
+            if not self.tune
+            else "tuning"
         )
 
 
@@ -224,6 +236,12 @@ def job_config(
         )
         overrides["experts"] = f"model:{expert}"
     supervised = agent_class(method.algo).supervised
+    tuned = TUNED.get(method.algo, {})
+    lr = (
+        compare.lr
+        if compare.lr and not supervised
+        else tuned.get("lr", SUPERVISED_LR if supervised else RL_LR)
+    )
     return TrainConfig.from_dict(
         {
             "algo": method.algo,
@@ -234,7 +252,8 @@ def job_config(
             "train_difficulties": levels,
             "eval_difficulties": (*levels, max(levels) + 1),
             "eval_split": compare.eval_split,
-            "lr": SUPERVISED_LR if supervised else compare.lr,
+            **tuned,
+            "lr": lr,
             "eval_every": compare.eval_every,
             "eval_k": compare.eval_k,
             "eval_problems": compare.eval_problems,
@@ -247,9 +266,10 @@ def job_config(
     )
 
 
-def finished(config: TrainConfig) -> bool:
-    """Whether ``config.out`` holds a finished run of exactly ``config`` (it is then reused)."""
-    return (Path(config.out) / DECLINED_EVAL).exists() and same_run(config)
+def finished(config: TrainConfig, declined: bool = True) -> bool:
+    """Whether ``config.out`` holds a finished run of exactly ``config`` (it is then reused); with
+    ``declined``, its declined evaluation too."""
+    return (Path(config.out) / (DECLINED_EVAL if declined else FINAL_EVAL)).exists() and same_run(config)
 
 
 def same_run(config: TrainConfig) -> bool:
@@ -290,12 +310,13 @@ def job_start(config: TrainConfig, overwrite: bool) -> TrainConfig:
     return config.replace(resume=True) if state is not None else config.replace(overwrite=True)
 
 
-def _run_job(config: TrainConfig, threads: int, progress, spawned: float) -> None:
+def _run_job(config: TrainConfig, threads: int, progress, spawned: float, declined: bool = True) -> None:
     """One training run in a worker process (resumed if ``config.resume``), unless its checkpoint holds every
-    update; then its evaluation with consultation declined. Puts the number of each finished update on the
-    ``progress`` queue; writes ``TIMING`` (``spawned``: the parent's ``time.time()`` at its start).
-    Ctrl-C reaches the whole process group: the worker ignores it and stops on the
-    SIGTERM the parent sends (one signal, so it checkpoints; it exits with one line, no traceback)."""
+    update; then (``declined``) its evaluation with consultation declined. Puts the number of each
+    finished update on the ``progress`` queue; writes ``TIMING`` (``spawned``: the parent's
+    ``time.time()`` at its start). Ctrl-C reaches the whole process group: the worker ignores it and
+    stops on the SIGTERM the parent sends (one signal, so it checkpoints; it exits with one line, no
+    traceback)."""
     import torch
 
     timing = {"start_s": time.time() - spawned}
@@ -317,6 +338,10 @@ def _run_job(config: TrainConfig, threads: int, progress, spawned: float) -> Non
         print(f"{out}: stopped: {error}", file=sys.stderr)
         sys.exit(1)
     timing["train_s"] = time.perf_counter() - started
+    if not declined:
+        atomic_write_text(out / TIMING, json.dumps(timing, indent=2))
+        progress.put(config.steps - start - len(updates))
+        return
     started = time.perf_counter()
     model, tokenizer = load_policy(out / CHECKPOINT / "model", config.device, config.dtype)
     declined = evaluate(model, tokenizer, config, consult="declined")
@@ -326,15 +351,17 @@ def _run_job(config: TrainConfig, threads: int, progress, spawned: float) -> Non
     progress.put(config.steps - start - len(updates))  # evaluation-only agents make no updates
 
 
-def run_jobs(configs: Sequence[TrainConfig], workers: int, overwrite: bool = False) -> None:
-    """Run the unfinished configs, each in its own process, ``workers`` at a time; one progress bar over
-    all updates. Each run's directory is checked first (``job_start``). A run that fails is reported once
-    the others are done.
+def run_jobs(
+    configs: Sequence[TrainConfig], workers: int, overwrite: bool = False, declined: bool = True
+) -> None:
+    """Run the unfinished configs, each in its own process, ``workers`` at a time (each evaluated declined
+    too, with ``declined``); one progress bar over all updates. Each run's directory is checked first
+    (``job_start``). A run that fails is reported once the others are done.
 
     SIGTERM or SIGINT stops the workers (each checkpoints its finished updates) and raises
     ``TrainingStopped``; finished runs are kept and the others resume on the next call.
     """
-    todo = [job_start(config, overwrite) for config in configs if not finished(config)]
+    todo = [job_start(config, overwrite) for config in configs if not finished(config, declined)]
     total = sum(config.steps for config in configs)
     reused = total - sum(config.steps for config in todo)
     threads = max(1, _cpu_count() // max(workers, 1))
@@ -348,7 +375,7 @@ def run_jobs(configs: Sequence[TrainConfig], workers: int, overwrite: bool = Fal
             while todo and len(running) < workers:
                 config = todo.pop(0)
                 running[config.out] = context.Process(
-                    target=_run_job, args=(config, threads, progress, time.time())
+                    target=_run_job, args=(config, threads, progress, time.time(), declined)
                 )
                 running[config.out].start()
             time.sleep(0.2)
@@ -470,7 +497,12 @@ def updates_to_reach(curve: Sequence[tuple[int, float]], target: float) -> int |
 
 
 def run_compare(compare: CompareConfig) -> dict[str, Any]:
-    """Train and evaluate every (method, seed); write compare JSON, markdown and plots; return the JSON."""
+    """Train and evaluate every (method, seed); write compare JSON, markdown and plots; return the JSON.
+    With ``compare.tune``, the preregistered tuning runs instead (``tuning.run_tuning``)."""
+    if compare.tune:
+        from .tuning import run_tuning
+
+        return run_tuning(compare)
     started = time.perf_counter()
     if Path(compare.out).exists() and not Path(compare.out).is_dir():
         raise SettingError("out", "is a file, not a directory", compare.out)
