@@ -15,7 +15,7 @@ import yaml
 from eapo_agents.algorithms.eapo import shaped_expert_term
 from eapo_agents.cli import main as cli_main
 from eapo_agents.training.agent import BaseAgent
-from eapo_agents.training.batch import loss_weights, pack_episodes, policy_logprobs
+from eapo_agents.training.batch import length_buckets, loss_weights, pack_episodes, policy_logprobs
 from eapo_agents.training.config import TrainConfig
 from eapo_agents.training.evaluation import evaluate, pass_at_k, summarise
 from eapo_agents.training.loop import train
@@ -434,3 +434,39 @@ def test_a_lora_run_resumes_training_its_adapter_to_the_same_metrics(small_confi
     assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed)
     assert not all(torch.equal(resumed[name], after_one[name]) for name in resumed)  # update 2 trained it
     assert not (adapter.parent / "model.safetensors").exists()  # the checkpoint holds the adapter only
+
+
+def test_one_pass_takes_pi_old_from_its_own_forward_with_the_same_update(small_config, tiny_model_dir):
+    """mu = 1, trainer pi_old: no forward before the update; the same loss, gradient and gap as with one."""
+    results = {}
+    for single in (True, False):
+        model, tokenizer = load_policy(tiny_model_dir)
+        torch.manual_seed(0)
+        agent = agent_class("grpo")(model, tokenizer, small_config.replace(seed=3))
+        forwards: list[int] = []
+        agent.logprobs = lambda model, batch, _original=agent.logprobs, _calls=forwards: (
+            _calls.append(1) or _original(model, batch)
+        )
+        type(agent).single_pass = property(lambda self, value=single: value)
+        try:
+            results[single] = agent.train_step(1)
+        finally:
+            del type(agent).single_pass  # back to PolicyGradientAgent's
+        assert len(forwards) == (0 if single else 1)
+    for name in ("loss", "grad_norm", "clip_fraction", "logprob_gap_max"):
+        assert results[True][name] == pytest.approx(results[False][name], rel=1e-6, abs=1e-9), name
+    assert results[True]["logprob_gap_mean"] == pytest.approx(results[False]["logprob_gap_mean"], rel=1e-5)
+    assert results[True]["logprob_gap_mean"] > 0  # the sampler's and the trainer's log-probabilities differ
+
+
+def test_micro_batches_pad_least_within_the_budget():
+    lengths = [40, 12, 38, 11, 39, 10, 13, 41]
+    groups = length_buckets(lengths, max_rows=0, budget=128)
+    assert sorted(row for group in groups for row in group) == list(range(8))
+    for group in groups:
+        assert len(group) * max(lengths[row] for row in group) <= 128
+    padded = sum(len(group) * max(lengths[row] for row in group) for group in groups)
+    assert padded == 2 * 41 + 2 * 39 + 4 * 13 and len(groups) == 3  # [41, 40] [39, 38] [13, 12, 11, 10]
+    assert length_buckets(lengths, max_rows=2, budget=0) == [[7, 0], [4, 2], [6, 1], [3, 5]]
+    assert length_buckets(lengths) == [[7, 0, 4, 2, 6, 1, 3, 5]]  # no limits: one group
+    assert length_buckets([300, 5], budget=128) == [[0], [1]]  # a row longer than the budget goes alone

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from benchmarks import engines, grpo_vs_trl, rollout_speed, step_times
 
@@ -117,3 +118,41 @@ def test_gpu_check_runs_every_path_at_a_tiny_size_on_the_cpu(tmp_path):
     decode = model["decode"]
     assert _positive(decode["ours_tokens_per_s"]) and _positive(decode["generate_static_tokens_per_s"])
     assert decode["generate_compiled"] is False  # transformers compiles the static cache on GPUs only
+
+
+def test_multi_turn_forces_every_episode_to_t_turns_of_the_same_length():
+    from benchmarks import multi_turn
+    from eapo_agents.rollout.backend import SamplingConfig
+    from eapo_agents.rollout.play import play_episodes
+    from eapo_agents.rollout.sampling import LocalBackend
+
+    model, tokenizer, envs = multi_turn.setup(3, "cpu", None, max_turns=4)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    backend = LocalBackend(
+        model, tokenizer, envs.protocol, SamplingConfig(max_new_tokens=25), torch.Generator()
+    )
+    for turns in (1, 4):
+        backend.query_lock = multi_turn.ForcedTurns(tokenizer, envs.protocol, turns, 24, vocab)
+        episodes = play_episodes(backend, tokenizer, envs, [0, 1, 2], max_context=2048, lock_queries=True)
+        assert [e.info["turns"] for e in episodes] == [turns] * 3
+        assert [e.policy_token_count for e in episodes] == [24 * turns] * 3
+        assert all(
+            e.info["consults"] == 3 * (turns - 1) for e in episodes
+        )  # K = 3 in every turn but the last
+    with pytest.raises(ValueError, match="exactly 5 tokens"):
+        multi_turn.ForcedTurns(tokenizer, envs.protocol, 2, 5, vocab)  # three query tags need more
+
+
+def test_multi_turn_benchmark_writes_both_rates_per_turn_count():
+    from benchmarks import multi_turn
+
+    result = multi_turn.run_benchmark([1, 2], 2, 24, 1, "cpu", None, 0.0)
+    rows = result["rows"]
+    assert set(rows) == {"1", "2"} and rows["1"]["processed_ratio"] == 1.0
+    assert rows["2"]["turns_per_episode"] == 2.0
+    for row in rows.values():
+        assert (
+            _positive(row["policy_tokens_per_s"])
+            and row["processed_tokens_per_s"] > row["policy_tokens_per_s"]
+        )
+    assert "Target: at T = 4" not in multi_turn.markdown(result)  # T = 4 was not run

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from benchmarks import compare_profile
 from eapo_agents.algorithms.eapo import help_shares
 from eapo_agents.algorithms.grpo import all_fail_shares
 from eapo_agents.experiments.compare import (
@@ -28,6 +29,7 @@ from eapo_agents.experiments.report import (
     markdown_table,
     method_styles,
     milestone_table,
+    paired_table,
     verdicts,
 )
 from eapo_agents.rollout.episode import Episode
@@ -191,6 +193,15 @@ def test_compare_end_to_end_writes_json_table_and_plots(tiny_model_dir, tmp_path
     again = run_compare(compare)  # finished runs are reused, not retrained
     assert again["methods"]["eapo"]["per_seed_avg_at_k"] == result["methods"]["eapo"]["per_seed_avg_at_k"]
     assert {path: path.stat().st_mtime_ns for path in written} == written  # no run wrote anything
+    phases = compare_profile.profile(tmp_path / "runs")  # every run's time, split by phase
+    assert set(phases) == {"base", "grpo", "eapo"} and phases["eapo"]["runs"] == 2
+    assert all(phases[name][phase] >= 0 for name in phases for phase in compare_profile.PHASES)
+    assert phases["grpo"]["rollout"] > 0 and phases["grpo"]["update"] > 0 and phases["base"]["rollout"] == 0
+    assert (
+        phases["base"]["start"] > 0
+        and phases["base"]["evaluation"] > 0
+        and phases["eapo"]["policy_tokens"] > 0
+    )
 
 
 def test_milestone_table_pairs_each_seed_with_grpo():
@@ -206,6 +217,16 @@ def test_milestone_table_pairs_each_seed_with_grpo():
     assert "| eapo − grpo | -5.0 ± 5.0 | +0.0 ± 10.0 |" in lines  # per seed: (-10, 0) and (+10, -10)
     assert "| grpo − base | +4.0 ± 6.0 | +19.0 ± 1.0 |" in lines
     assert milestone_table({**result, "milestones": [4]}) == ""  # one budget: the main table says it
+
+
+def test_paired_table_differences_each_seed_from_grpo_and_eapo():
+    per_seed = {"base": [0.10, 0.12], "grpo": [0.20, 0.16], "eapo": [0.15, 0.20]}
+    result = {"seeds": [0, 1], "methods": {n: {"per_seed_avg_at_k": v} for n, v in per_seed.items()}}
+    lines = paired_table(result).splitlines()
+    assert lines[0] == "| method | − grpo | − eapo |"
+    assert "| base | -7.0 ± 3.0 | -6.5 ± 1.5 |" in lines  # per seed: (-10, -4) and (-5, -8)
+    assert "| eapo | -0.5 ± 4.5 |  |" in lines
+    assert paired_table({**result, "seeds": [0]}) == ""  # one seed: no spread to state
 
 
 def test_help_table_windows_the_run_by_acceptance_rate():

@@ -75,6 +75,36 @@ def cost_per_point_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_table(result: dict[str, Any], references: tuple[str, ...] = ("grpo", "eapo")) -> str:
+    """Each method's final avg@k (locked) minus each reference's, paired by seed: mean ± std over the
+    seeds of the per-seed differences (points). Empty with fewer than two seeds or no reference."""
+    methods = result["methods"]
+    references = tuple(name for name in references if name in methods)
+    if not references or not spread_known(result):
+        return ""
+    lines = [
+        "| method | " + " | ".join(f"− {name}" for name in references) + " |",
+        "|---|" + "---|" * len(references),
+    ]
+    for name, row in methods.items():
+        cells = [
+            ""
+            if name == reference
+            else _mean_std_cell(
+                [
+                    a - b
+                    for a, b in zip(
+                        row["per_seed_avg_at_k"], methods[reference]["per_seed_avg_at_k"], strict=True
+                    )
+                ],
+                signed=True,
+            )  # fmt: skip
+            for reference in references
+        ]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
 def all_fail_table(result: dict[str, Any]) -> str:
     """Share of training groups in which no episode is correct, per level, first and last updates."""
     rows = {name: row["all_fail"] for name, row in result["methods"].items() if row.get("all_fail")}
@@ -320,7 +350,7 @@ def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
     plot_series(
         result, names, sparsity, "Training groups with no correct episode", directory / f"{stem}_sparsity.png"
     )
-    milestones, helped = milestone_table(result), help_table(result)
+    milestones, helped, paired = milestone_table(result), help_table(result), paired_table(result)
     text = [
         f"# {stem}\n",
         f"Command: `{result['command']}`\n",
@@ -331,6 +361,11 @@ def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
         f"{result['total_wall_s'] / 60:.1f} min (finished runs are reused); wall s is per run, with "
         f"{result['compare_config']['workers']} runs in parallel.\n",
         markdown_table(result),
+        *(
+            ["\nFinal avg@k locked, differences paired by seed (points, mean ± std over seeds):\n", paired]
+            if paired
+            else []
+        ),  # fmt: skip
         *[line + "\n" for line in verdicts(result)],
         "\nCost per point gained over base (per run, mean over seeds):\n",
         cost_per_point_table(result),
