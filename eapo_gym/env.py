@@ -159,8 +159,14 @@ class ExpertMathEnv(gym.Env):
 
     def hint_steps(self, share: float) -> int:
         """How many reference steps a hint of ``share`` (in [0, 1]) shows for the current problem:
-        floor(share x (n - 1)) of its n steps, so the last step, which gives the answer, is never shown."""
-        return int(share * max(len(self.problem.solution_steps) - 1, 0))
+        share x (n - 1) of its n steps, so the last step, which gives the answer, is never shown. A
+        fractional count is rounded up with probability equal to its fraction (the episode's own
+        random stream, drawn only then), so a short solution's hint shrinks smoothly in expectation:
+        with n - 1 = 2 steps, share 0.4 shows one step 80% of the time, where rounding down would
+        show none below share 0.5."""
+        exact = share * max(len(self.problem.solution_steps) - 1, 0)
+        whole = int(exact)
+        return whole + int(exact > whole and self.np_random.random() < exact - whole)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode. ``options``: ``problem_id`` replays one problem; ``acceptance`` (rho) and

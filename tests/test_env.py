@@ -89,6 +89,22 @@ def test_a_hint_shows_the_first_reference_steps_never_the_last():
             env.reset(seed=0, options={"hint": bad})
 
 
+def test_a_fractional_hint_is_rounded_at_random_to_its_expected_length():
+    env = ExpertMathEnv(problems="arithmetic", difficulty=3)  # three steps: at most two in a hint
+    lengths = {share: [] for share in (0.0, 0.2, 0.499, 1.0)}
+    for seed in range(400):
+        for share, shown in lengths.items():
+            env.reset(seed=seed, options={"hint": share})
+            shown.append(env.hint.count("\n"))
+    assert set(lengths[0.0]) == {0} and set(lengths[1.0]) == {2}
+    assert set(lengths[0.2]) == {0, 1} and sum(lengths[0.2]) / 400 == pytest.approx(0.4, abs=0.07)
+    assert set(lengths[0.499]) <= {0, 1} and sum(lengths[0.499]) / 400 == pytest.approx(0.998, abs=0.07)
+    env.reset(seed=5)
+    unhinted = env.problem
+    env.reset(seed=5, options={"hint": 0.2})
+    assert env.problem == unhinted  # the draw comes after the problem's
+
+
 def test_acceptance_zero_rejects_every_query():
     env = make(acceptance=0.0)
     env.reset(seed=0)
