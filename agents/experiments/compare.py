@@ -118,7 +118,17 @@ SUPERVISED_LR = 5e-4  # sft/distill: supervised steps need a larger step size th
 # Each trained algorithm's settings as the preregistered tuning chose them (``eapo-gym compare --tune``,
 # benchmarks/results/tuning.md); an ablation takes its algorithm's. An algorithm not here runs at its
 # family's default rate.
-TUNED: dict[str, dict[str, float]] = {}
+TUNED: dict[str, dict[str, float]] = {  # chosen 2026-12-05, before any test-split run of them
+    "sft": {"lr": 5e-5},
+    "distill": {"lr": 5e-5},
+    "grpo": {"lr": 1e-5},
+    "ppo": {"lr": 1e-5, "value_coef": 0.5},
+    "eapo": {"lr": 3.33e-5},
+    "luffy": {"lr": 3.33e-5},
+    "guide": {"lr": 1e-4},
+    "hints": {"lr": 3.33e-5},
+    "adaptive_hints": {"lr": 1e-4},
+}
 
 
 @dataclass
@@ -224,6 +234,13 @@ def pick_train_levels(accuracy: dict[int, float], learnable_max: float) -> tuple
     of the time (it still gives GRPO signal) and the next level (sparse: most groups all fail)."""
     level = next((level for level in sorted(accuracy) if accuracy[level] <= learnable_max), max(accuracy) + 1)
     return (level, level + 1)
+
+
+def expected_length(config: TrainConfig) -> tuple[int, int]:
+    """A sort key that puts the longest runs first, so that no worker is left with a long one at the end:
+    multi-turn (consulting) RL, then other RL, supervised, evaluation only."""
+    consults = agent_class(config.algo).training_episodes(config).consults
+    return -stage(config.algo), -int(consults)
 
 
 def job_config(
@@ -519,8 +536,7 @@ def run_compare(compare: CompareConfig) -> dict[str, Any]:
         for m in methods
         for seed in compare.seeds
     }
-    longest_first = sorted(configs.values(), key=lambda config: -stage(config.algo))
-    run_jobs(longest_first, compare.workers, compare.overwrite)
+    run_jobs(sorted(configs.values(), key=expected_length), compare.workers, compare.overwrite)
     runs: dict[str, dict[int, dict[str, Any]]] = {}
     for (name, seed), config in configs.items():
         runs.setdefault(name, {})[seed] = read_run(Path(config.out))
