@@ -108,6 +108,20 @@ def test_kv_reuse_falls_back_and_forgets():
         assert generation.episodes.rows.valid.shape[1] < 2 * max(len(c) for c in longer) + 6
 
 
+def test_a_turn_with_no_feedback_reuses_the_cache_one_token_per_row():
+    """Every row's context grows by its turn alone, so the next call prefills one token per row."""
+    model = tiny_model("qwen2")
+    turns = {}
+    for kv_reuse in (True, False):
+        generation = backend(model, kv_reuse)
+        generation.stopper = ScheduledEnds([3, 2, 4], [2, 5, 1])
+        contexts, keys = [TOKENIZER.encode(text) for text in PROMPTS[:3]], [0, 1, 2]
+        first = generation.generate(contexts, keys)
+        contexts = [context + tokens for context, tokens in zip(contexts, first.tokens, strict=True)]
+        turns[kv_reuse] = (first.tokens, generation.generate(contexts, keys).tokens)
+    assert turns[True] == turns[False]
+
+
 def test_select_packs_each_rows_tokens_at_the_right_end():
     keys = torch.arange(2 * 5, dtype=torch.float).view(1, 2, 1, 5, 1)
     valid = torch.tensor([[True, False, True, False, True], [False, True, False, False, False]])

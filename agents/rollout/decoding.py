@@ -216,7 +216,7 @@ class StaticKVDecoder:
             self.keys[index, :, :, start:end] = rotary[:, :, heads:].transpose(1, 2)
             self.values[index, :, :, start:end] = qkv[:, :, heads + kv_heads :].transpose(1, 2)
             keys, values = self.keys[index, :, :, :end], self.values[index, :, :, :end]
-            if length == 1:
+            if attend.dtype != torch.bool:  # one new token per row: ``step``'s additive bias
                 context = self._attend_one(query, keys, values, attend)
             else:
                 context = F.scaled_dot_product_attention(
