@@ -25,6 +25,7 @@ from eapo_agents.experiments.compare import (
 )
 from eapo_agents.experiments.report import (
     ablation_of,
+    guidance_table,
     help_table,
     markdown_table,
     method_styles,
@@ -227,6 +228,28 @@ def test_paired_table_differences_each_seed_from_grpo_and_eapo():
     assert "| base | -7.0 ± 3.0 | -6.5 ± 1.5 |" in lines  # per seed: (-10, -4) and (-5, -8)
     assert "| eapo | -0.5 ± 4.5 |  |" in lines
     assert paired_table({**result, "seeds": [0]}) == ""  # one seed: no spread to state
+
+
+def test_guidance_table_sets_each_guided_method_beside_grpo_by_thirds_of_the_run():
+    def series(**values: list[float]) -> dict:
+        return {key: [(step + 1, value) for step, value in enumerate(v)] for key, v in values.items()}
+
+    methods = {
+        "base": {"series": {}},
+        "grpo": {"series": series(accuracy=[0.1] * 6, all_fail_groups=[0.5] * 6, hinted_episodes=[0.0] * 6)},
+        "eapo": {
+            "series": series(
+                helped_episodes=[0.6, 0.4, 0.2, 0.2, 0.0, 0.0], helped_accuracy=[0.3] * 4, accuracy=[0.2] * 6
+            )
+        },  # fmt: skip
+        "hints": {"series": series(hinted_episodes=[1, 1, 1, 1, 0, 0], accuracy=[0.3] * 6)},
+        "sft": {"series": series(hinted_episodes=[0.0] * 6)},
+    }
+    lines = guidance_table({"compare_config": {"steps": 6}, "methods": methods}).splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| grpo"] * 3 + ["| eapo"] * 3 + ["| hints"] * 3
+    assert "| eapo | 1–2 | 50% | 30% | 20% |  |" in lines and "| hints | 5–6 | 0% |  | 30% |  |" in lines
+    assert "| grpo | 3–4 |  |  | 10% | 50% |" in lines  # unguided: the reference
+    assert guidance_table({"compare_config": {"steps": 6}, "methods": {"grpo": methods["grpo"]}}) == ""
 
 
 def test_help_table_windows_the_run_by_acceptance_rate():

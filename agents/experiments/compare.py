@@ -456,6 +456,8 @@ SERIES = (
     "reward",
     "accuracy",
     "turns",
+    "hinted_episodes",
+    "hinted_accuracy",
     *HELP_METRICS,
 )
 

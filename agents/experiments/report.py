@@ -199,6 +199,37 @@ def help_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
 
+GUIDANCE = {"helped_episodes": "helped_accuracy", "hinted_episodes": "hinted_accuracy"}  # EAPO's; hints'
+
+
+def guidance_table(result: dict[str, Any]) -> str:
+    """Every guided method side by side, by thirds of the run (mean over the third's updates of the seeds'
+    mean): the share of its training episodes that were guided (an accepted expert reply, or a hint in
+    the prompt), their accuracy where logged, the training accuracy of all its rollouts, and all-fail
+    groups. GRPO's row, unguided, is the reference."""
+    steps = result["compare_config"]["steps"]
+    thirds = [(1 + k * steps // 3, (k + 1) * steps // 3) for k in range(3)]
+    lines = [
+        "| method | updates | guided episodes | accuracy: guided | all episodes | all-fail groups |",
+        "|---|---|---|---|---|---|",
+    ]
+    any_guided = False
+    for name, row in result["methods"].items():
+        series = row.get("series", {})
+        guided = next((key for key in GUIDANCE if any(v > 0 for _, v in series.get(key, []))), None)
+        if guided is None and name != "grpo":
+            continue
+        any_guided |= guided is not None
+        keys = (guided, GUIDANCE.get(guided), "accuracy", "all_fail_groups")
+        for low, high in thirds:
+            cells = []
+            for key in keys:
+                values = [value for step, value in series.get(key, []) if low <= step <= high] if key else []
+                cells.append(f"{100 * float(np.mean(values)):.0f}%" if values else "")
+            lines.append(f"| {name} | {low}–{high} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n" if any_guided else ""
+
+
 def verdicts(result: dict[str, Any]) -> list[str]:
     """The issue's targets, each stated as met or not from the measured numbers."""
     methods = result["methods"]
@@ -351,6 +382,7 @@ def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
         result, names, sparsity, "Training groups with no correct episode", directory / f"{stem}_sparsity.png"
     )
     milestones, helped, paired = milestone_table(result), help_table(result), paired_table(result)
+    guidance = guidance_table(result)
     text = [
         f"# {stem}\n",
         f"Command: `{result['command']}`\n",
@@ -383,6 +415,15 @@ def write_report(result: dict[str, Any], directory: Path, stem: str) -> None:
                 helped,
             ]
             if helped
+            else []
+        ),
+        *(
+            [
+                "\nGuided training episodes by method (helped: an accepted expert reply; hinted: a solution "
+                "prefix in the prompt), by thirds of the run; GRPO unguided for reference:\n",
+                guidance,
+            ]
+            if guidance
             else []
         ),
         f"\n![accuracy]({stem}_accuracy.png)\n",
