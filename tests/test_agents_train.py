@@ -21,6 +21,7 @@ from eapo_agents.training.evaluation import evaluate, pass_at_k, summarise
 from eapo_agents.training.loop import train
 from eapo_agents.training.policy import load_policy
 from eapo_agents.training.registry import agent_class, register_agent
+from eapo_agents.training.run import TIMING_METRICS
 
 
 def rows(out: str) -> list[dict]:
@@ -165,7 +166,7 @@ def test_resume_after_a_kill_continues_to_the_same_metrics(small_config):
     with (Path(first.out) / "metrics.jsonl").open("a") as handle:  # a row logged after the last checkpoint
         handle.write(json.dumps({"step": 3, "loss": 123.0}) + "\n")
     train(first.replace(steps=4, resume=True), progress=False)
-    volatile = ("step_seconds", "tokens_per_s", "rollout_seconds", "train_seconds")
+    volatile = TIMING_METRICS
 
     def stable(row):
         return {k: v for k, v in row.items() if k not in volatile and not k.startswith("eval/")}
@@ -420,7 +421,7 @@ def test_a_lora_run_resumes_training_its_adapter_to_the_same_metrics(small_confi
     adapter = Path(first.out) / "checkpoint" / "model" / "adapter_model.safetensors"
     after_one = load_file(adapter)
     train(first.replace(steps=2, resume=True), progress=False)
-    volatile = ("step_seconds", "tokens_per_s", "rollout_seconds", "train_seconds")
+    volatile = TIMING_METRICS
 
     def stable(row):
         return {k: v for k, v in row.items() if k not in volatile}

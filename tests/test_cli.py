@@ -88,9 +88,9 @@ def test_compare_flags_show_their_dataclass_defaults_and_rules(capsys):
         shown = ",".join(map(str, shown)) if isinstance(shown, tuple) else shown
         assert f"(default: {shown})" in help_text, name
     with pytest.raises(SystemExit) as exit_info:
-        main(["compare", "--lr", "0"])
+        main(["compare", "--lr", "-1"])
     assert exit_info.value.code == 2
-    assert "--lr: expected a float > 0, got 0.0" in capsys.readouterr().err
+    assert "--lr: expected a float >= 0, got -1.0" in capsys.readouterr().err
 
 
 def _subparser_help(command: str) -> str:

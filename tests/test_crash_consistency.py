@@ -22,7 +22,15 @@ import torch
 from safetensors.torch import load_file
 
 from eapo_agents.cli import main
-from eapo_agents.training.run import CHECKPOINT, CONFIG, FINAL_EVAL, checkpoint_state, holds_run, read_metrics
+from eapo_agents.training.run import (
+    CHECKPOINT,
+    CONFIG,
+    FINAL_EVAL,
+    TIMING_METRICS,
+    checkpoint_state,
+    holds_run,
+    read_metrics,
+)
 
 KILLS, SEED, STEPS = 20, 29, 3
 FLAGS = [
@@ -30,7 +38,7 @@ FLAGS = [
     "--group-size", "2", "--train-difficulties", "1", "--eval-difficulties", "1", "--eval-problems", "2",
     "--eval-k", "1", "--max-new-tokens", "24", "--tensorboard", "false", "--device", "cpu",
 ]  # fmt: skip
-VOLATILE = ("step_seconds", "tokens_per_s", "rollout_seconds", "train_seconds")
+VOLATILE = TIMING_METRICS
 TIMEOUT = 300.0  # seconds a process may take here (a loaded 2-core machine)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks the training processes")

@@ -15,13 +15,13 @@ import psutil
 import pytest
 
 from eapo_agents.cli import main
-from eapo_agents.training.run import checkpoint_state
+from eapo_agents.training.run import TIMING_METRICS, checkpoint_state
 
 FAST = [
     "--problems-per-step", "2", "--group-size", "2", "--train-difficulties", "1", "--eval-difficulties", "1",
     "--eval-problems", "2", "--eval-k", "1", "--tensorboard", "false",
 ]  # fmt: skip
-VOLATILE = ("step_seconds", "tokens_per_s", "rollout_seconds", "train_seconds")
+VOLATILE = TIMING_METRICS
 TIMEOUT = 240  # seconds any one process may take here (a loaded 2-core machine)
 
 

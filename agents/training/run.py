@@ -128,6 +128,11 @@ def read_metrics(out: Path, announce: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+# the metrics that are durations or rates: they differ between identical runs (resumed or not)
+TIMING_METRICS = ("step_seconds", "tokens_per_s", "rollout_seconds", "expert_seconds", "eval_seconds",
+                  "train_seconds")  # fmt: skip
+
+
 def update_row(metrics: dict[str, float], seconds: float, processes: int | None = None) -> dict[str, float]:
     """An update's metrics.jsonl row, on both engines: its metrics, its duration and throughput, and the
     number of processes (under a launcher)."""
