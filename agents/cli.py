@@ -482,12 +482,14 @@ def run_eval(args: argparse.Namespace) -> dict:
 
 def run_compare(args: argparse.Namespace) -> dict:
     from .experiments.compare import CompareConfig, run_compare
+    from .experiments.tuning import run_tuning
 
     names = [spec.name for spec in dataclasses.fields(CompareConfig) if spec.name not in ("quick", "preset")]
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     try:
         compare = CompareConfig.for_preset(args.preset, args.quick, **given)
-        result = run_compare(compare)  # its runs' directories are checked before any starts
+        # its runs' directories are checked before any starts
+        result = run_tuning(compare) if compare.tune else run_compare(compare)
     except SettingError as error:
         raise UsageError(located(error, dict.fromkeys([*given, "preset", "out"], FLAG))) from None
     print(Path(compare.results_dir, f"{compare.stem}.md").read_text())

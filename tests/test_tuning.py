@@ -6,7 +6,7 @@ import json
 
 from eapo_agents.experiments import compare as compare_module
 from eapo_agents.experiments import tuning
-from eapo_agents.experiments.compare import CompareConfig, job_config, method_by_name, run_compare
+from eapo_agents.experiments.compare import CompareConfig, job_config, method_by_name
 
 
 def test_every_trained_method_gets_the_same_number_of_runs():
@@ -51,7 +51,7 @@ def test_tune_end_to_end_on_the_training_split(monkeypatch, tiny_model_dir, tmp_
         tune=True, methods=("grpo",), eval_k=1, eval_problems=2, train_levels=(1, 2), workers=2,
         policy=str(tiny_model_dir), out=str(tmp_path / "runs"), results=str(tmp_path / "results"),
     )  # fmt: skip
-    result = run_compare(compare)
+    result = tuning.run_tuning(compare)
     assert set(result["scores"]["grpo"]) == {tuning.label(p) for p in tuning.grid("grpo")}
     assert result["chosen"]["grpo"] in tuning.grid("grpo")
     runs = sorted((tmp_path / "runs" / "tune" / "grpo").glob("*/seed0"))

@@ -33,7 +33,8 @@ from ..training.policy import pick_device
 from ..training.registry import agent_names
 
 # The metric keys one engine logs and the other does not (for the same algorithm and settings).
-NATIVE_ONLY_METRICS = frozenset({"logprob_gap_mean", "logprob_gap_max"})  # TRL: with --vllm only
+# TRL: the gap with --vllm only; its evaluations are not timed
+NATIVE_ONLY_METRICS = frozenset({"logprob_gap_mean", "logprob_gap_max", "eval_seconds"})
 TRL_METRIC_PREFIX = "trl/"  # every TRL log value without a native name (``trl_train.OUR_NAMES``)
 
 TRL_ONLY_FIELDS = frozenset({"vllm", "vllm_server_url", "trl_args"})

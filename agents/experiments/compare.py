@@ -517,11 +517,7 @@ def updates_to_reach(curve: Sequence[tuple[int, float]], target: float) -> int |
 
 def run_compare(compare: CompareConfig) -> dict[str, Any]:
     """Train and evaluate every (method, seed); write compare JSON, markdown and plots; return the JSON.
-    With ``compare.tune``, the preregistered tuning runs instead (``tuning.run_tuning``)."""
-    if compare.tune:
-        from .tuning import run_tuning
-
-        return run_tuning(compare)
+    (``compare.tune`` is ``tuning.run_tuning``'s, which the CLI calls instead.)"""
     started = time.perf_counter()
     if Path(compare.out).exists() and not Path(compare.out).is_dir():
         raise SettingError("out", "is a file, not a directory", compare.out)
