@@ -38,7 +38,6 @@ FLAGS = [
     "--group-size", "2", "--train-difficulties", "1", "--eval-difficulties", "1", "--eval-problems", "2",
     "--eval-k", "1", "--max-new-tokens", "24", "--tensorboard", "false", "--device", "cpu",
 ]  # fmt: skip
-VOLATILE = TIMING_METRICS
 TIMEOUT = 300.0  # seconds a process may take here (a loaded 2-core machine)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks the training processes")
@@ -99,7 +98,7 @@ def assert_consistent(out: Path) -> None:
 
 def assert_same_run(out: Path, reference: Path) -> None:
     def stable(rows: list[dict]) -> list[dict]:
-        return [{name: value for name, value in row.items() if name not in VOLATILE} for row in rows]
+        return [{name: value for name, value in row.items() if name not in TIMING_METRICS} for row in rows]
 
     rows, expected = read_metrics(out), read_metrics(reference)
     assert [row["step"] for row in rows if "step_seconds" in row] == list(range(1, STEPS + 1))

@@ -243,6 +243,18 @@ def expected_length(config: TrainConfig) -> tuple[int, int]:
     return -stage(config.algo), -int(consults)
 
 
+def starting_point(compare: CompareConfig) -> tuple[Path, tuple[int, ...]]:
+    """The policy every method starts from, and the training levels (``compare.train_levels``, else the
+    preregistered rule on its training-split accuracy)."""
+    if compare.policy:
+        policy = Path(compare.policy)
+    else:
+        policy = preset_path(compare.preset, "policy", None, compare.device, compare.dtype)
+    if compare.train_levels:
+        return policy, compare.train_levels
+    return policy, pick_train_levels(warm_start_accuracy(policy, "train"), compare.learnable_max)
+
+
 def job_config(
     method: Method, seed: int, compare: CompareConfig, levels: tuple[int, ...], policy: Path
 ) -> TrainConfig:
@@ -521,13 +533,7 @@ def run_compare(compare: CompareConfig) -> dict[str, Any]:
     started = time.perf_counter()
     if Path(compare.out).exists() and not Path(compare.out).is_dir():
         raise SettingError("out", "is a file, not a directory", compare.out)
-    policy = (
-        Path(compare.policy)
-        if compare.policy
-        else preset_path(compare.preset, "policy", None, compare.device, compare.dtype)
-    )
-    train_accuracy = warm_start_accuracy(policy, "train") if not compare.train_levels else {}
-    levels = compare.train_levels or pick_train_levels(train_accuracy, compare.learnable_max)
+    policy, levels = starting_point(compare)
     methods = [method_by_name(name) for name in compare.methods]
     configs = {
         (m.name, seed): job_config(m, seed, compare, levels, policy)

@@ -29,8 +29,8 @@ from .compare import (
     method_by_name,
     run_jobs,
     stage,
+    starting_point,
 )
-from .presets import preset_path, warm_start_accuracy
 
 TUNE_STEPS = 40  # a third of the comparison's 120 updates
 LR_FACTORS = (0.1, 1 / 3, 1.0, 3.0)
@@ -58,10 +58,7 @@ def tuned_methods(compare: CompareConfig) -> list[Method]:
 
 def run_tuning(compare: CompareConfig) -> dict[str, Any]:
     """Train every grid point of every trained method, apply the rule, write ``tuning.{json,md}``."""
-    policy = Path(
-        compare.policy or preset_path(compare.preset, "policy", None, compare.device, compare.dtype)
-    )
-    levels = compare.train_levels or _levels(policy, compare)
+    policy, levels = starting_point(compare)
     short = CompareConfig(**{**compare.__dict__, "tune": False, "steps": TUNE_STEPS, "eval_every": TUNE_STEPS,
                              "eval_split": "train", "seeds": (0,), "lr": 0.0})  # fmt: skip
     runs = {
@@ -94,12 +91,6 @@ def run_tuning(compare: CompareConfig) -> dict[str, Any]:
     (directory / "tuning.json").write_text(json.dumps(result, indent=2))
     (directory / "tuning.md").write_text(markdown(result))
     return result
-
-
-def _levels(policy: Path, compare: CompareConfig) -> tuple[int, ...]:
-    from .compare import pick_train_levels
-
-    return pick_train_levels(warm_start_accuracy(policy, "train"), compare.learnable_max)
 
 
 def _winner(name: str, points: dict[str, float]) -> dict[str, float]:
