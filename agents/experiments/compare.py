@@ -339,16 +339,27 @@ def job_start(config: TrainConfig, overwrite: bool) -> TrainConfig:
     return config.replace(resume=True) if state is not None else config.replace(overwrite=True)
 
 
-def _run_job(config: TrainConfig, threads: int, progress, spawned: float, declined: bool = True) -> None:
+def _run_job(
+    config: TrainConfig,
+    threads: int,
+    progress,
+    spawned: float,
+    declined: bool = True,
+    environ: dict[str, str] | None = None,
+) -> None:
     """One training run in a worker process (resumed if ``config.resume``), unless its checkpoint holds every
     update; then (``declined``) its evaluation with consultation declined. Puts the number of each
     finished update on the ``progress`` queue; writes ``TIMING`` (``spawned``: the parent's
-    ``time.time()`` at its start). Ctrl-C reaches the whole process group: the worker ignores it and
-    stops on the SIGTERM the parent sends (one signal, so it checkpoints; it exits with one line, no
-    traceback)."""
+    ``time.time()`` at its start). ``environ``: the parent's environment at the start (a forked worker
+    would otherwise see the fork server's). Ctrl-C reaches the whole process group: the worker ignores
+    it and stops on the SIGTERM the parent sends (one signal, so it checkpoints; it exits with one line,
+    no traceback)."""
     import torch
 
     timing = {"start_s": time.time() - spawned}
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     out = Path(config.out)
@@ -394,7 +405,7 @@ def run_jobs(
     total = sum(config.steps for config in configs)
     reused = total - sum(config.steps for config in todo)
     threads = max(1, _cpu_count() // max(workers, 1))
-    context = multiprocessing.get_context("spawn")
+    context = worker_context()
     progress = context.Queue()
     running: dict[str, Any] = {}  # run directory -> its process
     failed: list[str] = []
@@ -404,7 +415,7 @@ def run_jobs(
             while todo and len(running) < workers:
                 config = todo.pop(0)
                 running[config.out] = context.Process(
-                    target=_run_job, args=(config, threads, progress, time.time(), declined)
+                    target=_run_job, args=(config, threads, progress, time.time(), declined, dict(os.environ))
                 )
                 running[config.out].start()
             time.sleep(0.2)
@@ -426,6 +437,17 @@ def run_jobs(
         )
     if failed:
         raise RuntimeError(f"{len(failed)} run(s) failed (their errors are above): {', '.join(failed)}")
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """How runs get their process: a fork server where the platform has one. The server imports the
+    workers' modules (torch, transformers, the agents: about 5 s) once, and each run is forked from it,
+    a fresh process in the same state every time. Spawn elsewhere, paying the imports per run."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, *sorted(set(built_in().values()))])
+    return context
 
 
 def _cpu_count() -> int:
