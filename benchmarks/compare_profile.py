@@ -31,7 +31,8 @@ PHASES = ("start", "rollout", "experts", "update", "evaluation", "setup")
 
 
 def run_phases(run: Path) -> dict[str, float]:
-    """One run's seconds per phase (``experts`` is part of ``rollout``), and its updates and policy tokens."""
+    """One run's seconds per phase (``experts`` is part of ``rollout``), and its updates, policy tokens and
+    sequence tokens (every token the update runs through the model; 0 in runs from before that metric)."""
     timing = json.loads((run / "timing.json").read_text())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     updates = [row for row in rows if "step_seconds" in row]
@@ -47,6 +48,7 @@ def run_phases(run: Path) -> dict[str, float]:
         "setup": max(0.0, timing["train_s"] - steps - evaluations),
         "updates": float(len(updates)),
         "policy_tokens": sum(row.get("policy_tokens", 0.0) for row in updates),
+        "sequence_tokens": sum(row.get("sequence_tokens", 0.0) for row in updates),
     }
 
 
@@ -72,23 +74,26 @@ def markdown(result: dict[str, Any]) -> str:
         "Rollout includes the expert rounds (their own column too).",
         "",
         "| method | runs | start | rollout | of which experts | update | evaluation | setup + checkpoints "
-        "| total | share | s per 1k policy tokens (step) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| total | share | s per 1k policy tokens (step) | s per 1k sequence tokens (step) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in methods.items():
         step = row["rollout"] + row["update"]
-        per_token = f"{1000 * step / row['policy_tokens']:.2f}" if row["policy_tokens"] else "-"
+        per_token, per_sequence_token = (
+            f"{1000 * step / row[tokens]:.2f}" if row.get(tokens) else "-"
+            for tokens in ("policy_tokens", "sequence_tokens")
+        )
         lines.append(
             f"| {name} | {row['runs']:.0f} | {row['start']:.0f} | {row['rollout']:.0f} "
             f"| {row['experts']:.0f} "
             f"| {row['update']:.0f} | {row['evaluation']:.0f} | {row['setup']:.0f} | {row['total']:.0f} "
-            f"| {100 * row['total'] / whole:.1f}% | {per_token} |"
+            f"| {100 * row['total'] / whole:.1f}% | {per_token} | {per_sequence_token} |"
         )
     totals = {phase: sum(row[phase] for row in methods.values()) for phase in PHASES}
     lines.append(
         f"| **all** | {sum(row['runs'] for row in methods.values()):.0f} | {totals['start']:.0f} "
         f"| {totals['rollout']:.0f} | {totals['experts']:.0f} | {totals['update']:.0f} "
-        f"| {totals['evaluation']:.0f} | {totals['setup']:.0f} | {whole:.0f} | 100% | |"
+        f"| {totals['evaluation']:.0f} | {totals['setup']:.0f} | {whole:.0f} | 100% | | |"
     )
     if result.get("wall_s"):
         wall = result["wall_s"]

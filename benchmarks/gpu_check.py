@@ -43,7 +43,6 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,26 +106,6 @@ def build_models(args: argparse.Namespace) -> dict[str, Path]:
     return directories
 
 
-@contextmanager
-def counting_sequence_tokens(counts: list[int]):
-    """Within the block, append the tokens of every training rollout's episodes (prompts, turns and
-    feedback: what the update runs through the model) to ``counts``, one entry per rollout call."""
-    from eapo_agents.engines import trl_rollout
-    from eapo_agents.rollout.play import play_episodes
-    from eapo_agents.training import agent
-
-    def counted(*args, **kwargs):
-        episodes = play_episodes(*args, **kwargs)
-        counts.append(sum(len(episode.context) for episode in episodes))
-        return episodes
-
-    agent.play_episodes = trl_rollout.play_episodes = counted
-    try:
-        yield
-    finally:
-        agent.play_episodes = trl_rollout.play_episodes = play_episodes
-
-
 def training_flops_per_token(config, sequence: float, lora: bool) -> float:
     """Model FLOPs of one token's forward and backward: 6N (4N with LoRA) plus attention."""
     hidden, layers = config.hidden_size, config.num_hidden_layers
@@ -149,16 +128,14 @@ def run_path(args: argparse.Namespace, model_dir: Path, path: str) -> dict[str, 
     cuda = args.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    counts: list[int] = []
     started = time.perf_counter()
-    with counting_sequence_tokens(counts):
-        (trl_train.train if config.engine == "trl" else loop.train)(config, progress=False)
+    (trl_train.train if config.engine == "trl" else loop.train)(config, progress=False)
     seconds = time.perf_counter() - started
     rows = [json.loads(line) for line in (Path(config.out) / "metrics.jsonl").read_text().splitlines()]
     updates = [row for row in rows if "step_seconds" in row]
     measured = updates[1:] or updates
     update_seconds = statistics.median(row["step_seconds"] - row["rollout_seconds"] for row in measured)
-    tokens_per_update = sum(counts) / len(updates)
+    tokens_per_update = statistics.mean(row["sequence_tokens"] for row in updates)
     sequence = tokens_per_update / (args.problems * args.group)
     flops = training_flops_per_token(AutoConfig.from_pretrained(model_dir), sequence, bool(config.lora_rank))
     return {

@@ -201,7 +201,7 @@ def test_compare_end_to_end_writes_json_table_and_plots(tiny_model_dir, tmp_path
     assert (
         phases["base"]["start"] > 0
         and phases["base"]["evaluation"] > 0
-        and phases["eapo"]["policy_tokens"] > 0
+        and phases["eapo"]["sequence_tokens"] > phases["eapo"]["policy_tokens"] > 0
     )
 
 

@@ -80,6 +80,7 @@ class SFTAgent(BaseAgent):
             **stats,
             "trained_episodes": float(len(episodes)),
             "policy_tokens": float(batch.loss_mask.sum()),
+            "sequence_tokens": float(sum(len(episode.context) for episode in episodes)),
         }
 
     def loss(self, chunk: TokenBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

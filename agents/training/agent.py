@@ -310,7 +310,8 @@ def rollout_metrics(
     episodes: list[Episode], rollout_seconds: float, expert_seconds: float = 0.0
 ) -> dict[str, float]:
     """Reward, accuracy, consultation and cost statistics of ``episodes`` (a row of metrics.jsonl), and
-    the time of their rollout, of which ``expert_seconds`` in expert rounds."""
+    the time of their rollout, of which ``expert_seconds`` in expert rounds. ``sequence_tokens``: every
+    token of the episodes (prompts, policy turns, replies), what the update runs through the model."""
     count = len(episodes)
 
     def total(key: str) -> float:
@@ -330,6 +331,7 @@ def rollout_metrics(
         "acceptance_rate": episodes[0].info.get("acceptance_rate", 0.0),
         "turn_budget": float(episodes[0].info.get("max_turns", 0)),
         "policy_tokens": float(sum(e.policy_token_count for e in episodes)),
+        "sequence_tokens": float(sum(len(e.context) for e in episodes)),
         "turns": total("turns") / count,
         "hinted_episodes": sum(e.hint_length > 0 for e in episodes) / count,
         "hint_chars": total("hint_chars") / count,
