@@ -5,7 +5,8 @@
 Reads the run directories a finished comparison left (``RUNS/METHOD/seedN``): each run's
 ``timing.json`` (written by the compare worker), ``metrics.jsonl`` and ``eval.json``. Phases:
 
-- process start: from the parent's spawn of the worker to the worker running (interpreter, imports);
+- process start: from the parent's start of the worker to the worker running (a fork from the fork
+  server; the server's own imports, once per comparison, fall in the first runs' start);
 - rollout: ``rollout_seconds`` summed over the updates, of which the expert rounds
   (``expert_seconds``, the time ``ExpertMathVectorEnv`` waited on experts);
 - update: the rest of each update (log-probabilities, loss, backward, optimizer step);
@@ -13,7 +14,9 @@ Reads the run directories a finished comparison left (``RUNS/METHOD/seedN``): ea
 - setup and checkpoints: the rest of ``train()`` (model load, run files, the final checkpoint).
 
 ``--wall``: the comparison's own wall time (its ``total_wall_s``), to show how much of it the
-workers filled. Writes ``benchmarks/results/compare_profile.json`` and ``.md``.
+workers filled. Beside the table, EAPO's time per token as a multiple of GRPO's (``versus``), per
+policy token and per sequence token (every token the update runs through the model), for the rollout,
+the update and the whole step. Writes ``benchmarks/results/compare_profile.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from benchmarks.rollout_speed import machine_info, write_results
 
 RESULTS = Path(__file__).parent / "results"
 PHASES = ("start", "rollout", "experts", "update", "evaluation", "setup")
+STEP_PHASES = ("rollout", "update", "step")  # an update's step is its rollout and the update
 
 
 def run_phases(run: Path) -> dict[str, float]:
@@ -66,6 +70,22 @@ def profile(runs_dir: Path) -> dict[str, dict[str, float]]:
     return {name: dict(totals) for name, totals in ranked}
 
 
+def versus(methods: dict[str, dict[str, float]], method: str, baseline: str) -> dict[str, float]:
+    """``method``'s seconds per token over ``baseline``'s, for rollout, update and step, per policy token
+    and per sequence token; empty if either is missing or has no tokens."""
+    if not all(methods.get(name, {}).get("sequence_tokens") for name in (method, baseline)):
+        return {}
+    ratios = {}
+    for tokens in ("policy_tokens", "sequence_tokens"):
+        for phase in STEP_PHASES:
+            per_token = [
+                (row["rollout"] + row["update"] if phase == "step" else row[phase]) / row[tokens]
+                for row in (methods[method], methods[baseline])
+            ]
+            ratios[f"{phase}_per_{tokens[:-1]}"] = per_token[0] / per_token[1]
+    return ratios
+
+
 def markdown(result: dict[str, Any]) -> str:
     methods = result["methods"]
     whole = sum(row["total"] for row in methods.values())
@@ -95,6 +115,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"| {totals['rollout']:.0f} | {totals['experts']:.0f} | {totals['update']:.0f} "
         f"| {totals['evaluation']:.0f} | {totals['setup']:.0f} | {whole:.0f} | 100% | | |"
     )
+    ratios = result.get("eapo_over_grpo")
+    if ratios:
+        lines += ["", "EAPO's seconds per token over GRPO's:", "", "| per | rollout | update | step |",
+                  "|---|---:|---:|---:|"]  # fmt: skip
+        for tokens in ("policy_token", "sequence_token"):
+            cells = " | ".join(f"{ratios[f'{phase}_per_{tokens}']:.2f}x" for phase in STEP_PHASES)
+            lines.append(f"| {tokens.replace('_', ' ')} | {cells} |")
     if result.get("wall_s"):
         wall = result["wall_s"]
         lines += ["", f"Comparison wall time {wall:.0f} s ({wall / 60:.1f} min); the workers' seconds "
@@ -109,12 +136,14 @@ def main() -> None:
     parser.add_argument("--command", default="eapo-gym compare", help="the command that made the runs")
     parser.add_argument("--out", default=str(RESULTS), help="where the JSON and table go")
     args = parser.parse_args()
+    methods = profile(Path(args.runs))
     result = {
         "command": args.command,
         "profile_command": f"python -m benchmarks.compare_profile --runs {args.runs} --wall {args.wall:.0f}",
         "machine": machine_info(),
         "wall_s": args.wall,
-        "methods": profile(Path(args.runs)),
+        "methods": methods,
+        "eapo_over_grpo": versus(methods, "eapo", "grpo"),
     }
     write_results(Path(args.out), "compare_profile", "Time of the comparison by method and phase", result,
                   markdown(result))  # fmt: skip

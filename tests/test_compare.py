@@ -203,6 +203,14 @@ def test_compare_end_to_end_writes_json_table_and_plots(tiny_model_dir, tmp_path
         and phases["base"]["evaluation"] > 0
         and phases["eapo"]["sequence_tokens"] > phases["eapo"]["policy_tokens"] > 0
     )
+    ratios = compare_profile.versus(phases, "eapo", "grpo")  # EAPO's time per token as a multiple of GRPO's
+    eapo, grpo = phases["eapo"], phases["grpo"]
+    assert ratios["update_per_sequence_token"] == pytest.approx(
+        (eapo["update"] / eapo["sequence_tokens"]) / (grpo["update"] / grpo["sequence_tokens"])
+    )
+    tokens = ("policy_token", "sequence_token")
+    assert set(ratios) == {f"{phase}_per_{t}" for phase in compare_profile.STEP_PHASES for t in tokens}
+    assert compare_profile.versus(phases, "eapo", "ppo") == {}  # not in these runs
 
 
 def test_milestone_table_pairs_each_seed_with_grpo():
