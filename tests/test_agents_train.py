@@ -14,6 +14,7 @@ import yaml
 
 from eapo_agents.algorithms.eapo import shaped_expert_term
 from eapo_agents.cli import main as cli_main
+from eapo_agents.training import loop
 from eapo_agents.training.agent import BaseAgent
 from eapo_agents.training.batch import length_buckets, loss_weights, pack_episodes, policy_logprobs
 from eapo_agents.training.config import TrainConfig
@@ -173,6 +174,32 @@ def test_resume_after_a_kill_continues_to_the_same_metrics(small_config):
     assert [stable(r) for r in rows(first.out) if r["step"] > 2] == [
         stable(r) for r in rows(straight.out)[2:]
     ]
+
+
+def test_smaller_curve_evaluations_change_neither_the_training_nor_the_last_evaluation(
+    small_config, monkeypatch
+):
+    asked: list[int] = []
+    real = loop.evaluate
+    monkeypatch.setattr(
+        loop, "evaluate", lambda *args, **kw: asked.append(kw["problems"]) or real(*args, **kw)
+    )
+    full = small_config.replace(
+        algo="eapo", steps=3, eval_every=1, eval_problems=4, out=small_config.out + "-full"
+    )
+    curves = full.replace(curve_eval_problems=1, out=small_config.out + "-curves")
+    train(full, progress=False)
+    train(curves, progress=False)
+    assert asked == [4, 4, 4, 1, 1, 4]  # the curves' evaluations on 1 problem per level, the last on 4
+
+    def stable(row):
+        return {k: v for k, v in row.items() if k not in TIMING_METRICS and not k.startswith("eval/")}
+
+    assert [stable(r) for r in rows(curves.out)] == [stable(r) for r in rows(full.out)]
+    last = [json.loads((Path(run.out) / "eval.json").read_text()) for run in (full, curves)]
+    assert [{k: v for k, v in e.items() if k not in TIMING_METRICS} for e in last][0] == {
+        k: v for k, v in last[1].items() if k not in TIMING_METRICS
+    }
 
 
 @register_agent("test-random-search")

@@ -33,6 +33,7 @@ from ..training.run import (
     MetricsLog,
     check_out,
     evaluation_due,
+    evaluation_problems,
     finish_run,
     model_to_load,
     seed_everything,
@@ -89,12 +90,10 @@ class MetricsCallback(TrainerCallback):
         calls, failures = self.row["expert_calls"], self.row["expert_errors"]
         for line in self.experts.check(update, calls, failures, expert_failures(self.rollout.envs)):
             tqdm.write(line)
-        if (
-            self.log is not None
-            and self.evaluate_in_memory
-            and evaluation_due(state.global_step // self.passes, self.config)
-        ):
-            self.final = evaluate(model, self.tokenizer, self.config)
+        if self.log is not None and self.evaluate_in_memory and evaluation_due(update, self.config):
+            self.final = evaluate(
+                model, self.tokenizer, self.config, problems=evaluation_problems(update, self.config)
+            )
             self.row.update(self.final)
             model.train()
         self.bar.update(1)

@@ -148,6 +148,9 @@ class CompareConfig:
     eval_every: int = option(20, "updates between evaluations", at_least=1)
     eval_k: int = option(8, "samples per test problem", at_least=1)
     eval_problems: int = option(32, "test problems per level", at_least=1)
+    curve_eval_problems: int = option(
+        0, "test problems per level before the last evaluation (the curves; 0: --eval-problems)", at_least=0
+    )
     train_levels: tuple[int, ...] = option(
         (), "empty: pick_train_levels on the warm start's training-split accuracy", at_least=1
     )
@@ -286,6 +289,7 @@ def job_config(
             "eval_every": compare.eval_every,
             "eval_k": compare.eval_k,
             "eval_problems": compare.eval_problems,
+            "curve_eval_problems": compare.curve_eval_problems,
             "save_every": 10**9,
             "tensorboard": False,
             "device": compare.device,

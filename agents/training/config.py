@@ -266,6 +266,12 @@ class TrainConfig:
 
     eval_every: int = _evaluation(20, "updates between held-out evaluations", at_least=1)
     eval_problems: int = _evaluation(64, "test problems per evaluated level", at_least=1)
+    curve_eval_problems: int = _evaluation(
+        0,
+        "test problems per level in the evaluations before the last (the curves); the last takes "
+        "--eval-problems; 0: --eval-problems",
+        at_least=0,
+    )
     eval_k: int = _evaluation(4, "samples per test problem", at_least=1)
     eval_split: str = _evaluation(
         "test", "the split evaluated: test (held out) or train (validation)", ("test", "train")

@@ -44,6 +44,7 @@ from .run import (
     MetricsLog,
     check_out,
     evaluation_due,
+    evaluation_problems,
     finish_run,
     model_to_load,
     resume_state,
@@ -152,7 +153,7 @@ def run_updates(
         processes = accelerator.num_processes if accelerator is not None else None
         metrics = update_row(metrics, time.perf_counter() - tick, processes)
         if evaluation_due(step, config):
-            final = evaluate_agent(agent, config)
+            final = evaluate_agent(agent, config, evaluation_problems(step, config))
             metrics.update(final)
         log.write(step, metrics)
         if on_step is not None:
@@ -175,13 +176,15 @@ def _stopped(signal_name: str, done: int, out: Path) -> str:
     )
 
 
-def evaluate_agent(agent: Agent, config: TrainConfig) -> dict[str, float]:
-    """The held-out evaluation as ``agent`` is evaluated, with its duration (``eval_seconds``)."""
+def evaluate_agent(agent: Agent, config: TrainConfig, problems: int | None = None) -> dict[str, float]:
+    """The held-out evaluation as ``agent`` is evaluated (on ``problems`` per level, default
+    ``eval_problems``), with its duration (``eval_seconds``)."""
     started = time.perf_counter()
     metrics = evaluate(
         agent.model,
         agent.tokenizer,
         config,
+        problems=problems,
         with_experts=agent.eval_with_experts,
         first_turn=agent.first_turn,
     )

@@ -337,6 +337,15 @@ def evaluation_due(step: int, config: TrainConfig) -> bool:
     return step % config.eval_every == 0 or step == config.steps
 
 
+def evaluation_problems(step: int, config: TrainConfig) -> int:
+    """Problems per level of the evaluation after update ``step``: ``eval_problems`` after the last,
+    ``curve_eval_problems`` (if set) before it. Evaluation draws on its own generator, so the curves'
+    size changes neither the training nor the last evaluation."""
+    return (
+        config.eval_problems if step >= config.steps else config.curve_eval_problems or config.eval_problems
+    )
+
+
 def finish_run(config: TrainConfig, final: dict[str, float], train_seconds: float) -> dict[str, Any]:
     """The final evaluation with the training time, written to ``DIR/eval.json``."""
     final = {**final, "train_seconds": train_seconds}
