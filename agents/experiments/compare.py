@@ -344,12 +344,7 @@ def job_start(config: TrainConfig, overwrite: bool) -> TrainConfig:
 
 
 def _run_job(
-    config: TrainConfig,
-    threads: int,
-    progress,
-    spawned: float,
-    declined: bool = True,
-    environ: dict[str, str] | None = None,
+    config: TrainConfig, threads: int, progress, spawned: float, declined: bool, environ: dict[str, str]
 ) -> None:
     """One training run in a worker process (resumed if ``config.resume``), unless its checkpoint holds every
     update; then (``declined``) its evaluation with consultation declined. Puts the number of each
@@ -361,9 +356,8 @@ def _run_job(
     import torch
 
     timing = {"start_s": time.time() - spawned}
-    if environ is not None:
-        os.environ.clear()
-        os.environ.update(environ)
+    os.environ.clear()
+    os.environ.update(environ)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     out = Path(config.out)
