@@ -270,10 +270,10 @@ def _plot(path: Path, title: str, ylabel: str, draw) -> None:
     figure, axis = plt.subplots(figsize=(7, 4.5))
     draw(axis)
     axis.set(xlabel="policy update", ylabel=ylabel, title=title)
-    axis.legend(fontsize=7, ncol=2)
+    axis.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below: no curve hidden
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
 
 
@@ -342,14 +342,14 @@ def _draw_accuracy(axis, name: str, row: dict[str, Any], style: dict[str, Any]) 
 
 
 def plot_series(result: dict[str, Any], names: list[str], keys: list[str], title: str, path: Path) -> None:
-    def draw(axis) -> None:
-        for name in names:
+    def draw(axis) -> None:  # one line style per method, so curves that coincide stay visible
+        for name, style in zip(names, ("-", "--", ":", "-."), strict=False):
             row = result["methods"].get(name, {})
             for key in keys:
                 points = row.get("series", {}).get(key) or row.get("curves", {}).get(key, [])
                 if points:
                     steps, values = zip(*points, strict=True)
-                    axis.plot(steps, values, label=f"{name}: {key}")
+                    axis.plot(steps, values, linestyle=style, label=f"{name}: {key}")
 
     _plot(path, title, "value", draw)
 
